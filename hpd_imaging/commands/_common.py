@@ -1,0 +1,58 @@
+"""Helpers shared by the CLI commands: logging set-up, exit codes, error reporting.
+
+This is the only place (with hpd_imaging/cli.py) where logging is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import typer
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+
+T = TypeVar("T")
+
+
+def configure_logging(level: str = "INFO", log_file: Path | None = None, quiet: bool = False) -> None:
+    """Configure the root logger: rich console output (unless quiet) plus an optional log file."""
+    from rich.logging import RichHandler
+
+    handlers: list[logging.Handler] = []
+    if not quiet:
+        handlers.append(RichHandler(show_path=False, rich_tracebacks=False, markup=False))
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handlers.append(fh)
+    numeric = getattr(logging, level.upper(), None)
+    if not isinstance(numeric, int):
+        raise typer.BadParameter(f"expected one of DEBUG, INFO, WARNING, ERROR, got {level!r}")
+    logging.basicConfig(level=numeric if not quiet else max(numeric, logging.WARNING), handlers=handlers,
+                        force=True, format="%(message)s")
+    # pyradiomics configures its own logger at import; keep it quiet unless asked
+    logging.getLogger("radiomics").setLevel(max(numeric, logging.WARNING))
+
+
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """Turn our input/config errors into a clear one-line message and exit code 2."""
+    from hpd_imaging.errors import HpdImagingError
+
+    try:
+        yield
+    except HpdImagingError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(EXIT_USAGE) from exc
+
+
+def run_or_exit(fn: Callable[[], T]) -> T:
+    with usage_errors():
+        return fn()

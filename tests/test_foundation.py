@@ -1,0 +1,73 @@
+"""Foundation: package metadata, CLI entry point, domain invariants, config validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hpd_imaging import __version__
+from hpd_imaging.cli import app
+from hpd_imaging.config import PipelineConfig, load_config
+from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
+from hpd_imaging.errors import ConfigError, GeometryError, MaskError
+
+
+def test_version_option_prints_package_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"hpd-imaging {__version__}"
+
+
+def test_geometry_affine_maps_index_to_lps() -> None:
+    g = ImageGeometry(shape=(3, 4, 5), spacing_mm=(0.5, 0.7, 2.5), origin_mm=(-10.0, 20.0, 30.0))
+    xyz = g.index_to_lps(np.array([2.0, 3.0, 1.0]))
+    np.testing.assert_allclose(xyz, [-9.0, 22.1, 32.5])
+    np.testing.assert_allclose(g.lps_to_index(xyz), [2.0, 3.0, 1.0])
+    assert g.voxel_volume_mm3 == pytest.approx(0.875)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"spacing_mm": (1.0, 0.0, 1.0)}, "positive finite spacings"),
+        ({"origin_mm": (0.0, float("nan"), 0.0)}, "finite 3D origin"),
+        ({"direction": (1, 0, 0, 0.5, 1, 0, 0, 0, 1)}, "orthonormal"),
+    ],
+)
+def test_geometry_refuses_invalid_values(kwargs: dict, message: str) -> None:
+    base = {"shape": (2, 2, 2), "spacing_mm": (1.0, 1.0, 1.0), "origin_mm": (0.0, 0.0, 0.0)}
+    base.update(kwargs)
+    with pytest.raises(GeometryError, match=message):
+        ImageGeometry(**base)
+
+
+def test_ct_and_mask_must_match_their_grid() -> None:
+    g = ImageGeometry(shape=(2, 3, 4), spacing_mm=(1.0, 1.0, 1.0), origin_mm=(0.0, 0.0, 0.0))
+    with pytest.raises(GeometryError, match=r"expected voxel array of shape \(2, 3, 4\), got \(2, 3, 5\)"):
+        CtImage(hu=np.zeros((2, 3, 5), np.int16), geometry=g, source="ct.dcm")
+    with pytest.raises(MaskError, match="expected a boolean mask"):
+        LesionMask(mask=np.zeros((2, 3, 4), np.uint8), geometry=g, label="1", source=MaskSource.LABELMAP)
+
+
+def test_sitk_round_trip_keeps_geometry() -> None:
+    g = ImageGeometry(shape=(2, 3, 4), spacing_mm=(0.7, 0.8, 5.0), origin_mm=(1.0, 2.0, 3.0),
+                      direction=(0, 1, 0, 1, 0, 0, 0, 0, -1))
+    hu = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    back = CtImage.from_sitk(CtImage(hu=hu, geometry=g).to_sitk())
+    assert back.geometry.is_close(g)
+    np.testing.assert_array_equal(back.hu, hu)
+
+
+def test_config_refuses_unknown_keys(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("loader:\n  irregular_geometry: guess\n")
+    with pytest.raises(ConfigError, match=r"loader.irregular_geometry.*got 'guess'"):
+        load_config(bad)
+
+
+def test_default_config_is_valid_and_hash_is_stable() -> None:
+    first, second = load_config().config_hash(), load_config().config_hash()
+    assert first == second and len(first) == 64
+    changed = PipelineConfig.model_validate({"tracking": {"max_match_distance_mm": 5.0}})
+    assert changed.config_hash() != PipelineConfig().config_hash()
