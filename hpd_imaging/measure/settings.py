@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from hpd_imaging.settings_base import Section
 
 
 class TrackingSettings(Section):
-    max_match_distance_mm: float = 20.0
+    """How lesion identity is carried across timepoints (hpd_imaging/tracking.py)."""
+
+    # largest distance (mm, in baseline space after registration) between centroids of one lesion at two scans
+    max_match_distance_mm: float = Field(20.0, gt=0)
+    # identity from the data when every mask of the patient declares it (tracking UID, then lesion id)
+    use_declared_identity: bool = True
+    # segment / ROI labels as identity: only when each label is unique per exam and positions agree
+    use_labels_as_identity: bool = True
+    # register each exam's CT to the reference (baseline) CT before comparing positions
+    register_images: bool = True
+    # registration runs on images resampled to this isotropic spacing (mm), for speed
+    registration_spacing_mm: float = Field(4.0, gt=0)
+    registration_iterations: int = Field(200, gt=0)
+    registration_sampling_fraction: float = Field(0.25, gt=0, le=1)
+    registration_seed: int = 12345
+    # a transform moving the image centre by more than this (mm) is refused (registration diverged)
+    max_registration_shift_mm: float = Field(60.0, gt=0)
+    # cost = centroid distance - overlap_weight_mm * dice (overlap counts as evidence of identity)
+    overlap_weight_mm: float = Field(10.0, ge=0)
+    # a pair with at least this Dice is admissible even beyond max_match_distance_mm (large growth)
+    min_overlap_dice: float = Field(0.1, ge=0, le=1)
+    # fraction of a mask (mapped to baseline space) inside a lesion's previous mask that marks a fragment /
+    # the fraction of a previous mask covered by a merged mask that marks coalescence
+    containment_fraction: float = Field(0.5, gt=0, le=1)
+    # margin (mm) by which a previous mask is grown before testing containment (registration error, growth)
+    containment_margin_mm: float = Field(3.0, ge=0)
 
 
 class MeasureSettings(Section):
-    pass
+    """How lesions are measured (hpd_imaging/measure/)."""
+
+    # connectivity of the pieces of a fragmented lesion: 26 (faces, edges, corners) or 6 (faces only)
+    fragment_connectivity: Literal[6, 26] = 26
+    # pieces smaller than this do not count as RECIST fragments (their voxels still count in the volume)
+    min_fragment_volume_mm3: float = Field(0.0, ge=0)
