@@ -1,8 +1,15 @@
-"""Settings of the CT and mask loaders (owned by the io stage)."""
+"""Settings of the CT and mask loaders (owned by the io stage).
+
+Tolerances follow specs/dicom_io_notes.md section 6: a slice gap differing from the regular spacing by more
+than ``max(spacing_tolerance_mm, spacing_tolerance_rel * spacing)`` is irregular, and so is a slice whose
+in-plane offset (gantry tilt / shear) exceeds ``max(spacing_tolerance_mm, spacing_tolerance_rel * pixel)``.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
+
+from pydantic import Field
 
 from hpd_imaging.settings_base import Section
 
@@ -12,3 +19,23 @@ class LoaderSettings(Section):
     irregular_geometry: Literal["refuse", "resample"] = "refuse"
     # label maps whose grid differs from the CT: refuse (default) or resample nearest-neighbour
     labelmap_mismatch: Literal["refuse", "resample"] = "refuse"
+    # absolute / relative tolerance on slice gaps and in-plane slice offsets (checklist item 3)
+    spacing_tolerance_mm: float = Field(default=0.01, gt=0)
+    spacing_tolerance_rel: float = Field(default=0.01, gt=0, lt=1)
+    # resampling of irregular stacks: HU outside the acquired field of view, and a cap on the slice count
+    # (like dcm2niix _Eq: at most this factor times the acquired number of slices)
+    resample_fill_hu: float = -1024.0
+    resample_max_slice_factor: float = Field(default=2.0, ge=1.0)
+    # label map / SEG grid vs CT grid: tolerance on origin/spacing (mm) and direction cosines
+    labelmap_tolerance_mm: float = Field(default=0.01, gt=0)
+    labelmap_tolerance_direction: float = Field(default=1e-4, gt=0)
+    # DICOM SEG FRACTIONAL segments: voxels at or above this fraction belong to the lesion
+    fractional_threshold: float = Field(default=0.5, gt=0, le=1)
+    # RTSTRUCT safety limit: total contour points in one file (a hostile file must not exhaust memory)
+    max_contour_points: int = Field(default=5_000_000, gt=0)
+    # safety limit on the decoded CT volume (voxels), checked from headers before any allocation
+    max_ct_voxels: int = Field(default=2_000_000_000, gt=0)
+
+
+# the defaults, as one frozen instance usable as a keyword default
+DEFAULT_LOADER_SETTINGS = LoaderSettings()

@@ -1,0 +1,425 @@
+"""Load a CT series (DICOM folder, file list, Enhanced CT file, or NIfTI/NRRD) into a :class:`CtImage`.
+
+Why our own stacking instead of SimpleITK's ImageSeriesReader: it averages uneven spacing and treats a gantry
+tilt as a rotation with only a warning (specs/dicom_io_notes.md 1.2); highdicom refuses blank SOPClassUIDs
+(1.5). Here headers are read with pydicom (``stop_before_pixels``), the stack is checked by
+:mod:`hpd_imaging.io._geometry`, and pixels are decoded one slice at a time straight into one preallocated
+volume (pydicom 3 + pylibjpeg plugins for JPEG 2000 / JPEG lossless / JPEG-LS, native RLE), converted to HU
+with :func:`pydicom.pixels.apply_modality_lut`.
+
+Irregular stacks (gaps, uneven spacing, gantry tilt) are refused unless ``LoaderSettings.irregular_geometry``
+is ``"resample"``; then they are resampled onto a regular orthogonal grid, recorded in
+``CtImage.provenance``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import pixel_array as decode_pixels
+
+from hpd_imaging.domain import CtImage, ImageGeometry
+from hpd_imaging.errors import DicomReadError, GeometryError, InputLimitError
+from hpd_imaging.io._geometry import PlaneHeader, StackGeometry, analyse_stack, regular_direction
+from hpd_imaging.io._resample import resample_stack, target_grid
+from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+# objects that can share a folder with the CT but are not image slices of it
+_NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "SR", "RTPLAN", "RTDOSE", "KO", "PR", "REG", "RWV"}
+_ENHANCED_CT_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2"}
+
+Progress = Callable[[int, int], None]
+
+
+def is_image_file(path: Path) -> bool:
+    """True for NIfTI/NRRD/MetaImage files (read with SimpleITK), judged by suffix."""
+    name = path.name.lower()
+    return any(name.endswith(s) for s in IMAGE_SUFFIXES)
+
+
+def load_ct(
+    source: Path | str | Sequence[Path | str],
+    settings: LoaderSettings = DEFAULT_LOADER_SETTINGS,
+    *,
+    progress: Progress | None = None,
+) -> CtImage:
+    """Read one CT volume in HU on a regular LPS grid.
+
+    ``source`` is a folder holding one DICOM series (non-DICOM files are skipped), an explicit list of slice
+    files, one Enhanced (multi-frame) CT file, or a NIfTI/NRRD image. Raises :class:`GeometryError` for
+    irregular stacks (unless resampling is enabled), :class:`DicomReadError` for unreadable input.
+    """
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if path.is_file() and is_image_file(path):
+            return _load_sitk_ct(path)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            label = str(path)
+        elif path.is_file():
+            files, label = [path], str(path)
+        else:
+            raise DicomReadError(
+                f"{path}: expected a DICOM folder, DICOM file or NIfTI/NRRD image, got nothing there",
+                path=str(path),
+            )
+    else:
+        files = [Path(p) for p in source]
+        label = str(files[0].parent) if files else "<empty file list>"
+    datasets = _read_headers(files, label)
+    if len(datasets) == 1 and int(datasets[0][1].get("NumberOfFrames", 1) or 1) > 1:
+        return _load_enhanced(datasets[0][0], datasets[0][1], settings, label)
+    return _load_series(datasets, settings, label, progress)
+
+
+# --------------------------------------------------------------------------------------------------
+# headers
+# --------------------------------------------------------------------------------------------------
+
+
+def _read_headers(files: Sequence[Path], label: str) -> list[tuple[Path, Dataset]]:
+    headers: list[tuple[Path, Dataset]] = []
+    skipped = 0
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, ValueError) as exc:
+            log.debug("%s: not read as DICOM (%s)", f, exc)
+            skipped += 1
+            continue
+        if str(ds.get("Modality", "")).upper() in _NON_IMAGE_MODALITIES or "Rows" not in ds:
+            skipped += 1
+            continue
+        headers.append((f, ds))
+    if skipped:
+        log.info("%s: skipped %d file(s) that are not image slices", label, skipped)
+    if not headers:
+        raise DicomReadError(
+            f"{label}: expected DICOM image files, found none (of {len(files)} files)", path=label
+        )
+    series = {str(ds.get("SeriesInstanceUID", "") or "") for _, ds in headers}
+    series.discard("")
+    if len(series) > 1:
+        raise DicomReadError(
+            f"{label}: expected one series, got {len(series)} SeriesInstanceUIDs "
+            f"({', '.join(sorted(series)[:4])}); "
+            "pass the files of one series (the archive scan splits them)",
+            path=label,
+        )
+    return headers
+
+
+def _float_seq(ds: Dataset, keyword: str, n: int, where: str) -> tuple[float, ...]:
+    value = ds.get(keyword)
+    try:
+        out = tuple(float(x) for x in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != n:
+        raise DicomReadError(f"{where}: expected {keyword} with {n} numbers, got {value!r}", path=where)
+    return out
+
+
+def _plane_header(path: Path, ds: Dataset) -> PlaneHeader:
+    where = str(path)
+    tilt = ds.get("GantryDetectorTilt")
+    return PlaneHeader(
+        source=where,
+        position_mm=_float_seq(ds, "ImagePositionPatient", 3, where),  # type: ignore[arg-type]
+        orientation=_float_seq(ds, "ImageOrientationPatient", 6, where),  # type: ignore[arg-type]
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        pixel_spacing_mm=_float_seq(ds, "PixelSpacing", 2, where),  # type: ignore[arg-type]
+        gantry_tilt_deg=float(tilt) if tilt not in (None, "") else None,
+    )
+
+
+def _hu_dtype(rescales: Sequence[tuple[float, float]], ds: Dataset) -> np.dtype:
+    """int16 when every slope/intercept is integral and the stored range fits; float32 otherwise."""
+    bits = int(ds.get("BitsStored", 16) or 16)
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    info = np.iinfo(np.int16)
+    for slope, intercept in rescales:
+        if slope != round(slope) or intercept != round(intercept):
+            return np.dtype(np.float32)
+        ends = (slope * lo + intercept, slope * hi + intercept)
+        if min(ends) < info.min or max(ends) > info.max:
+            return np.dtype(np.float32)
+    return np.dtype(np.int16)
+
+
+def _rescale_of(ds: Dataset) -> tuple[float, float]:
+    slope = ds.get("RescaleSlope", 1.0)
+    intercept = ds.get("RescaleIntercept", 0.0)
+    return float(1.0 if slope in (None, "") else slope), float(0.0 if intercept in (None, "") else intercept)
+
+
+def _check_size(shape: tuple[int, ...], settings: LoaderSettings, label: str) -> None:
+    n = int(np.prod(shape))
+    if n > settings.max_ct_voxels:
+        raise InputLimitError(
+            f"{label}: declared volume of {shape} = {n} voxels exceeds max_ct_voxels "
+            f"{settings.max_ct_voxels}",
+            path=label,
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# single-frame series
+# --------------------------------------------------------------------------------------------------
+
+
+def _load_series(
+    headers: list[tuple[Path, Dataset]], settings: LoaderSettings, label: str, progress: Progress | None
+) -> CtImage:
+    planes = [_plane_header(p, ds) for p, ds in headers]
+    first = headers[0][1]
+    thickness = first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0
+    stack = analyse_stack(
+        planes,
+        label,
+        tol_mm=settings.spacing_tolerance_mm,
+        tol_rel=settings.spacing_tolerance_rel,
+        single_slice_spacing_mm=float(thickness),
+    )
+    _refuse_if_irregular(stack, settings, label)
+    ordered = [headers[i] for i in stack.order]
+    modalities = {str(ds.get("Modality", "")) for _, ds in ordered}
+    if modalities - {"CT"}:
+        log.warning(
+            "%s: expected Modality CT, got %s; reading the values through the modality LUT anyway",
+            label,
+            sorted(modalities),
+        )
+    rescales = [_rescale_of(ds) for _, ds in ordered]
+    has_lut = any("ModalityLUTSequence" in ds for _, ds in ordered)
+    dtype = np.dtype(np.float32) if has_lut else _hu_dtype(rescales, first)
+    shape = (len(ordered), stack.rows, stack.columns)
+    _check_size(shape, settings, label)
+    hu = np.empty(shape, dtype=dtype)  # allocated once, filled slice by slice
+    for k, (path, ds) in enumerate(ordered):
+        try:
+            stored = decode_pixels(path)
+        except Exception as exc:  # decoder plugins raise many types; report the file and the syntax
+            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+            raise DicomReadError(
+                f"{path}: cannot decode pixel data (transfer syntax "
+                f"{getattr(syntax, 'name', syntax)}): {exc}",
+                path=str(path),
+            ) from exc
+        if stored.shape != (stack.rows, stack.columns):
+            raise DicomReadError(
+                f"{path}: expected a {stack.rows}x{stack.columns} single-frame image, got pixel "
+                f"array {stored.shape}",
+                path=str(path),
+            )
+        hu[k] = apply_modality_lut(stored, ds)
+        if progress is not None:
+            progress(k + 1, len(ordered))
+    sops = tuple(str(ds.get("SOPInstanceUID", "") or "") for _, ds in ordered)
+    provenance: dict[str, Any] = {
+        "reader": f"pydicom {pydicom.__version__}",
+        "n_files": len(ordered),
+        "source_files": tuple(str(p) for p, _ in ordered),
+        "transfer_syntaxes": sorted(
+            {
+                str(getattr(ds.file_meta, "TransferSyntaxUID", ""))
+                for _, ds in ordered
+                if hasattr(ds, "file_meta")
+            }
+        ),
+        "slice_positions_mm": tuple(float(x) for x in stack.positions_mm),
+        "gantry_tilt_deg": stack.tilt_deg,
+    }
+    return _finish(hu, stack, settings, label, first, provenance, sops)
+
+
+def _refuse_if_irregular(stack: StackGeometry, settings: LoaderSettings, label: str) -> None:
+    if stack.is_regular:
+        return
+    if settings.irregular_geometry == "refuse":
+        raise GeometryError(
+            f"{label}: irregular slice geometry: {stack.describe()}; expected a regular orthogonal stack. "
+            "Set loader.irregular_geometry: resample to resample it onto a regular grid",
+            path=label,
+        )
+    log.warning("%s: irregular slice geometry, resampling onto a regular grid: %s", label, stack.describe())
+
+
+def _finish(
+    hu: np.ndarray,
+    stack: StackGeometry,
+    settings: LoaderSettings,
+    label: str,
+    first: Dataset,
+    provenance: dict[str, Any],
+    sops: tuple[str, ...],
+) -> CtImage:
+    if stack.is_regular:
+        geometry = ImageGeometry(
+            shape=hu.shape,
+            spacing_mm=(stack.pixel_spacing_mm[0], stack.pixel_spacing_mm[1], stack.slice_spacing_mm),
+            origin_mm=tuple(float(x) for x in stack.first_position),
+            direction=regular_direction(stack),
+        )
+        provenance["sop_instance_uids"] = sops
+    else:
+        geometry, spacing_k = target_grid(stack, settings.resample_max_slice_factor)
+        _check_size(geometry.shape, settings, label)
+        hu = resample_stack(hu, stack, geometry, settings.resample_fill_hu)
+        provenance.update(
+            resampled=stack.describe(),
+            resample_method="linear in physical space (in-plane bilinear per acquired plane, linear along "
+            "the normal); orthogonal grid at the smallest gap",
+            resample_slice_spacing_mm=spacing_k,
+            resample_fill_hu=settings.resample_fill_hu,
+            source_gaps_mm=tuple(float(g) for g in stack.gaps_mm),
+            source_sop_instance_uids=sops,
+            sop_instance_uids=(),  # slices no longer correspond to acquired instances
+        )
+    return CtImage(
+        hu=hu,
+        geometry=geometry,
+        frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "") or ""),
+        series_instance_uid=str(first.get("SeriesInstanceUID", "") or ""),
+        source=label,
+        provenance=provenance,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Enhanced (multi-frame) CT: per-frame functional groups
+# --------------------------------------------------------------------------------------------------
+
+
+def _functional(ds: Dataset, frame: Dataset | None, sequence: str) -> Dataset | None:
+    """The item of a functional-group macro for one frame: per-frame value first, then the shared one."""
+    for group in (frame, (ds.get("SharedFunctionalGroupsSequence") or [None])[0]):
+        if group is not None and sequence in group and len(group[sequence].value) > 0:
+            return group[sequence].value[0]
+    return None
+
+
+def _load_enhanced(path: Path, ds: Dataset, settings: LoaderSettings, label: str) -> CtImage:
+    n_frames = int(ds.NumberOfFrames)
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is None or len(per_frame) != n_frames:
+        raise DicomReadError(
+            f"{path}: expected PerFrameFunctionalGroupsSequence with {n_frames} items (Enhanced CT), "
+            f"got {0 if per_frame is None else len(per_frame)}",
+            path=str(path),
+        )
+    if str(ds.get("SOPClassUID", "")) not in _ENHANCED_CT_SOP_CLASSES:
+        log.info(
+            "%s: multi-frame SOP class %s read through its functional groups", path, ds.get("SOPClassUID")
+        )
+    planes: list[PlaneHeader] = []
+    rescales: list[tuple[float, float]] = []
+    for f, frame in enumerate(per_frame):
+        where = f"{path} [frame {f + 1}]"
+        pos, ori, meas = (
+            _functional(ds, frame, s)
+            for s in ("PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence")
+        )
+        if pos is None or ori is None or meas is None:
+            raise DicomReadError(
+                f"{where}: expected PlanePosition, PlaneOrientation and PixelMeasures functional groups",
+                path=str(path),
+            )
+        planes.append(
+            PlaneHeader(
+                source=where,
+                position_mm=_float_seq(pos, "ImagePositionPatient", 3, where),  # type: ignore[arg-type]
+                orientation=_float_seq(ori, "ImageOrientationPatient", 6, where),  # type: ignore[arg-type]
+                rows=int(ds.Rows),
+                columns=int(ds.Columns),
+                pixel_spacing_mm=_float_seq(meas, "PixelSpacing", 2, where),  # type: ignore[arg-type]
+            )
+        )
+        transform = _functional(ds, frame, "PixelValueTransformationSequence")
+        rescales.append(_rescale_of(transform) if transform is not None else _rescale_of(ds))
+    meas0 = _functional(ds, per_frame[0], "PixelMeasuresSequence")
+    thickness = (meas0.get("SpacingBetweenSlices") or meas0.get("SliceThickness") or 1.0) if meas0 else 1.0
+    stack = analyse_stack(
+        planes,
+        str(path),
+        tol_mm=settings.spacing_tolerance_mm,
+        tol_rel=settings.spacing_tolerance_rel,
+        single_slice_spacing_mm=float(thickness),
+    )
+    _refuse_if_irregular(stack, settings, str(path))
+    shape = (n_frames, stack.rows, stack.columns)
+    _check_size(shape, settings, str(path))
+    hu = np.empty(shape, dtype=_hu_dtype(rescales, ds))
+    for k, f in enumerate(stack.order):
+        stored = decode_pixels(path, index=f)  # one frame at a time
+        lut = Dataset()
+        lut.RescaleSlope, lut.RescaleIntercept = rescales[f]
+        hu[k] = apply_modality_lut(stored, lut)
+    provenance: dict[str, Any] = {
+        "reader": f"pydicom {pydicom.__version__} (Enhanced CT, per-frame functional groups)",
+        "n_files": 1,
+        "n_frames": n_frames,
+        "source_files": (str(path),),
+        "frame_order": tuple(f + 1 for f in stack.order),
+        "slice_positions_mm": tuple(float(x) for x in stack.positions_mm),
+        "gantry_tilt_deg": stack.tilt_deg,
+    }
+    sop = str(ds.get("SOPInstanceUID", "") or "")
+    return _finish(hu, stack, settings, str(path), ds, provenance, tuple(sop for _ in stack.order))
+
+
+# --------------------------------------------------------------------------------------------------
+# NIfTI / NRRD
+# --------------------------------------------------------------------------------------------------
+
+
+def _load_sitk_ct(path: Path) -> CtImage:
+    """NIfTI/NRRD CT via SimpleITK, which already converts NIfTI's RAS to LPS."""
+    import SimpleITK as sitk  # noqa: N813
+
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise DicomReadError(f"{path}: cannot read image with SimpleITK: {exc}", path=str(path)) from exc
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise DicomReadError(
+            f"{path}: expected a 3D scalar CT image, got {image.GetDimension()}D with "
+            f"{image.GetNumberOfComponentsPerPixel()} component(s)",
+            path=str(path),
+        )
+    arr = sitk.GetArrayFromImage(image)
+    if (
+        arr.dtype.kind in "iu"
+        and arr.size
+        and arr.min() >= np.iinfo(np.int16).min
+        and arr.max() <= np.iinfo(np.int16).max
+    ):
+        arr = arr.astype(np.int16, copy=False)
+    elif arr.dtype != np.float32:
+        arr = arr.astype(np.float32)
+    try:
+        geometry = ImageGeometry.from_sitk(image)
+    except GeometryError as exc:
+        raise GeometryError(f"{path}: {exc}", path=str(path)) from exc
+    if not math.isclose(float(np.linalg.det(geometry.direction_matrix)), 1.0, abs_tol=1e-3):
+        log.info("%s: left-handed direction matrix (kept as stored)", path)
+    return CtImage(
+        hu=arr,
+        geometry=geometry,
+        source=str(path),
+        provenance={"reader": f"SimpleITK {sitk.Version.VersionString()}", "source_files": (str(path),)},
+    )

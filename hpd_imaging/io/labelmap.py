@@ -1,0 +1,185 @@
+"""NIfTI/NRRD label map -> one :class:`LesionMask` per label value (or connected component) on the CT grid.
+
+SimpleITK reads NIfTI's RAS header into DICOM's LPS frame (it negates the first two axes of the sform/qform),
+so a TotalSegmentator map stored LAS comes back with direction diag(1, -1, 1) and the origin at the last
+row. The map is then put onto the CT lattice with highdicom's ``match_geometry`` (permute/flip only, no
+interpolation). A grid that is not the CT lattice within ``labelmap_tolerance_mm`` is refused with the
+difference stated, or resampled nearest-neighbour when ``LoaderSettings.labelmap_mismatch == "resample"``
+(labels must never be interpolated linearly).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
+from hpd_imaging.errors import DicomReadError, GeometryError, MaskError
+from hpd_imaging.io._placement import match_to_grid
+from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
+
+log = logging.getLogger(__name__)
+
+# value -> (lesion_id, organ, is_lymph_node); or MaskRef.label_table rows (value, lesion_id, organ, is_ln)
+LabelTable = Mapping[int, tuple[str, str, bool]] | Iterable[tuple[int, str, str, bool]]
+
+
+def normalise_label_table(table: LabelTable | None) -> dict[int, tuple[str, str, bool]]:
+    """Accept a mapping or MaskRef.label_table rows; return {value: (lesion_id, organ, is_lymph_node)}."""
+    if table is None:
+        return {}
+    if isinstance(table, Mapping):
+        return {int(k): (str(v[0]), str(v[1]), bool(v[2])) for k, v in table.items()}
+    return {int(row[0]): (str(row[1]), str(row[2]), bool(row[3])) for row in table}
+
+
+def _read_image(path: Path):  # noqa: ANN202
+    import SimpleITK as sitk  # noqa: N813
+
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise DicomReadError(f"{path}: cannot read label map with SimpleITK: {exc}", path=str(path)) from exc
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise MaskError(
+            f"{path}: expected a 3D scalar label map, got {image.GetDimension()}D with "
+            f"{image.GetNumberOfComponentsPerPixel()} component(s)",
+            path=str(path),
+        )
+    return image
+
+
+def labelmap_on_ct_grid(
+    path: Path | str, ct: CtImage, settings: LoaderSettings = DEFAULT_LOADER_SETTINGS
+) -> tuple[np.ndarray, list[str]]:
+    """The label map's integer values on ``ct``'s grid ([k, j, i]), plus notes on what was done."""
+    import SimpleITK as sitk  # noqa: N813
+
+    path = Path(path)
+    image = _read_image(path)
+    try:
+        geometry = ImageGeometry.from_sitk(image)
+    except GeometryError as exc:
+        raise MaskError(f"{path}: {exc}", path=str(path)) from exc
+    values = sitk.GetArrayFromImage(image)
+    if values.dtype.kind == "f":
+        if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
+            raise MaskError(f"{path}: expected integer label values, got non-integer floats", path=str(path))
+        values = values.astype(np.int32)
+    notes: list[str] = []
+    target = ct.geometry
+    same_lattice = sorted(geometry.shape) == sorted(target.shape)
+    if same_lattice:
+        try:
+            placed = match_to_grid(values, geometry, target, tol=settings.labelmap_tolerance_mm)
+        except ValueError:
+            same_lattice = False
+        else:
+            if not np.allclose(geometry.voxel_volume_mm3, target.voxel_volume_mm3, rtol=1e-4):
+                same_lattice = False
+    if same_lattice:
+        if not geometry.is_close(
+            target, tol_mm=settings.labelmap_tolerance_mm, tol_direction=settings.labelmap_tolerance_direction
+        ):
+            notes.append(
+                f"label map axes reordered/flipped onto the CT grid (stored direction {geometry.direction})"
+            )
+        return placed, notes
+    difference = target.describe_difference(geometry)
+    if settings.labelmap_mismatch == "refuse":
+        raise MaskError(
+            f"{path}: label map grid does not match the CT grid ({ct.source or 'CT'}): {difference} "
+            "(label map vs CT); set loader.labelmap_mismatch: resample to resample nearest-neighbour",
+            path=str(path),
+        )
+    reference = sitk.Image([int(n) for n in reversed(target.shape)], sitk.sitkUInt8)
+    target.apply_to_sitk(reference)
+    resampled = sitk.Resample(
+        image, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0.0, image.GetPixelID()
+    )
+    note = f"label map resampled nearest-neighbour onto the CT grid ({difference})"
+    log.warning("%s: %s", path, note)
+    notes.append(note)
+    return sitk.GetArrayFromImage(resampled), notes
+
+
+def read_labelmap(
+    path: Path | str,
+    ct: CtImage,
+    *,
+    settings: LoaderSettings = DEFAULT_LOADER_SETTINGS,
+    label_table: LabelTable | None = None,
+    split_components: bool = False,
+    **_: Any,
+) -> list[LesionMask]:
+    """One LesionMask per non-zero label value (or per 26-connected component of each value).
+
+    ``label_table`` maps value -> (lesion_id, organ, is_lymph_node) (masks.csv); values absent from the map
+    are logged, values not in a given table are kept with no lesion id. An all-zero map raises
+    :class:`MaskError`.
+    """
+    path = Path(path)
+    values, notes = labelmap_on_ct_grid(path, ct, settings)
+    present = [int(v) for v in np.unique(values) if v != 0]
+    if not present:
+        raise MaskError(
+            f"{path}: expected at least one non-zero label, got an empty label map", path=str(path)
+        )
+    table = normalise_label_table(label_table)
+    for v in sorted(set(table) - set(present)):
+        log.warning(
+            "%s: label %d (%s) listed in the label table is absent from the map", path, v, table[v][0]
+        )
+    if table and set(present) - set(table):
+        log.warning(
+            "%s: labels %s are not in the label table; kept without a lesion id",
+            path,
+            sorted(set(present) - set(table)),
+        )
+    masks: list[LesionMask] = []
+    boxes = (
+        ndimage.find_objects(values.astype(np.int64, copy=False))
+        if values.min() >= 0 and values.max() < 100_000
+        else None
+    )
+    for v in present:
+        if boxes is not None and v - 1 < len(boxes) and boxes[v - 1] is not None:
+            box = boxes[v - 1]
+            mask = np.zeros(values.shape, dtype=bool)
+            mask[box] = values[box] == v  # compare only inside the label's bounding box
+        else:
+            mask = values == v
+        lesion_id, organ, is_ln = table.get(v, (None, "", False))
+        base = dict(
+            geometry=ct.geometry,
+            source=MaskSource.LABELMAP,
+            source_path=str(path),
+            organ=organ,
+            is_lymph_node=is_ln,
+            label_value=v,
+            notes=tuple(notes),
+        )
+        if not split_components:
+            masks.append(LesionMask(mask=mask, label=str(v), lesion_id=lesion_id, **base))  # type: ignore[arg-type]
+            continue
+        masks.extend(
+            LesionMask(
+                mask=part, label=f"{v}.{n}", lesion_id=f"{lesion_id}.{n}" if lesion_id else None, **base
+            )  # type: ignore[arg-type]
+            for n, part in enumerate(connected_components(mask), start=1)
+        )
+    return masks
+
+
+def connected_components(mask: np.ndarray) -> list[np.ndarray]:
+    """26-connected components of a boolean mask, largest first (scipy.ndimage.label)."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    if n <= 1:
+        return [mask] if n == 1 else []
+    sizes = np.bincount(labels.ravel())[1:]
+    return [labels == (int(i) + 1) for i in np.argsort(-sizes, kind="stable")]
