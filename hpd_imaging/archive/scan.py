@@ -1,0 +1,415 @@
+"""scan_archive(): walk any folder layout, index patient -> exam (by date) -> CT series, pair masks.
+
+Only headers are read (see headers.py); with ``cache_dir`` the header records persist in an SQLite index so
+that a re-scan reads only new or changed files. Problems with single files or series (unreadable file,
+missing PatientID or date, a mask that pairs with nothing) become ``Archive.issues``; the scan itself only
+fails when the archive folder does not exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hpd_imaging.archive import headers as _headers
+from hpd_imaging.archive.cache import HeaderCache
+from hpd_imaging.archive.choose import choose_ct, not_candidate_reason
+from hpd_imaging.archive.manifest import read_manifest
+from hpd_imaging.archive.pairing import (
+    PairedMask,
+    StackIndex,
+    looks_like_label_map,
+    pair_dicom_mask,
+    pair_labelmap_by_convention,
+)
+from hpd_imaging.archive.settings import ArchiveSettings
+from hpd_imaging.archive.stacks import Stack, build_stacks
+from hpd_imaging.domain import MaskRef, MaskSource, Timepoint
+from hpd_imaging.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SETTINGS = ArchiveSettings()  # frozen pydantic model: safe to share as a default
+ProgressCallback = Callable[[int, int], None]  # (files done, files total)
+
+SERIES_COLUMNS = [
+    "patient_id",
+    "scan_date",
+    "study_uid",
+    "series_uid",
+    "stack_key",
+    "modality",
+    "n_slices",
+    "rows",
+    "columns",
+    "pixel_spacing_mm",
+    "slice_thickness_mm",
+    "series_description",
+    "series_number",
+    "convolution_kernel",
+    "image_type",
+    "chosen",
+    "choice_reason",
+    "mask_files",
+    "mask_pairing",
+    "folder",
+]
+
+
+@dataclass(frozen=True)
+class ArchiveIssue:
+    """One problem met while scanning: which patient (may be ''), which file or folder, what and why."""
+
+    patient_id: str
+    path: str
+    message: str
+
+
+@dataclass
+class Archive:
+    """The indexed archive: what the pipeline iterates over (contracts.md)."""
+
+    study_dir: Path
+    timepoints: dict[str, list[Timepoint]] = field(default_factory=dict)
+    issues: list[ArchiveIssue] = field(default_factory=list)
+    n_files: int = 0
+    n_non_dicom_skipped: int = 0
+    clinical_path: Path | None = None
+    manifest_path: Path | None = None
+    stacks: list[Stack] = field(default_factory=list)  # every image stack found, chosen or not
+    masks: list[PairedMask] = field(default_factory=list)  # every mask found, paired or not
+    scan_stats: dict[str, float] = field(default_factory=dict)  # n_read, n_cached, seconds
+    _rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def patients(self) -> list[str]:
+        return sorted(self.timepoints)
+
+    def series_table(self) -> pd.DataFrame:
+        """series.csv: one row per image stack (chosen CT, alternatives, excluded stacks with the reason)."""
+        return pd.DataFrame(self._rows, columns=SERIES_COLUMNS)
+
+
+def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[Path, int, int]]:
+    """(path, size, mtime_ns) of every regular file under ``root``; os.scandir gives the stat cheaply."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            logger.warning("%s: cannot list folder: %s", folder, exc)
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                if path not in skip:
+                    stack.append(path)
+            elif entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                yield path, st.st_size, st.st_mtime_ns
+
+
+def _read_one(path_and_kind: tuple[str, bool]) -> dict[str, Any]:
+    path, is_labelmap = path_and_kind
+    return _headers.read_labelmap_header(Path(path)) if is_labelmap else _headers.read_header(Path(path))
+
+
+def scan_archive(
+    study_dir: Path,
+    *,
+    cache_dir: Path | None = None,
+    settings: ArchiveSettings = DEFAULT_SETTINGS,
+    progress: ProgressCallback | None = None,
+) -> Archive:
+    """Index an imaging archive from headers only (see the package docstring for the rules)."""
+    t0 = time.perf_counter()
+    study_dir = Path(study_dir).resolve()
+    if not study_dir.is_dir():
+        raise ConfigError(
+            f"{study_dir}: expected an archive folder, got {'a file' if study_dir.exists() else 'nothing'}"
+        )
+    archive = Archive(study_dir=study_dir)
+
+    def issue(patient_id: str, path: Path | str, message: str) -> None:
+        path_text = str(path)
+        with contextlib.suppress(ValueError, OSError):
+            path_text = str(Path(path).resolve().relative_to(study_dir))
+        archive.issues.append(ArchiveIssue(patient_id, path_text, message))
+        logger.info("%s: %s", path_text, message)
+
+    skip: set[Path] = set()
+    if cache_dir is not None:
+        skip.add(Path(cache_dir).resolve())
+    files = sorted(_walk(study_dir, skip))
+    archive.n_files = len(files)
+
+    records = _load_records(files, study_dir, cache_dir, settings, progress)
+    archive.scan_stats.update(records.pop("__stats__"))  # type: ignore[arg-type]
+
+    images: list[tuple[Path, dict[str, Any]]] = []
+    dicom_masks: list[tuple[Path, dict[str, Any]]] = []
+    labelmaps: dict[Path, dict[str, Any]] = {}
+    manifest = study_dir / settings.manifest_name
+    clinical = study_dir / settings.clinical_name
+    for path, _, _ in files:
+        record = records[str(path)]
+        kind = record.get("kind")
+        if path == manifest:
+            archive.manifest_path = path
+        elif path == clinical:
+            archive.clinical_path = path
+        elif kind == "image":
+            images.append((path, record))
+        elif kind in ("seg", "rtstruct"):
+            dicom_masks.append((path, record))
+        elif kind == "labelmap":
+            if looks_like_label_map(path, record):
+                labelmaps[path] = record
+            else:
+                archive.n_non_dicom_skipped += 1
+                logger.debug("%s: NIfTI/NRRD image, not a label map; skipped", path)
+        elif kind == "error":
+            issue(record.get("patient_id", ""), path, record.get("message", "unreadable"))
+        elif kind == "dicomdir":
+            _check_dicomdir(path, issue)
+        elif kind == "non_dicom":
+            archive.n_non_dicom_skipped += 1
+        # other_dicom (SR, presentation states, ...) is indexed nowhere but is no problem
+
+    archive.stacks = build_stacks(images, study_dir, settings, issue)
+    candidates = [s for s in archive.stacks if not not_candidate_reason(s, settings)]
+    index = StackIndex(candidates)
+
+    paired: list[PairedMask] = []
+    for path, record in dicom_masks:
+        pm = pair_dicom_mask(path, record, index, settings, issue)
+        if pm.stack is None:
+            issue(pm.ref.patient_id, path, f"{pm.ref.source.value}: pairs with no CT series of the archive")
+        paired.append(pm)
+    listed: set[Path] = set()
+    if archive.manifest_path is not None:
+        manifest_pairs, listed = read_manifest(archive.manifest_path, study_dir, index, labelmaps, issue)
+        paired.extend(manifest_pairs)
+    for path, header in labelmaps.items():
+        if path.resolve() in listed:
+            continue
+        pm_or_none = pair_labelmap_by_convention(path, header, index, study_dir, settings, issue)
+        if pm_or_none is None:
+            issue(
+                "",
+                path,
+                "label map: pairs with no CT series (not in masks.csv, no naming convention applies)",
+            )
+            archive.masks.append(PairedMask(MaskRef(path=path, source=MaskSource.LABELMAP), None))
+            continue
+        paired.append(pm_or_none)
+    archive.masks.extend(paired)
+
+    _build_timepoints(archive, paired, settings, issue)
+    archive.scan_stats["seconds"] = time.perf_counter() - t0
+    logger.info(
+        "%s: %d files (%d read, %d from cache, %d non-DICOM skipped), %d patients, %d issues in %.2f s",
+        study_dir,
+        archive.n_files,
+        archive.scan_stats.get("n_read", 0),
+        archive.scan_stats.get("n_cached", 0),
+        archive.n_non_dicom_skipped,
+        len(archive.timepoints),
+        len(archive.issues),
+        archive.scan_stats["seconds"],
+    )
+    return archive
+
+
+def _is_labelmap(path: Path, settings: ArchiveSettings) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(sfx) for sfx in settings.labelmap_suffixes)
+
+
+def _load_records(
+    files: list[tuple[Path, int, int]],
+    study_dir: Path,
+    cache_dir: Path | None,
+    settings: ArchiveSettings,
+    progress: ProgressCallback | None,
+) -> dict[str, Any]:
+    """Header record of every file: from the cache when size and mtime_ns match, else read (and cached)."""
+    use_cache = cache_dir is not None and settings.use_cache
+    cache = HeaderCache(Path(cache_dir) / settings.cache_file_name) if use_cache else None  # type: ignore[arg-type]
+    try:
+        cached = cache.load(str(study_dir) + os.sep) if cache else {}
+        out: dict[str, Any] = {}
+        to_read: list[tuple[Path, int, int]] = []
+        for path, size, mtime in files:
+            hit = cached.get(str(path))
+            if hit is not None and hit[0] == size and hit[1] == mtime:
+                out[str(path)] = json.loads(hit[2])
+            else:
+                to_read.append((path, size, mtime))
+        n_cached = len(files) - len(to_read)
+        total = len(files)
+        if progress:
+            progress(n_cached, total)
+        jobs = [(str(p), _is_labelmap(p, settings)) for p, _, _ in to_read]
+        if settings.workers > 1 and len(jobs) > 256:
+            with ProcessPoolExecutor(max_workers=settings.workers) as pool:
+                results = list(pool.map(_read_one, jobs, chunksize=64))
+        else:
+            results = []
+            for i, job in enumerate(jobs):
+                results.append(_read_one(job))
+                if progress and (i % 500 == 499):
+                    progress(n_cached + i + 1, total)
+        for (path, _, _), record in zip(to_read, results, strict=True):
+            out[str(path)] = record
+        if progress:
+            progress(total, total)
+        if cache is not None:
+            seen = {str(p) for p, _, _ in files}
+            removed = [p for p in cached if p not in seen]
+            cache.store(((str(p), s, m, out[str(p)]) for p, s, m in to_read), removed)
+        out["__stats__"] = {"n_read": float(len(to_read)), "n_cached": float(n_cached)}
+        return out
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _check_dicomdir(path: Path, issue: Callable[[str, Path | str, str], None]) -> None:
+    """A DICOMDIR is not needed to find files (the walk finds them); check that what it lists is there."""
+    try:
+        from pydicom import dcmread
+        from pydicom.fileset import FileSet
+
+        fs = FileSet(dcmread(path))
+        missing = [inst.path for inst in fs if not Path(inst.path).exists()]
+    except Exception as exc:  # noqa: BLE001 - a damaged DICOMDIR is one issue
+        issue("", path, f"DICOMDIR cannot be read: {exc}")
+        return
+    if missing:
+        issue("", path, f"DICOMDIR lists {len(missing)} file(s) that are absent, e.g. {missing[0]}")
+
+
+def _build_timepoints(
+    archive: Archive,
+    paired: list[PairedMask],
+    settings: ArchiveSettings,
+    issue: Callable[[str, Path | str, str], None],
+) -> None:
+    exams: dict[tuple[str, dt.date], list[Stack]] = defaultdict(list)
+    for s in archive.stacks:
+        if s.study_date is None:
+            issue(
+                s.patient_id,
+                s.files[0].parent,
+                f"series {s.stack_id}: no valid StudyDate/SeriesDate; not indexed",
+            )
+            archive._rows.append(
+                _row(s, False, "excluded: no valid StudyDate/SeriesDate", [], archive.study_dir)
+            )
+            continue
+        exams[(s.patient_id, s.study_date)].append(s)
+
+    masks_by_stack: dict[str, list[PairedMask]] = defaultdict(list)
+    masks_by_exam: dict[tuple[str, Any], list[PairedMask]] = defaultdict(list)
+    for pm in paired:
+        if pm.stack is not None:
+            masks_by_stack[pm.stack.stack_id].append(pm)
+        elif pm.exam is not None:
+            masks_by_exam[pm.exam].append(pm)
+
+    rel = archive.study_dir
+    for (pid, date), stacks in sorted(exams.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        counts = {s.stack_id: len(masks_by_stack.get(s.stack_id, [])) for s in stacks}
+        choice = choose_ct(stacks, counts, settings)
+        exam_masks = masks_by_exam.get((pid, date), [])
+        chosen_masks: list[MaskRef] = []
+        if choice.chosen is not None:
+            chosen_masks = [pm.ref for pm in masks_by_stack.get(choice.chosen.stack_id, [])]
+            for pm in exam_masks:  # label maps known only by exam folder go with the chosen CT
+                chosen_masks.append(_with_series(pm.ref, choice.chosen))
+            tp = Timepoint(
+                patient_id=pid,
+                scan_date=date,
+                ct=choice.chosen.to_series_ref(),
+                masks=tuple(chosen_masks),
+                alternatives=tuple(s.to_series_ref() for s in choice.alternatives),
+                choice_reason=choice.reason,
+            )
+            archive.timepoints.setdefault(pid, []).append(tp)
+        else:
+            lonely = [pm for s in stacks for pm in masks_by_stack.get(s.stack_id, [])] + exam_masks
+            if lonely or any(s.is_ct for s in stacks):
+                issue(pid, stacks[0].files[0].parent, f"exam {date}: no CT volume ({choice.reason})")
+        for alt in choice.alternatives:
+            for pm in masks_by_stack.get(alt.stack_id, []):
+                issue(
+                    pid,
+                    pm.ref.path,
+                    f"mask paired with series {alt.stack_id}, which was not chosen for {date}",
+                )
+        for s in stacks:
+            if choice.chosen is s:
+                reason, masks = choice.reason, chosen_masks
+            elif s.stack_id in choice.excluded:
+                reason, masks = (
+                    f"excluded: {choice.excluded[s.stack_id]}",
+                    [pm.ref for pm in masks_by_stack.get(s.stack_id, [])],
+                )
+            else:
+                chosen_id = choice.chosen.stack_id if choice.chosen else ""
+                reason = f"alternative: not chosen (chosen {chosen_id})"
+                masks = [pm.ref for pm in masks_by_stack.get(s.stack_id, [])]
+            archive._rows.append(_row(s, choice.chosen is s, reason, masks, rel))
+    for tps in archive.timepoints.values():
+        tps.sort(key=lambda t: t.scan_date)
+
+
+def _with_series(ref: MaskRef, stack: Stack) -> MaskRef:
+    return replace(ref, referenced_series_uid=stack.series_uid, frame_of_reference_uid=stack.for_uid)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _row(stack: Stack, chosen: bool, reason: str, masks: list[MaskRef], root: Path) -> dict[str, Any]:
+    folders = sorted({_relative(f.parent, root) for f in stack.files})
+    return {
+        "patient_id": stack.patient_id,
+        "scan_date": stack.study_date.isoformat() if stack.study_date else "",
+        "study_uid": stack.study_uid,
+        "series_uid": stack.series_uid,
+        "stack_key": stack.stack_key,
+        "modality": stack.modality,
+        "n_slices": stack.n_slices,
+        "rows": stack.rows,
+        "columns": stack.columns,
+        "pixel_spacing_mm": "x".join(f"{v:g}" for v in stack.pixel_spacing) if stack.pixel_spacing else "",
+        "slice_thickness_mm": stack.slice_thickness,
+        "series_description": stack.series_description,
+        "series_number": stack.series_number,
+        "convolution_kernel": stack.kernel,
+        "image_type": "\\".join(stack.image_type),
+        "chosen": chosen,
+        "choice_reason": reason,
+        "mask_files": ";".join(_relative(m.path, root) for m in masks),
+        "mask_pairing": ";".join(m.pairing for m in masks),
+        "folder": ";".join(folders),
+    }
