@@ -1,9 +1,56 @@
-"""CLI command(s) for the radiomics stage (being built; see the issue that owns it)."""
+"""``hpd-imaging radiomics CT MASK``: pyradiomics features of every lesion of one study (row per lesion)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from hpd_imaging.commands._common import EXIT_OK, EXIT_SOME_FAILED, configure_logging, usage_errors
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the main app (placeholder until the stage lands)."""
+    """Attach the ``radiomics`` command to the main app."""
+
+    @app.command("radiomics")
+    def radiomics_command(
+        ct: Annotated[Path, typer.Argument(help="CT: a folder of DICOM slices, or a NIfTI/NRRD image.")],
+        mask: Annotated[Path, typer.Argument(help="Masks: DICOM SEG, RTSTRUCT or NIfTI/NRRD label map.")],
+        params: Annotated[Path | None, typer.Option(
+            "--params", "-p", help="pyradiomics parameter file. Default: pipelines/radiomics_ct.yaml.",
+        )] = None,
+        out: Annotated[Path | None, typer.Option(
+            "--out", "-o", help="Feature CSV (row per lesion and region). Default: stdout.")] = None,
+        ring_mm: Annotated[list[float] | None, typer.Option(
+            "--ring-mm", help="Add a peritumoral ring of this width in mm (repeatable).")] = None,
+        patient_id: Annotated[str | None, typer.Option(help="Value of the patient_id column.")] = None,
+        workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Processes over lesions.")] = 1,
+        log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "WARNING",
+    ) -> None:
+        """pyradiomics features per lesion (columns named as pyradiomics names them, e.g.
+        original_glcm_Contrast). Writes FILE.csv, FILE.diagnostics.csv and, when a lesion fails,
+        FILE.errors.csv; exit code 1 when some lesion failed, 2 for bad input or settings."""
+        configure_logging(log_level)
+        from hpd_imaging.config import REPO_PIPELINES, resolve_resource
+        from hpd_imaging.io import load_ct, load_masks
+        from hpd_imaging.radiomics import extract_lesion_features, load_params
+
+        with usage_errors():
+            params_path = resolve_resource(params) if params else REPO_PIPELINES / "radiomics_ct.yaml"
+            radiomics_params = load_params(params_path)  # validated before the images are read
+            image = load_ct(ct)
+            masks = load_masks(mask, image)
+            result = extract_lesion_features(image, masks, radiomics_params, ring_widths_mm=ring_mm or (),
+                                             patient_id=patient_id, workers=workers)
+        if out is None:
+            typer.echo(result.features.to_csv(index=False), nl=False)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            result.features.to_csv(out, index=False)
+            result.diagnostics.to_csv(out.with_suffix(".diagnostics.csv"), index=False)
+            if result.errors:
+                result.errors_frame().to_csv(out.with_suffix(".errors.csv"), index=False)
+        for lesion_id, message in result.errors:
+            typer.secho(f"lesion {lesion_id}: {message}", err=True, fg=typer.colors.YELLOW)
+        raise typer.Exit(EXIT_SOME_FAILED if result.errors else EXIT_OK)

@@ -1,0 +1,473 @@
+"""Radiomics stage: pyradiomics features of lesions and peritumoral rings, from in-memory CT and masks.
+
+This is the only module of hpd-imaging that imports pyradiomics. It
+
+* reads pyradiomics-style parameter files (YAML/JSON: ``imageType``, ``featureClass``, ``setting``) and
+  validates them before any work, with pyradiomics' own schema (pykwalify) plus our checks
+  (:func:`load_params`);
+* extracts features per lesion and per peritumoral ring on :class:`~hpd_imaging.domain.CtImage` /
+  :class:`~hpd_imaging.domain.LesionMask` objects converted to SimpleITK in memory (no temporary files);
+* replaces pyradiomics' O(n^2) diameter search by a convex-hull computation with identical values
+  (:mod:`hpd_imaging._radiomics_shape`), which is most of the default-settings time on large lesions;
+* turns a lesion that pyradiomics refuses (e.g. a single voxel) into an ``errors`` entry, never a crash;
+* records provenance with every row: pyradiomics version, sha256 of the canonical parameters, of the image and
+  of the mask; pyradiomics' own ``diagnostics_*`` values go to their own table.
+
+Feature columns are named as pyradiomics names them (``original_glcm_Contrast``); each row also carries
+``lesion_id`` and ``region`` (``lesion``, ``ring5mm``, ...), and ``patient_id`` / ``scan_date`` when given.
+
+pyradiomics configures logging when imported (a stderr handler on the ``radiomics`` logger). Library code must
+not do that, so we detach that handler and leave the ``radiomics`` logger at WARNING (its INFO output is one
+line per feature class per image); applications can lower it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import hashlib
+import json
+import logging
+import multiprocessing
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pykwalify.core
+import radiomics  # pyradiomics
+import SimpleITK as sitk  # noqa: N813 (the universal alias)
+from radiomics import featureextractor, imageoperations, shape
+
+from hpd_imaging._radiomics_shape import shape_coefficients
+from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask
+from hpd_imaging.errors import ConfigError, GeometryError
+from hpd_imaging.radiomics_ext.aggregate import aggregate_patient
+from hpd_imaging.radiomics_ext.regions import body_mask, region_name, ring_mask
+
+__all__ = [
+    "PYRADIOMICS_VERSION",
+    "RadiomicsParams",
+    "RadiomicsResult",
+    "aggregate_patient",
+    "extract_lesion_features",
+    "load_params",
+    "params_from_dict",
+]
+
+logger = logging.getLogger(__name__)
+
+_radiomics_logger = logging.getLogger("radiomics")
+for _handler in list(_radiomics_logger.handlers):
+    _radiomics_logger.removeHandler(_handler)
+_radiomics_logger.setLevel(logging.WARNING)
+
+PYRADIOMICS_VERSION: str = str(radiomics.__version__)
+_TOP_LEVEL_KEYS = ("imageType", "featureClass", "setting", "voxelSetting")
+
+
+# --------------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RadiomicsParams:
+    """A validated pyradiomics parameter set. ``canonical_json`` is the source of truth (immutable,
+    picklable); ``sha256`` (of that canonical JSON) is the settings hash recorded with every feature row."""
+
+    canonical_json: str
+    source: str = ""
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.canonical_json.encode()).hexdigest()
+
+    def as_dict(self) -> dict[str, Any]:
+        """A fresh copy of the parameters, in pyradiomics' parameter-file layout."""
+        return json.loads(self.canonical_json)
+
+    @property
+    def image_types(self) -> list[str]:
+        return list(self.as_dict().get("imageType") or {"Original": {}})
+
+
+@contextlib.contextmanager
+def _quiet_pykwalify() -> Iterator[None]:
+    """pykwalify logs every schema error at ERROR before raising; we report the exception ourselves instead.
+    (A NullHandler is also what pyradiomics needs to find there when the root logger has no handler.)"""
+    log = pykwalify.core.log
+    null = logging.NullHandler()
+    saved = (log.propagate, log.disabled)
+    log.addHandler(null)
+    log.propagate, log.disabled = False, True
+    try:
+        yield
+    finally:
+        log.removeHandler(null)
+        log.propagate, log.disabled = saved
+
+
+def _feature_names(feature_class: str) -> dict[str, bool]:
+    return dict(radiomics.getFeatureClasses()[feature_class].getFeatureNames())
+
+
+def params_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> RadiomicsParams:
+    """Validate a pyradiomics parameter mapping and return it as :class:`RadiomicsParams`.
+
+    Checks, in order: the top-level layout, pyradiomics' own schema (``radiomics/schemas/paramSchema.yaml``
+    via pykwalify, which also checks types and ranges of every setting), then what the schema does not check:
+    known image types and feature names, a binary mask label, a consistent resampling request, and no
+    voxel-based mode. Every failure raises :class:`ConfigError` naming the source, the key and the value.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{source}: expected a mapping of pyradiomics parameters, got {type(data).__name__}", path=source)
+    unknown = [k for k in data if k not in _TOP_LEVEL_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown top-level key(s) {unknown}; expected some of {list(_TOP_LEVEL_KEYS)}",
+            path=source)
+    params = copy.deepcopy(dict(data))
+    for key in _TOP_LEVEL_KEYS:  # an empty YAML section reads as None; pyradiomics means "defaults" by it
+        if key in params and params[key] is None:
+            params[key] = {}
+    schema_file, schema_funcs = radiomics.getParameterValidationFiles()
+    try:
+        with _quiet_pykwalify():
+            pykwalify.core.Core(source_data=copy.deepcopy(params), schema_files=[schema_file],
+                                extensions=[schema_funcs]).validate()
+    except Exception as exc:  # pykwalify raises SchemaError / CoreError with the list of violations
+        detail = " ".join(str(getattr(exc, "msg", exc)).split())
+        raise ConfigError(f"{source}: pyradiomics parameter schema violated: {detail}", path=source) from exc
+
+    known_types = set(radiomics.getImageTypes())
+    for name in params.get("imageType", {}):
+        if name not in known_types:
+            raise ConfigError(
+                f"{source}: imageType: expected one of {sorted(known_types)}, got {name!r}", path=source)
+    classes = radiomics.getFeatureClasses()
+    for cls, names in (params.get("featureClass") or {}).items():
+        if cls not in classes:
+            raise ConfigError(
+                f"{source}: featureClass: expected one of {sorted(classes)}, got {cls!r}", path=source)
+        valid = _feature_names(cls)
+        for n in names or []:
+            if n not in valid:
+                raise ConfigError(f"{source}: featureClass.{cls}: unknown feature {n!r}; expected some of "
+                                  f"{sorted(valid)}", path=source)
+    setting = params.get("setting", {})
+    if setting.get("label", 1) != 1:
+        raise ConfigError(f"{source}: setting.label: hpd-imaging passes one binary mask per lesion, so the "
+                          f"label is always 1; expected 1 or absent, got {setting['label']!r}", path=source)
+    spacing = setting.get("resampledPixelSpacing")
+    if spacing is not None and len(spacing) != 3:
+        raise ConfigError(f"{source}: setting.resampledPixelSpacing: expected 3 spacings in mm (x, y, z), "
+                          f"got {spacing!r}", path=source)
+    if spacing is not None and setting.get("interpolator", "sitkBSpline") is None:
+        raise ConfigError(f"{source}: setting.interpolator: resampling requested, expected an interpolator "
+                          f"name (e.g. sitkBSpline), got None", path=source)
+    if "binWidth" in setting and "binCount" in setting:
+        raise ConfigError(f"{source}: setting: expected binWidth or binCount, got both "
+                          f"(binWidth={setting['binWidth']}, binCount={setting['binCount']})", path=source)
+    if params.get("voxelSetting"):
+        raise ConfigError(f"{source}: voxelSetting: voxel-based (feature map) extraction is not supported by "
+                          f"hpd-imaging; expected no voxelSetting, got {params['voxelSetting']!r}",
+                          path=source)
+    fc = params.get("featureClass") or {}
+    if "shape2D" in fc and not setting.get("force2D", False):
+        raise ConfigError(f"{source}: featureClass.shape2D needs setting.force2D: true (pyradiomics skips it "
+                          f"otherwise); got force2D={setting.get('force2D', False)}", path=source)
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    return RadiomicsParams(canonical_json=canonical, source=source)
+
+
+def load_params(path: Path) -> RadiomicsParams:
+    """Read and validate a pyradiomics parameter file (YAML or JSON). Raises :class:`ConfigError`."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read pyradiomics parameter file: {exc}", path=str(path)) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}", path=str(path)) from exc
+    if data is None:
+        data = {}
+    return params_from_dict(data, source=str(path))
+
+
+# --------------------------------------------------------------------------------------------------
+# pyradiomics with the fast shape path
+# --------------------------------------------------------------------------------------------------
+
+
+class _HullShape(shape.RadiomicsShape):
+    """pyradiomics' 3D shape class, with the mesh coefficients from :func:`shape_coefficients` (same
+    values)."""
+
+    def _initSegmentBasedCalculation(self) -> None:  # noqa: N802 (pyradiomics' name)
+        # Same preparation as pyradiomics' RadiomicsShape: pad by one voxel, then mesh + PCA on that mask.
+        self.pixelSpacing = np.array(self.inputImage.GetSpacing()[::-1])
+        self.inputMask = sitk.ConstantPad(self.inputMask, [1, 1, 1], [1, 1, 1], 0)
+        self.maskArray = sitk.GetArrayFromImage(self.inputMask) == self.label
+        self.labelledVoxelCoordinates = np.where(self.maskArray != 0)
+        self.SurfaceArea, self.Volume, self.diameters = shape_coefficients(
+            self.maskArray, self.pixelSpacing, radiomics.cShape.calculate_coefficients)
+        n_voxels = len(self.labelledVoxelCoordinates[0])
+        coords = np.array(self.labelledVoxelCoordinates, dtype=int).T * self.pixelSpacing[None, :]
+        coords -= coords.mean(axis=0)
+        coords /= np.sqrt(n_voxels)
+        eigen = np.linalg.eigvals(coords.T.copy() @ coords)
+        eigen[(eigen < 0) & (eigen > -1e-10)] = 0  # machine-precision negatives, as pyradiomics does
+        eigen.sort()
+        self.eigenValues = eigen
+
+
+class _Extractor(featureextractor.RadiomicsFeatureExtractor):
+    """RadiomicsFeatureExtractor whose 3D shape class is :class:`_HullShape` (when ``fast_shape``)."""
+
+    def __init__(self, params: RadiomicsParams, fast_shape: bool = True) -> None:
+        with _quiet_pykwalify():
+            super().__init__(params.as_dict())
+        self.fast_shape = fast_shape
+
+    def computeShape(self, image, mask, boundingBox, **kwargs):  # noqa: N802, ANN001, ANN201 (pyradiomics API)
+        if not self.fast_shape or "shape" not in self.enabledFeatures or mask.GetDimension() != 3:
+            return super().computeShape(image, mask, boundingBox, **kwargs)
+        vector: OrderedDict[str, Any] = OrderedDict()
+        cropped_image, cropped_mask = imageoperations.cropToTumorMask(image, mask, boundingBox)
+        shape_class = _HullShape(cropped_image, cropped_mask, **kwargs)
+        for name in self.enabledFeatures["shape"] or []:
+            shape_class.enableFeatureByName(name)
+        for name, value in shape_class.execute().items():
+            vector[f"original_shape_{name}"] = value
+        if "shape2D" in self.enabledFeatures:
+            saved = self.enabledFeatures
+            self.enabledFeatures = {"shape2D": saved["shape2D"]}
+            try:
+                vector.update(super().computeShape(image, mask, boundingBox, **kwargs))
+            finally:
+                self.enabledFeatures = saved
+        return vector
+
+
+# --------------------------------------------------------------------------------------------------
+# Extraction
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RadiomicsResult:
+    """Output of :func:`extract_lesion_features`.
+
+    ``features``: one row per lesion and region; ``diagnostics``: pyradiomics' ``diagnostics_*`` values (as
+    text) for the same rows; ``errors``: ``(lesion_id, message)`` for every lesion/region that could not be
+    computed.
+    """
+
+    features: pd.DataFrame
+    diagnostics: pd.DataFrame
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def errors_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.errors, columns=["lesion_id", "message"])
+
+
+def _sha256_array(array: np.ndarray, geometry: ImageGeometry) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([str(array.dtype), list(array.shape), geometry.spacing_mm, geometry.origin_mm,
+                         geometry.direction]).encode())
+    h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def _mask_to_sitk(mask: np.ndarray, geometry: ImageGeometry) -> sitk.Image:
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    geometry.apply_to_sitk(image)
+    return image
+
+
+def _scalar(value: Any) -> float:
+    return float(np.asarray(value).item())
+
+
+# one extractor + SimpleITK image per worker process (set by _init_worker), or per call in-process
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def _init_worker(hu: np.ndarray, geometry: ImageGeometry, params: RadiomicsParams, fast_shape: bool) -> None:
+    image = sitk.GetImageFromArray(hu)
+    geometry.apply_to_sitk(image)
+    _WORKER_STATE.update(image=image, geometry=geometry, extractor=_Extractor(params, fast_shape=fast_shape))
+
+
+_Task = tuple[int, str, np.ndarray, tuple[slice, ...]]
+
+
+def _run_region(task: _Task) -> tuple[int, str, dict[str, Any] | str]:
+    """Extract one (lesion, region): returns the pyradiomics output, or the error message."""
+    index, region, crop, box = task
+    geometry: ImageGeometry = _WORKER_STATE["geometry"]
+    full = np.zeros(geometry.shape, dtype=bool)
+    full[box] = crop
+    try:
+        mask = _mask_to_sitk(full, geometry)
+        out = _WORKER_STATE["extractor"].execute(_WORKER_STATE["image"], mask, label=1)
+    except Exception as exc:  # pyradiomics raises ValueError/AssertionError/RuntimeError for unusable ROIs
+        return index, region, f"{type(exc).__name__}: {exc}"
+    return index, region, dict(out)
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def extract_lesion_features(
+    ct: CtImage,
+    masks: Sequence[LesionMask],
+    params: RadiomicsParams,
+    *,
+    ring_widths_mm: Sequence[float] = (),
+    lesion_ids: Sequence[str] | None = None,
+    patient_id: str | None = None,
+    scan_date: dt.date | None = None,
+    body_threshold_hu: float = -500.0,
+    workers: int = 1,
+    fast_shape: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> RadiomicsResult:
+    """pyradiomics features of each lesion (region ``lesion``) and of its peritumoral rings (``ring<N>mm``).
+
+    A ring of width N mm is every voxel whose centre lies within N mm (Euclidean, in physical space:
+    anisotropic spacing is respected) of a lesion voxel centre, minus the lesion itself, clipped to the body
+    mask (:func:`hpd_imaging.radiomics_ext.regions.body_mask`: largest connected component of ``HU >
+    body_threshold_hu`` with its holes filled slice by slice, so that lung parenchyma around a lung lesion is
+    kept while air outside the patient is not). A lesion or ring that pyradiomics cannot use (one voxel, empty
+    ring, mask off the CT grid) becomes an entry of ``errors``; the other lesions go on.
+
+    ``workers > 1`` runs lesions in a process pool (``concurrent.futures``, spawn context; each worker
+    receives the CT once). ``fast_shape=False`` uses pyradiomics' own O(n^2) diameter search (same values,
+    slower).
+    """
+    if lesion_ids is not None and len(lesion_ids) != len(masks):
+        raise ValueError(f"expected one lesion id per mask ({len(masks)}), got {len(lesion_ids)}")
+    if workers < 1:
+        raise ValueError(f"expected workers >= 1, got {workers}")
+    widths = [float(w) for w in ring_widths_mm]
+    for w in widths:
+        if not np.isfinite(w) or w <= 0:
+            raise ConfigError(f"ring_widths_mm: expected positive widths in mm, got {w}")
+    ids = [str(lesion_ids[i]) if lesion_ids is not None else str(m.lesion_id or m.label or i + 1)
+           for i, m in enumerate(masks)]
+
+    errors: list[tuple[str, str]] = []
+    tasks: list[tuple[int, str, np.ndarray, tuple[slice, ...]]] = []
+    body = body_mask(ct.hu, body_threshold_hu) if widths else None
+    for i, m in enumerate(masks):
+        if not m.geometry.is_close(ct.geometry):
+            errors.append((ids[i], f"lesion: mask {m.source_path or m.label} is not on the CT grid: "
+                                   f"{ct.geometry.describe_difference(m.geometry)}"))
+            continue
+        if not m.mask.any():
+            errors.append((ids[i], f"lesion: mask {m.source_path or m.label} is empty"))
+            continue
+        regions = [("lesion", m.mask)]
+        for w in widths:
+            assert body is not None
+            regions.append((region_name(w), ring_mask(m.mask, ct.geometry.spacing_mm, w, body)))
+        for region, region_mask in regions:
+            if not region_mask.any():
+                errors.append((ids[i], f"{region}: empty region (lesion fills the body mask around it)"))
+                continue
+            box = _bounding_box(region_mask)
+            tasks.append((i, region, region_mask[box], box))
+
+    outputs: dict[tuple[int, str], dict[str, Any]] = {}
+    failed: dict[tuple[int, str], str] = {}
+    done = 0
+
+    def collect(result: tuple[int, str, dict[str, Any] | str]) -> None:
+        nonlocal done
+        i, region, out = result
+        if isinstance(out, str):
+            failed[(i, region)] = out
+        else:
+            outputs[(i, region)] = out
+        done += 1
+        if progress is not None:
+            progress(done, len(tasks))
+
+    if workers == 1 or len(tasks) <= 1:
+        saved = dict(_WORKER_STATE)
+        _init_worker(ct.hu, ct.geometry, params, fast_shape)
+        try:
+            for task in tasks:
+                collect(_run_region(task))
+        finally:
+            _WORKER_STATE.clear()
+            _WORKER_STATE.update(saved)
+    else:
+        context = multiprocessing.get_context("spawn")  # fork is unsafe under Dask/threads
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
+                                 initializer=_init_worker,
+                                 initargs=(ct.hu, ct.geometry, params, fast_shape)) as pool:
+            for result in pool.map(_run_region, tasks):
+                collect(result)
+
+    image_hash = _sha256_array(ct.hu, ct.geometry)
+    feature_rows: list[dict[str, Any]] = []
+    diag_rows: list[dict[str, Any]] = []
+    for i, region, _crop, _box in tasks:
+        key = (i, region)
+        if key in failed:
+            errors.append((ids[i], f"{region}: pyradiomics could not compute features: {failed[key]}"))
+            continue
+        out = outputs[key]
+        head: dict[str, Any] = {}
+        if patient_id is not None:
+            head["patient_id"] = patient_id
+        if scan_date is not None:
+            head["scan_date"] = scan_date
+        head.update(lesion_id=ids[i], region=region)
+        feats = {k: _scalar(v) for k, v in out.items() if not k.startswith("diagnostics_")}
+        region_mask = np.zeros(ct.geometry.shape, dtype=bool)
+        region_mask[_box] = _crop
+        prov = {"pyradiomics_version": PYRADIOMICS_VERSION, "params_sha256": params.sha256,
+                "image_sha256": image_hash, "mask_sha256": _sha256_array(region_mask, ct.geometry)}
+        feature_rows.append({**head, **feats, **prov})
+        diag_rows.append({**head, **{k: str(v) for k, v in out.items() if k.startswith("diagnostics_")}})
+    for lesion_id, message in errors:
+        logger.warning("radiomics: lesion %s: %s", lesion_id, message)
+    return RadiomicsResult(features=pd.DataFrame(feature_rows), diagnostics=pd.DataFrame(diag_rows),
+                           errors=errors)
+
+
+def extract_from_sitk(image: sitk.Image, mask: sitk.Image, params: RadiomicsParams, *,
+                      fast_shape: bool = True, label: int = 1) -> dict[str, Any]:
+    """Run our extractor directly on SimpleITK images (for fidelity tests and benchmarks against plain
+    pyradiomics on the same inputs). Returns pyradiomics' ordered output."""
+    return dict(_Extractor(params, fast_shape=fast_shape).execute(image, mask, label=label))
+
+
+def plain_pyradiomics(image: sitk.Image, mask: sitk.Image, params: RadiomicsParams,
+                      label: int = 1) -> dict[str, Any]:
+    """pyradiomics' own extractor, untouched: the reference our results are compared with."""
+    with _quiet_pykwalify():
+        extractor = featureextractor.RadiomicsFeatureExtractor(params.as_dict())
+    return dict(extractor.execute(image, mask, label=label))
+
+
+def check_geometry(ct: CtImage, mask: LesionMask) -> None:
+    """Raise :class:`GeometryError` when a mask is not on the CT grid."""
+    if not mask.geometry.is_close(ct.geometry):
+        raise GeometryError(f"{mask.source_path or mask.label}: expected the CT grid, got "
+                            f"{ct.geometry.describe_difference(mask.geometry)}")
