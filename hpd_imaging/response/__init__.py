@@ -1,0 +1,35 @@
+"""Response stage: RECIST 1.1 / iRECIST / irRC / irRECIST / imRECIST per timepoint, growth kinetics (TGR,
+volumetric
+TGR, TGK) and every published HPD definition side by side (specs/hpd_kinetics.md).
+
+Public API::
+
+    run_response(measurements, clinical, config=None) -> ResponseResult(kinetics, response, targets, growth)
+    concordance_table(kinetics) -> DataFrame
+    load_response_config(path=None) -> ResponseConfig
+    DEFINITIONS: dict[str, HpdDefinition]
+"""
+
+from hpd_imaging.response.concordance import concordance_table
+from hpd_imaging.response.config import ResponseConfig, Threshold, load_response_config
+from hpd_imaging.response.growth import fit_growth
+from hpd_imaging.response.hpd import DEFINITIONS, HpdDefinition
+from hpd_imaging.response.kinetics import tgk_per_month, tgr_pct_per_month
+from hpd_imaging.response.run import ResponseResult, run_response, write_outputs
+from hpd_imaging.response.tables import read_table
+
+__all__ = [
+    "DEFINITIONS",
+    "HpdDefinition",
+    "ResponseConfig",
+    "ResponseResult",
+    "Threshold",
+    "concordance_table",
+    "fit_growth",
+    "load_response_config",
+    "read_table",
+    "run_response",
+    "tgk_per_month",
+    "tgr_pct_per_month",
+    "write_outputs",
+]

@@ -1,0 +1,658 @@
+"""Registry of published HPD definitions, evaluated side by side (specs/hpd_kinetics.md section 2, issue #11).
+
+Each entry is an :class:`HpdDefinition`: key, citation, the inputs without which it is not evaluable, its
+default thresholds (overridable in pipelines/hpd_definitions.yaml) and a rule function. Criteria are combined
+in
+three-valued (Kleene) logic: a criterion is True, False or None (unknown), so that a definition is ``no_hpd``
+as
+soon as one required criterion is known to fail, ``hpd`` when all hold, and ``not_evaluable`` otherwise — and
+a
+missing *scan* a definition needs (e.g. no pre-baseline CT for a TGR definition) makes it ``not_evaluable``
+outright, as the spec asks (section 8: "emit NE with a reason instead of False when inputs are missing").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hpd_imaging.domain import HpdAssessment, HpdLabel
+from hpd_imaging.response.config import ResponseConfig, Threshold, compare
+from hpd_imaging.response.kinetics import PatientFacts
+
+
+@dataclass(frozen=True)
+class Criterion:
+    value: bool | None
+    text: str
+
+
+Rule = Callable[[PatientFacts, ResponseConfig, str], list[Criterion]]
+
+
+@dataclass(frozen=True)
+class HpdDefinition:
+    key: str
+    citation: str
+    required_inputs: tuple[str, ...]
+    rule: Rule
+    default_thresholds: dict[str, Threshold] = field(default_factory=dict)
+    summary: str = ""  # the rule in words (docs/hpd_definitions.md)
+    optional_inputs: tuple[str, ...] = ()
+    combine: str = "all"  # all criteria must hold
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "undefined"
+    if math.isinf(x):
+        return "+inf" if x > 0 else "-inf"
+    return f"{x:.{digits}f}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Criterion builders
+# --------------------------------------------------------------------------------------------------
+
+
+def pd1(f: PatientFacts, cfg: ResponseConfig, volumetric: bool = False) -> Criterion:
+    value = f.vol_pd1 if volumetric else f.pd1
+    what = "volumetric PD (x1.728)" if volumetric else f"RECIST PD ({cfg.pd1_mode})"
+    resp = f.volumetric_response_first_eval if volumetric else f.recist_first_eval
+    if value is None:
+        return Criterion(None, f"{what} at first evaluation not evaluable")
+    return Criterion(value, f"{what} at first evaluation {'met' if value else 'not met'} ({resp})")
+
+
+def ratio_criterion(
+    name: str, exp: float | None, ref: float | None, thr: Threshold, policy: str
+) -> Criterion:
+    """``exp/ref <comparator> threshold`` with the non-positive-reference policy of section 1.5."""
+    if exp is None or ref is None:
+        return Criterion(None, f"{name} ratio undefined ({name}_exp {_fmt(exp)}, {name}_ref {_fmt(ref)})")
+    if ref > 0:
+        if math.isinf(ref):
+            if math.isinf(exp):
+                return Criterion(None, f"{name} ratio undefined (inf/inf)")
+            r = 0.0
+        else:
+            r = exp / ref
+        met = thr.holds(r)
+        return Criterion(met, f"{name} ratio {_fmt(r)} {'meets' if met else 'fails'} {thr.text()}")
+    if policy == "not_evaluable":
+        return Criterion(None, f"{name}_ref {_fmt(ref)} <= 0: ratio not evaluable (policy not_evaluable)")
+    if policy == "strict_ratio":
+        if ref == 0:
+            return Criterion(None, f"{name}_ref = 0: ratio undefined (policy strict_ratio)")
+        r = exp / ref
+        met = thr.holds(r)
+        return Criterion(
+            met,
+            f"naive {name} ratio {_fmt(r)} with {name}_ref {_fmt(ref)} < 0 "
+            f"{'meets' if met else 'fails'} {thr.text()} (policy strict_ratio)",
+        )
+    met = exp > 0
+    form = "inequality form" if policy == "inequality_if_exp_positive" else "infinite acceleration"
+    return Criterion(
+        met,
+        f"{name}_ref {_fmt(ref)} <= 0 and {name}_exp {_fmt(exp)} {'> 0' if met else '<= 0'}: "
+        f"{form} {'met' if met else 'not met'} ({name}_exp {thr.comparator} "
+        f"{thr.value:g} x {name}_ref, policy {policy})",
+    )
+
+
+def value_criterion(label: str, value: float | None, thr: Threshold, unit: str = "") -> Criterion:
+    if value is None:
+        return Criterion(None, f"{label} undefined")
+    met = (
+        compare(value, thr.comparator, thr.value)
+        if not math.isinf(value)
+        else (thr.comparator in (">", ">=")) == (value > 0)
+    )
+    return Criterion(met, f"{label} {_fmt(value)}{unit} {'meets' if met else 'fails'} {thr.text()}{unit}")
+
+
+def ttf_criterion(f: PatientFacts, cfg: ResponseConfig) -> Criterion:
+    limit = cfg.ttf_threshold_days
+    if f.ttf_days is None:
+        return Criterion(
+            False, "no treatment stop or death date: on treatment, TTF censored (criterion not met)"
+        )
+    met = compare(float(f.ttf_days), "<", limit)
+    return Criterion(met, f"TTF {f.ttf_days} d {'<' if met else '>='} {limit:g} d")
+
+
+def ecog_criterion(f: PatientFacts, thr: Threshold) -> Criterion:
+    if f.ecog_baseline is None or f.ecog_worst_first_2_months is None:
+        return Criterion(None, "ECOG change in the first 2 months unknown")
+    return value_criterion("ECOG worsening", float(f.ecog_worst_first_2_months - f.ecog_baseline), thr)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rules
+# --------------------------------------------------------------------------------------------------
+
+
+def _t(cfg: ResponseConfig, key: str, name: str) -> Threshold:
+    return cfg.threshold(key, name)
+
+
+def _champiat_like(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+    return [
+        pd1(f, cfg),
+        ratio_criterion("TGR", f.tgr_exp, f.tgr_ref, _t(cfg, key, "tgr_ratio"), cfg.policy(key)),
+    ]
+
+
+def _saada_like(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+    out = [ratio_criterion("TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key))]
+    if cfg.require_pd1(key, False):
+        out.insert(0, pd1(f, cfg))
+    return out
+
+
+def _delta_tgr(
+    f: PatientFacts, cfg: ResponseConfig, key: str, with_pd1: bool, vol: bool = False
+) -> list[Criterion]:
+    value = f.vol_delta_tgr if vol else f.delta_tgr
+    out = [value_criterion("volumetric ΔTGR" if vol else "ΔTGR", value, _t(cfg, key, "delta_tgr"), " %/mo")]
+    if with_pd1 and cfg.require_pd1(key, True):
+        out.insert(0, pd1(f, cfg, volumetric=vol))
+    return out
+
+
+def _kato(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+    unit = " %/mo" if cfg.kato_pace_basis == "relative" else " mm/mo"
+    pace = ratio_criterion("pace", f.pace_exp, f.pace_ref, _t(cfg, key, "pace_ratio"), cfg.policy(key))
+    pace = Criterion(pace.value, f"{pace.text} (pace {_fmt(f.pace_exp, 2)} vs {_fmt(f.pace_ref, 2)}{unit})")
+    return [
+        ttf_criterion(f, cfg),
+        value_criterion(
+            "tumour burden change", f.burden_change_pct, _t(cfg, key, "burden_increase_pct"), " %"
+        ),
+        pace,
+    ]
+
+
+def _lo_russo(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+    items = [
+        ttf_criterion(f, cfg),
+        value_criterion("SLD change", f.sld_change_pct, _t(cfg, key, "sld_increase_pct"), " %"),
+        value_criterion(
+            "new lesions in an involved organ",
+            float(f.max_new_in_involved_organ),
+            _t(cfg, key, "new_in_involved_organ"),
+        ),
+        value_criterion(
+            "organs newly involved", float(f.n_new_organs_first_eval), _t(cfg, key, "new_organs")
+        ),
+        ecog_criterion(f, _t(cfg, key, "ecog_worsening")),
+    ]
+    n_met = sum(1 for c in items if c.value is True)
+    n_unknown = sum(1 for c in items if c.value is None)
+    need = _t(cfg, key, "n_criteria")
+    if need.holds(n_met):
+        value: bool | None = True
+    elif not need.holds(n_met + n_unknown):
+        value = False
+    else:
+        value = None
+    detail = ", ".join(f"{c.text} [{'✓' if c.value else '✗' if c.value is False else '?'}]" for c in items)
+    count = Criterion(value, f"{n_met} of 5 criteria met ({n_unknown} unknown), need {need.text()}: {detail}")
+    return [pd1(f, cfg), count] if cfg.require_pd1(key, True) else [count]
+
+
+def _kim_window(f: PatientFacts, cfg: ResponseConfig, key: str) -> Criterion | None:
+    win = _t(cfg, key, "window_days")
+    if f.days_pre_baseline_to_ici is not None and not win.holds(f.days_pre_baseline_to_ici):
+        return Criterion(
+            None,
+            f"pre-baseline scan {f.days_pre_baseline_to_ici} d before ICI outside the {win.text()} d window",
+        )
+    if f.days_ici_to_first_eval is not None and not win.holds(f.days_ici_to_first_eval):
+        return Criterion(
+            None, f"first evaluation {f.days_ici_to_first_eval} d after ICI outside the {win.text()} d window"
+        )
+    return None
+
+
+def _kim(part: str) -> Rule:
+    def rule(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+        window = _kim_window(f, cfg, key)
+        if window is not None:
+            return [window]
+        policy = cfg.policy(key)
+        tgk = ratio_criterion("TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), policy)
+        tgr = ratio_criterion("TGR", f.tgr_exp, f.tgr_ref, _t(cfg, key, "tgr_ratio"), policy)
+        ttf = ttf_criterion(f, cfg)
+        if part == "tgk":
+            return [tgk]
+        if part == "tgr":
+            return [tgr]
+        if part == "ttf":
+            return [ttf]
+        if cfg.kim_composite == "all_of":
+            return [tgk, tgr, ttf]
+        if cfg.kim_composite == "any_of":
+            return [_any([tgk, tgr, ttf])]
+        return [
+            _any([tgk, tgr]),
+            ttf,
+            pd1(f, cfg),
+        ]  # reconstruction (the paper's Boolean form is unconfirmed)
+
+    return rule
+
+
+def _any(items: Sequence[Criterion]) -> Criterion:
+    values = [c.value for c in items]
+    value = True if True in values else (False if all(v is False for v in values) else None)
+    return Criterion(value, "any of (" + "; ".join(c.text for c in items) + ")")
+
+
+def _matos(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+    win = _t(cfg, key, "window_days")
+    day = f.days_ici_to_first_eval
+    in_window = (
+        Criterion(None, "first evaluation date unknown")
+        if day is None
+        else Criterion(
+            win.holds(day),
+            f"first evaluation on day {day} {'within' if win.holds(day) else 'outside'} "
+            f"the {win.text()} d window",
+        )
+    )
+    change = f.sld_change_pct
+    a = value_criterion("target sum change (branch A)", change, _t(cfg, key, "pct_a"), " %")
+    rule = cfg.matos_new_lesion_rule
+    if rule == "two_in_involved_or_new_organ":
+        multiple = f.max_new_in_involved_organ >= 2 or f.n_new_organs_first_eval >= 1
+    elif rule == "new_lesions_in_two_organs":
+        multiple = f.n_organs_with_new >= 2
+    else:
+        multiple = f.n_new_first_eval >= 2
+    b_pct = value_criterion("target sum change (branch B)", change, _t(cfg, key, "pct_b"), " %")
+    b_value = None if b_pct.value is None else (b_pct.value and multiple)
+    b = Criterion(
+        b_value,
+        f"{b_pct.text} with{'' if multiple else 'out'} multiple new lesions ({rule}: "
+        f"{f.n_new_first_eval} new, {f.n_new_organs_first_eval} new organ(s))",
+    )
+    out = [
+        in_window,
+        _any([a, b]),
+        value_criterion(
+            "absolute target sum change", f.sld_change_mm, _t(cfg, key, "min_abs_increase_mm"), " mm"
+        ),
+    ]
+    if cfg.require_pd1(key, True):
+        out.insert(0, pd1(f, cfg))
+    if cfg.matos_require_ttf:
+        out.append(ttf_criterion(f, cfg))
+    return out
+
+
+def _gandara(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+    scan_win, death_win = _t(cfg, key, "scan_window_days"), _t(cfg, key, "death_window_days")
+    increase = _t(cfg, key, "sld_increase_pct")
+    if f.post_baseline_scans:
+        early = [(d, p) for d, p in f.post_baseline_scans if scan_win.holds(d)]
+        for d, p in early:
+            if p is not None and value_criterion("", p, increase).value:
+                return [
+                    Criterion(
+                        True,
+                        f"SLD {_fmt(p, 1)} % {increase.text()} % on day {d} "
+                        f"(scan window {scan_win.text()} d)",
+                    )
+                ]
+        if not early:
+            return [
+                Criterion(
+                    False,
+                    f"no scan within {scan_win.text()} d of treatment start (first on day "
+                    f"{f.post_baseline_scans[0][0]})",
+                )
+            ]
+        best = max((p for _, p in early if p is not None), default=None)
+        return [
+            Criterion(
+                False,
+                f"largest SLD change within {scan_win.text()} d is {_fmt(best, 1)} %, not "
+                f"{increase.text()} %",
+            )
+        ]
+    if f.death_days is None:
+        return [Criterion(None, "no post-baseline scan and no death recorded")]
+    from_pd = f.death_from_progression
+    if from_pd is None:
+        return [Criterion(None, f"death on day {f.death_days} without a post-baseline scan, cause unknown")]
+    met = bool(from_pd) and death_win.holds(f.death_days)
+    return [
+        Criterion(
+            met,
+            f"no post-baseline scan; death {'from' if from_pd else 'not from'} progression on day "
+            f"{f.death_days} ({death_win.text()} d window)",
+        )
+    ]
+
+
+def _sasaki(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+    return [
+        ratio_criterion("TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key)),
+        value_criterion(
+            "tumour burden change", f.burden_change_pct, _t(cfg, key, "burden_increase_pct"), " %"
+        ),
+    ]
+
+
+def _tunali(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+    return [*_champiat_like(f, cfg, key), ttf_criterion(f, cfg)]
+
+
+def _kim_y(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+    if cfg.kim_y_tgk_basis == "volume":
+        tgk = ratio_criterion(
+            "volumetric TGK", f.vol_tgk_exp, f.vol_tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key)
+        )
+    else:
+        tgk = ratio_criterion("TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key))
+    return [
+        ttf_criterion(f, cfg),
+        tgk,
+        value_criterion(
+            "tumour volume change", f.volume_change_pct, _t(cfg, key, "volume_increase_pct"), " %"
+        ),
+    ]
+
+
+def _vol_champiat(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+    return [
+        pd1(f, cfg, volumetric=True),
+        ratio_criterion(
+            "volumetric TGR", f.vol_tgr_exp, f.vol_tgr_ref, _t(cfg, key, "tgr_ratio"), cfg.policy(key)
+        ),
+    ]
+
+
+def _vol_saada(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
+    out = [
+        ratio_criterion(
+            "volumetric TGK", f.vol_tgk_exp, f.vol_tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key)
+        )
+    ]
+    if cfg.require_pd1(key, False):
+        out.insert(0, pd1(f, cfg, volumetric=True))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------------------
+
+
+def T(value: float, comparator: str = ">=") -> Threshold:  # noqa: N802 - reads like a table
+    return Threshold(value=value, comparator=comparator)  # type: ignore[arg-type]
+
+
+KINETIC = ("ici_start_date", "pre_baseline_scan", "baseline_targets", "first_eval_scan")
+FIRST_EVAL = ("ici_start_date", "baseline_targets", "first_eval_scan")
+VOLUMETRIC = (*KINETIC, "volumes")
+
+_ENTRIES = [
+    HpdDefinition(
+        "champiat2017",
+        "Champiat S et al. Clin Cancer Res 2017;23:1920-1928 (doi:10.1158/1078-0432.CCR-16-1741 [M])",
+        KINETIC,
+        lambda f, c, k: _champiat_like(f, c, k),
+        {"tgr_ratio": T(2.0)},
+        "RECIST PD at first evaluation AND TGR_exp >= 2 x TGR_ref (inequality form when TGR_ref <= 0)",
+    ),
+    HpdDefinition(
+        "kanjanapan2019",
+        "Kanjanapan Y et al. Cancer 2019 [S: Adashek 2019; Brambilla 2020 tables]",
+        KINETIC,
+        lambda f, c, k: _champiat_like(f, c, k),
+        {"tgr_ratio": T(2.0)},
+        "same rule as Champiat 2017: RECIST PD at first evaluation AND TGR ratio >= 2",
+    ),
+    HpdDefinition(
+        "saada_bouzid2017",
+        "Saada-Bouzid E et al. Ann Oncol 2017;28:1605-1611 (doi:10.1093/annonc/mdx178 [M])",
+        KINETIC,
+        _saada_like,
+        {"tgk_ratio": T(2.0)},
+        "TGK_exp / TGK_ref >= 2 (no RECIST PD prerequisite unless require_pd1)",
+    ),
+    HpdDefinition(
+        "kato2017",
+        "Kato S et al. Clin Cancer Res 2017;23:4242-4250, doi:10.1158/1078-0432.CCR-16-3133",
+        KINETIC,
+        _kato,
+        {"burden_increase_pct": T(50.0, ">"), "pace_ratio": T(2.0, ">")},
+        "TTF < 2 months AND tumour burden > +50 % vs baseline AND progression pace > 2-fold",
+        ("treatment_stop_date",),
+    ),
+    HpdDefinition(
+        "ferrara2018",
+        "Ferrara R et al. JAMA Oncol 2018;4:1543-1552, doi:10.1001/jamaoncol.2018.3676",
+        KINETIC,
+        lambda f, c, k: _delta_tgr(f, c, k, True),
+        {"delta_tgr": T(50.0, ">")},
+        "RECIST PD at first evaluation AND ΔTGR = TGR_exp - TGR_ref > 50 %/month",
+    ),
+    HpdDefinition(
+        "lo_russo2019",
+        "Lo Russo G et al. Clin Cancer Res 2019;25:989-999, aacrjournals.org/clincancerres/article/25/3/989",
+        FIRST_EVAL,
+        _lo_russo,
+        {
+            "n_criteria": T(3.0),
+            "sld_increase_pct": T(50.0),
+            "new_in_involved_organ": T(2.0),
+            "new_organs": T(1.0),
+            "ecog_worsening": T(2.0),
+        },
+        "RECIST PD AND >= 3 of {TTF < 2 months; SLD >= +50 %; >= 2 new lesions in an involved organ; "
+        "a new organ; ECOG worse by >= 2 within 2 months}",
+        ("treatment_stop_date", "ecog_baseline", "ecog_worst_first_2_months"),
+    ),
+    HpdDefinition(
+        "kim2019",
+        "Kim CG et al. Ann Oncol 2019;30:1104-1113 (doi:10.1093/annonc/mdz123 [M])",
+        KINETIC,
+        _kim("composite"),
+        {"tgk_ratio": T(2.0), "tgr_ratio": T(2.0), "window_days": T(84.0, "<=")},
+        "scans within +-12 weeks of ICI start; default composite (a reconstruction): (TGKR >= 2 OR "
+        "TGRR >= 2) AND TTF < 2 months AND RECIST PD",
+        ("treatment_stop_date",),
+    ),
+    HpdDefinition(
+        "kim2019_tgk",
+        "Kim CG et al. Ann Oncol 2019 (sub-label)",
+        KINETIC,
+        _kim("tgk"),
+        {"tgk_ratio": T(2.0), "tgr_ratio": T(2.0), "window_days": T(84.0, "<=")},
+        "Kim CG sub-label: TGK ratio >= 2 with scans within +-12 weeks",
+    ),
+    HpdDefinition(
+        "kim2019_tgr",
+        "Kim CG et al. Ann Oncol 2019 (sub-label)",
+        KINETIC,
+        _kim("tgr"),
+        {"tgk_ratio": T(2.0), "tgr_ratio": T(2.0), "window_days": T(84.0, "<=")},
+        "Kim CG sub-label: TGR ratio >= 2 with scans within +-12 weeks",
+    ),
+    HpdDefinition(
+        "kim2019_ttf",
+        "Kim CG et al. Ann Oncol 2019 (sub-label)",
+        KINETIC,
+        _kim("ttf"),
+        {"tgk_ratio": T(2.0), "tgr_ratio": T(2.0), "window_days": T(84.0, "<=")},
+        "Kim CG sub-label: TTF < 2 months with scans within +-12 weeks",
+        ("treatment_stop_date",),
+    ),
+    HpdDefinition(
+        "matos2020",
+        "Matos I et al. Clin Cancer Res 2020;26:1846-1855, aacrjournals.org/clincancerres/article/26/8/1846",
+        FIRST_EVAL,
+        _matos,
+        {"pct_a": T(40.0), "pct_b": T(20.0), "window_days": T(56.0, "<="), "min_abs_increase_mm": T(0.0)},
+        "RECIST PD at a first evaluation within 8 weeks AND (target sum >= +40 % OR >= +20 % with "
+        "multiple new lesions); no pre-baseline scan needed",
+    ),
+    HpdDefinition(
+        "kas2020",
+        "Kas B et al. JAMA Oncol 2020;6:1039-1046, doi:10.1001/jamaoncol.2020.1634",
+        KINETIC,
+        lambda f, c, k: _delta_tgr(f, c, k, True),
+        {"delta_tgr": T(100.0, ">")},
+        "RECIST PD at first evaluation AND ΔTGR > 100 %/month",
+    ),
+    HpdDefinition(
+        "gandara2021",
+        "Gandara DR et al. J Immunother Cancer 2021;9:e001882, doi:10.1136/jitc-2020-001882",
+        ("ici_start_date", "baseline_targets"),
+        _gandara,
+        {"sld_increase_pct": T(50.0), "scan_window_days": T(42.0, "<="), "death_window_days": T(84.0, "<=")},
+        "fast progression: SLD >= +50 % on a scan <= 6 weeks after start, OR death from progression "
+        "<= 12 weeks without a post-baseline scan",
+        ("death_date", "death_from_progression"),
+    ),
+    HpdDefinition(
+        "champiat2017_vol",
+        "volumetric twin of Champiat 2017 (measured volumes; thresholds not validated)",
+        VOLUMETRIC,
+        _vol_champiat,
+        {"tgr_ratio": T(2.0)},
+        "volumetric PD (volume x1.728) at first evaluation AND TGR_V,exp >= 2 x TGR_V,ref",
+    ),
+    HpdDefinition(
+        "ferrara2018_vol",
+        "volumetric twin of Ferrara 2018 (measured volumes; thresholds not validated)",
+        VOLUMETRIC,
+        lambda f, c, k: _delta_tgr(f, c, k, True, vol=True),
+        {"delta_tgr": T(50.0, ">")},
+        "volumetric PD at first evaluation AND ΔTGR_V > 50 %/month",
+    ),
+    HpdDefinition(
+        "saada_bouzid2017_vol",
+        "volumetric twin of Saada-Bouzid 2017 (measured volumes; not validated)",
+        VOLUMETRIC,
+        _vol_saada,
+        {"tgk_ratio": T(2.0)},
+        "volumetric TGK_exp / TGK_ref >= 2 (mm3/month slopes)",
+    ),
+    HpdDefinition(
+        "lahmar2016",
+        "Lahmar J et al. 2016 [M: abstract as tabulated in HPD reviews, issue #11; citation not verified]",
+        KINETIC,
+        lambda f, c, k: _delta_tgr(f, c, k, False),
+        {"delta_tgr": T(50.0, ">")},
+        "ΔTGR > 50 %/month, no RECIST progression prerequisite",
+    ),
+    HpdDefinition(
+        "sasaki2019",
+        "Sasaki A et al. 2019 [M: rule as tabulated in HPD reviews, issue #11; citation not verified]",
+        KINETIC,
+        _sasaki,
+        {"tgk_ratio": T(2.0), "burden_increase_pct": T(50.0, ">")},
+        "TGK ratio >= 2 AND tumour burden > +50 % at first evaluation",
+    ),
+    HpdDefinition(
+        "ji2019",
+        "Ji 2019 [M: TGK-ratio family as tabulated in Park HJ et al. JAMA Netw Open 2021; "
+        "citation not verified]",
+        KINETIC,
+        _saada_like,
+        {"tgk_ratio": T(2.0)},
+        "TGK ratio >= 2",
+    ),
+    HpdDefinition(
+        "refae2020",
+        "Refae S et al. 2020 [M: TGK-ratio family as tabulated in Park HJ et al. JAMA Netw Open 2021; "
+        "not verified]",
+        KINETIC,
+        _saada_like,
+        {"tgk_ratio": T(2.0)},
+        "TGK ratio >= 2",
+    ),
+    HpdDefinition(
+        "tunali2019",
+        "Tunali I et al. Lung Cancer 2019 [M: rule as tabulated in HPD reviews, issue #11; "
+        "citation not verified]",
+        KINETIC,
+        _tunali,
+        {"tgr_ratio": T(2.0)},
+        "RECIST PD at first evaluation AND TGR ratio >= 2 AND TTF < 2 months",
+        ("treatment_stop_date",),
+    ),
+    HpdDefinition(
+        "kim_y2019_volumetric",
+        "Kim Y et al. J Thorac Oncol 2019 (volumetry), as tabulated in Brambilla "
+        "et al. Explor Target Antitumor Ther 2020 Table 1",
+        VOLUMETRIC,
+        _kim_y,
+        {"tgk_ratio": T(2.0), "volume_increase_pct": T(50.0)},
+        "TTF < 2 months AND TGK ratio >= 2 (volumetric by default) AND tumour volume >= +50 %",
+        ("treatment_stop_date",),
+    ),
+]
+
+DEFINITIONS: dict[str, HpdDefinition] = {d.key: d for d in _ENTRIES}
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------------
+
+
+def missing_inputs(f: PatientFacts, required: Sequence[str]) -> list[str]:
+    checks = {
+        "ici_start_date": (f.ici_start is not None, "no ICI start date"),
+        "pre_baseline_scan": (f.pre_baseline_date is not None, "no pre-baseline scan"),
+        "baseline_targets": (
+            f.baseline_date is not None and f.n_targets > 0,
+            "no baseline scan" if f.baseline_date is None else "no target lesion at baseline",
+        ),
+        "first_eval_scan": (f.first_eval_date is not None, "no on-treatment evaluation scan"),
+        "volumes": (f.volume_baseline_mm3 is not None, "no measured volumes"),
+    }
+    return [checks[name][1] for name in required if name in checks and not checks[name][0]]
+
+
+def evaluate(definition: HpdDefinition, f: PatientFacts, cfg: ResponseConfig) -> HpdAssessment:
+    missing = missing_inputs(f, definition.required_inputs)
+    if missing:
+        if (
+            "no on-treatment evaluation scan" in missing
+            and f.death_days is not None
+            and cfg.early_death_policy == "hpd"
+            and f.death_from_progression is not False
+            and len(missing) == 1
+        ):
+            return HpdAssessment(
+                definition.key,
+                HpdLabel.HPD,
+                f"died on day {f.death_days} before the first evaluation scan (early_death_policy = hpd).",
+            )
+        extra = (
+            " (died before the first evaluation scan)"
+            if f.death_days is not None and "no on-treatment evaluation scan" in missing
+            else ""
+        )
+        return HpdAssessment(definition.key, HpdLabel.NOT_EVALUABLE, "; ".join(missing) + extra + ".")
+    criteria = definition.rule(f, cfg, definition.key)
+    values = [c.value for c in criteria]
+    failing = [c for c in criteria if c.value is False]
+    if failing:
+        return HpdAssessment(definition.key, HpdLabel.NO_HPD, "; ".join(c.text for c in failing) + ".")
+    if all(v is True for v in values):
+        return HpdAssessment(definition.key, HpdLabel.HPD, "; ".join(c.text for c in criteria) + ".")
+    unknown = [c for c in criteria if c.value is None]
+    return HpdAssessment(definition.key, HpdLabel.NOT_EVALUABLE, "; ".join(c.text for c in unknown) + ".")
+
+
+def evaluate_all(f: PatientFacts, cfg: ResponseConfig) -> list[HpdAssessment]:
+    return [evaluate(d, f, cfg) for d in DEFINITIONS.values()]

@@ -1,0 +1,331 @@
+"""Growth kinetics: TGR (Ferté), volumetric TGR, TGK (Saâda-Bouzid / Le Tourneau), ratios, ΔTGR, pace, TTF.
+
+Formulas (specs/hpd_kinetics.md section 1):
+
+    TG  = exponent * ln(D_t / D_0) / Δt_months       exponent 3 for diameters (one sphere of diameter D), 1
+    for volumes
+    TGR = 100 * (exp(TG) - 1)                        computed as 100 * expm1(TG) for stability near zero
+    TGK = (S_t - S_0) / Δt_months                    mm per month
+
+Conventions: month = cfg.month_days (default 365.25/12 = 30.4375 d, as in Ferté's TGR_calculator.R); undefined
+values are None (0/0, ÷0) and limits are kept as limits (D_t = 0 → TGR = −100; D_0 = 0 < D_t → +inf) so that
+the
+HPD rules can reason on them; the CSV writer turns any non-finite value into an empty cell.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+from hpd_imaging.response.config import ResponseConfig
+from hpd_imaging.response.patient import (
+    PatientData,
+    Roles,
+    TargetSelection,
+    new_lesions_present,
+    new_measurable_lesions,
+    recist_diameter,
+    sum_over,
+)
+from hpd_imaging.response.recist import pct_change
+
+INF = math.inf
+
+
+def months(days: float, cfg: ResponseConfig) -> float:
+    return days / cfg.month_days
+
+
+def tgr_pct_per_month(
+    d0: float | None, d1: float | None, delta_months: float | None, exponent: float = 3.0
+) -> float | None:
+    """Ferté TGR (% volume per month). exponent=3 for a diameter (sphere), 1 for a measured volume.
+
+    Limits: d1 = 0 < d0 → −100 exactly; d0 = 0 < d1 → +inf; 0/0 → None (undefined); Δt <= 0 → None.
+    """
+    if d0 is None or d1 is None or delta_months is None or delta_months <= 0:
+        return None
+    if d0 < 0 or d1 < 0:
+        return None
+    if d0 == 0:
+        return None if d1 == 0 else INF
+    if d1 == 0:
+        return -100.0
+    tg = exponent * math.log(d1 / d0) / delta_months
+    try:
+        return 100.0 * math.expm1(tg)
+    except OverflowError:  # growth beyond e^709 per month: keep the limit
+        return INF
+
+
+def tgk_per_month(s0: float | None, s1: float | None, delta_months: float | None) -> float | None:
+    """Linear slope of the burden (mm or mm3 per month)."""
+    if s0 is None or s1 is None or delta_months is None or delta_months <= 0:
+        return None
+    return (s1 - s0) / delta_months
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """Naive ratio; None when undefined (÷0, inf/inf). a/±inf = 0."""
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    if math.isinf(numerator) and math.isinf(denominator):
+        return None
+    return numerator / denominator
+
+
+def difference(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    if math.isinf(a) and math.isinf(b) and (a > 0) == (b > 0):
+        return None
+    return a - b
+
+
+def pace_pct_per_month(s0: float | None, s1: float | None, delta_months: float | None) -> float | None:
+    """Kato's progression pace (default reading): % change of the burden per month, (S1/S0 − 1)·100 / Δt."""
+    change = pct_change(s1, s0)
+    if change is None or delta_months is None or delta_months <= 0:
+        return None
+    return change / delta_months
+
+
+@dataclass
+class PatientFacts:
+    """Everything an HPD rule may read for one patient; every number is also written to kinetics.csv."""
+
+    patient_id: str
+    ici_start: dt.date | None = None
+    pre_baseline_date: dt.date | None = None
+    baseline_date: dt.date | None = None
+    first_eval_date: dt.date | None = None
+    n_targets: int = 0
+    t_ref_days: int | None = None
+    t_exp_days: int | None = None
+    days_pre_baseline_to_ici: int | None = None
+    days_ici_to_first_eval: int | None = None
+    sld_pre_baseline_mm: float | None = None
+    sld_baseline_mm: float | None = None
+    sld_first_eval_mm: float | None = None
+    burden_pre: float | None = None
+    burden_base: float | None = None
+    burden_first: float | None = None
+    volume_pre_baseline_mm3: float | None = None
+    volume_baseline_mm3: float | None = None
+    volume_first_eval_mm3: float | None = None
+    tgr_ref: float | None = None
+    tgr_exp: float | None = None
+    tgr_ratio: float | None = None
+    delta_tgr: float | None = None
+    tgk_ref: float | None = None
+    tgk_exp: float | None = None
+    tgk_ratio: float | None = None
+    vol_tgr_ref: float | None = None
+    vol_tgr_exp: float | None = None
+    vol_tgr_ratio: float | None = None
+    vol_delta_tgr: float | None = None
+    vol_tgk_ref: float | None = None
+    vol_tgk_exp: float | None = None
+    vol_tgk_ratio: float | None = None
+    pace_ref: float | None = None
+    pace_exp: float | None = None
+    pace_ratio: float | None = None
+    sld_change_pct: float | None = None
+    sld_change_mm: float | None = None
+    burden_change_pct: float | None = None
+    volume_change_pct: float | None = None
+    volume_change_mm3: float | None = None
+    recist_first_eval: str = "NE"
+    target_response_first_eval: str = "NE"
+    irecist_first_eval: str = "NE"
+    volumetric_response_first_eval: str = "NE"
+    pd1: bool | None = None
+    vol_pd1: bool | None = None
+    n_new_first_eval: int = 0
+    n_new_organs_first_eval: int = 0
+    max_new_in_involved_organ: int = 0
+    n_organs_with_new: int = 0
+    ttf_days: int | None = None
+    ttf_event: bool = False  # True when a stop (or death) date is known; False: censored / on treatment
+    death_days: int | None = None
+    death_from_progression: bool | None = None
+    ecog_baseline: int | None = None
+    ecog_worst_first_2_months: int | None = None
+    post_baseline_scans: list[tuple[int, float | None]] = field(default_factory=list)  # (days from ICI, ΔS %)
+    month_days: float = 30.4375
+
+
+def _burden_ids(patient: PatientData, selection: TargetSelection, roles: Roles, cfg: ResponseConfig) -> tuple:
+    if cfg.burden_lesion_set == "baseline_targets":
+        return selection.targets
+    if cfg.burden_lesion_set == "targets_plus_new":
+        return (*selection.targets, *new_measurable_lesions(patient, list(roles.follow_ups), cfg))
+    return tuple(sorted(patient.lesions))
+
+
+def _burden(
+    patient: PatientData,
+    ids: tuple,
+    date: dt.date | None,
+    roles: Roles,
+    cfg: ResponseConfig,
+    selection: TargetSelection,
+) -> tuple[float | None, float]:
+    """(burden, exponent) on the kinetic basis; non-target and new lesions absent on a scan count as 0."""
+    if date is None or not ids:
+        return None, 3.0
+    targets = set(selection.targets)
+    if cfg.kinetic_basis == "sld_power3":
+        total = 0.0
+        for lid in ids:
+            if lid in targets:
+                v = sum_over(patient, (lid,), date, roles, cfg)
+                if v is None:
+                    return None, 3.0
+                total += v
+            else:
+                total += recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0
+        return total, 3.0
+    if cfg.kinetic_basis == "sum_ld_cubed":
+        s = 0.0
+        for lid in ids:
+            d = (
+                sum_over(patient, (lid,), date, roles, cfg)
+                if lid in targets
+                else (recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0)
+            )
+            if d is None:
+                return None, 1.0
+            s += d**3
+        return s, 1.0
+    vols = []
+    for lid in ids:
+        size = patient.size(lid, date)
+        if size is None:
+            v = sum_over(patient, (lid,), date, roles, cfg, "volume") if lid in targets else 0.0
+        else:
+            v = size.volume_mm3
+        if v is None:
+            return None, 1.0
+        vols.append(v)
+    if cfg.kinetic_basis == "volume_power1":
+        return sum(vols), 1.0
+    return sum((6.0 * v / math.pi) ** (1.0 / 3.0) for v in vols), 3.0  # sphere-equivalent diameters
+
+
+def compute_facts(
+    patient: PatientData, roles: Roles, selection: TargetSelection, rows: list[dict], cfg: ResponseConfig
+) -> PatientFacts:
+    f = PatientFacts(
+        patient.patient_id,
+        ici_start=roles.ici_start,
+        pre_baseline_date=roles.pre_baseline,
+        baseline_date=roles.baseline,
+        first_eval_date=roles.first_eval,
+        n_targets=len(selection.targets),
+        month_days=cfg.month_days,
+    )
+    targets = selection.targets
+    pre, base, first, ici = roles.pre_baseline, roles.baseline, roles.first_eval, roles.ici_start
+
+    def s_at(d: dt.date | None, kind: str = "diameter") -> float | None:
+        return sum_over(patient, targets, d, roles, cfg, kind) if d is not None and targets else None
+
+    f.sld_pre_baseline_mm, f.sld_baseline_mm, f.sld_first_eval_mm = s_at(pre), s_at(base), s_at(first)
+    f.volume_pre_baseline_mm3 = s_at(pre, "volume")
+    f.volume_baseline_mm3 = s_at(base, "volume")
+    f.volume_first_eval_mm3 = s_at(first, "volume")
+    if pre is not None and base is not None:
+        f.t_ref_days = (base - pre).days
+    if first is not None and base is not None:
+        start = base if cfg.exp_period_start == "baseline_scan" else ici
+        f.t_exp_days = (first - start).days
+    if pre is not None and ici is not None:
+        f.days_pre_baseline_to_ici = (ici - pre).days
+    if first is not None and ici is not None:
+        f.days_ici_to_first_eval = (first - ici).days
+    t_ref = months(f.t_ref_days, cfg) if f.t_ref_days else None
+    t_exp = months(f.t_exp_days, cfg) if f.t_exp_days else None
+
+    ids = _burden_ids(patient, selection, roles, cfg)
+    (f.burden_pre, exponent), (f.burden_base, _), (f.burden_first, _) = (
+        _burden(patient, ids, d, roles, cfg, selection) for d in (pre, base, first)
+    )
+    f.tgr_ref = tgr_pct_per_month(f.burden_pre, f.burden_base, t_ref, exponent)
+    f.tgr_exp = tgr_pct_per_month(f.burden_base, f.burden_first, t_exp, exponent)
+    f.tgr_ratio, f.delta_tgr = ratio(f.tgr_exp, f.tgr_ref), difference(f.tgr_exp, f.tgr_ref)
+    # TGK: linear slope of the diameter burden (mm/month), whatever the TGR basis
+    d_pre, d_base, d_first = (
+        _burden(patient, ids, d, roles, cfg.model_copy(update={"kinetic_basis": "sld_power3"}), selection)[0]
+        for d in (pre, base, first)
+    )
+    f.tgk_ref, f.tgk_exp = tgk_per_month(d_pre, d_base, t_ref), tgk_per_month(d_base, d_first, t_exp)
+    f.tgk_ratio = ratio(f.tgk_exp, f.tgk_ref)
+    f.vol_tgr_ref = tgr_pct_per_month(f.volume_pre_baseline_mm3, f.volume_baseline_mm3, t_ref, 1.0)
+    f.vol_tgr_exp = tgr_pct_per_month(f.volume_baseline_mm3, f.volume_first_eval_mm3, t_exp, 1.0)
+    f.vol_tgr_ratio, f.vol_delta_tgr = (
+        ratio(f.vol_tgr_exp, f.vol_tgr_ref),
+        difference(f.vol_tgr_exp, f.vol_tgr_ref),
+    )
+    f.vol_tgk_ref = tgk_per_month(f.volume_pre_baseline_mm3, f.volume_baseline_mm3, t_ref)
+    f.vol_tgk_exp = tgk_per_month(f.volume_baseline_mm3, f.volume_first_eval_mm3, t_exp)
+    f.vol_tgk_ratio = ratio(f.vol_tgk_exp, f.vol_tgk_ref)
+    if cfg.kato_pace_basis == "relative":
+        f.pace_ref = pace_pct_per_month(d_pre, d_base, t_ref)
+        f.pace_exp = pace_pct_per_month(d_base, d_first, t_exp)
+    else:
+        f.pace_ref, f.pace_exp = f.tgk_ref, f.tgk_exp
+    f.pace_ratio = ratio(f.pace_exp, f.pace_ref)
+    f.sld_change_pct = pct_change(f.sld_first_eval_mm, f.sld_baseline_mm)
+    f.sld_change_mm = difference(f.sld_first_eval_mm, f.sld_baseline_mm)
+    f.burden_change_pct = pct_change(d_first, d_base)
+    f.volume_change_pct = pct_change(f.volume_first_eval_mm3, f.volume_baseline_mm3)
+    f.volume_change_mm3 = difference(f.volume_first_eval_mm3, f.volume_baseline_mm3)
+
+    first_row = next((r for r in rows if r["scan_date"] == first), None)
+    if first_row is not None:
+        f.recist_first_eval = first_row["recist_response"]
+        f.target_response_first_eval = first_row["target_response"]
+        f.irecist_first_eval = first_row["irecist_response"]
+        f.volumetric_response_first_eval = first_row["volumetric_response"]
+        if cfg.pd1_mode == "recist_overall":
+            f.pd1 = None if f.recist_first_eval == "NE" else f.recist_first_eval == "PD"
+        elif cfg.pd1_mode == "targets_only":
+            f.pd1 = (
+                None if f.target_response_first_eval in ("NE", "NA") else f.target_response_first_eval == "PD"
+            )
+        else:
+            f.pd1 = None if f.irecist_first_eval == "NE" else f.irecist_first_eval in ("iUPD", "iCPD")
+        vol_resp = (
+            first_row["volumetric_response"]
+            if cfg.pd1_mode != "targets_only"
+            else first_row["volumetric_target_response"]
+        )
+        f.vol_pd1 = None if vol_resp in ("NE", "NA") else vol_resp == "PD"
+        organs = {patient.lesions[lid].organ for lid in (*selection.targets, *selection.non_targets)}
+        new_now = new_lesions_present(patient, first, cfg)
+        f.n_new_first_eval = len(new_now)
+        per_organ: dict[str, int] = {}
+        for lid in new_now:
+            per_organ[patient.lesions[lid].organ] = per_organ.get(patient.lesions[lid].organ, 0) + 1
+        f.n_new_organs_first_eval = sum(1 for organ in per_organ if organ not in organs)
+        f.max_new_in_involved_organ = max((n for organ, n in per_organ.items() if organ in organs), default=0)
+        f.n_organs_with_new = len(per_organ)
+    for r in rows:
+        if ici is not None and r["scan_date"] > ici:
+            f.post_baseline_scans.append(((r["scan_date"] - ici).days, r.get("sld_change_from_baseline_pct")))
+
+    clin = patient.clinical
+    stop, death = clin.get("treatment_stop_date"), clin.get("death_date")
+    if ici is not None:
+        ends = [d for d in (stop, death) if d is not None]
+        if ends:
+            f.ttf_days, f.ttf_event = (min(ends) - ici).days, True
+        if death is not None:
+            f.death_days = (death - ici).days
+    f.death_from_progression = clin.get("death_from_progression")
+    f.ecog_baseline = clin.get("ecog_baseline")
+    f.ecog_worst_first_2_months = clin.get("ecog_worst_first_2_months")
+    return f

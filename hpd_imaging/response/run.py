@@ -1,0 +1,286 @@
+"""The response stage as one function: measurement table + clinical table -> kinetics, response, targets,
+growth.
+
+Used by ``hpd-imaging kinetics`` (a spreadsheet of RECIST measurements, no images) and by the pipeline on
+lesions.csv. Output schemas: specs/hpd_kinetics.md section A. Non-finite numbers never reach a table:
+undefined
+values (0/0, ÷0) and limits (+inf) become empty cells.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hpd_imaging.response.concordance import concordance_table
+from hpd_imaging.response.config import ResponseConfig, load_response_config
+from hpd_imaging.response.growth import fit_growth
+from hpd_imaging.response.hpd import DEFINITIONS, evaluate_all
+from hpd_imaging.response.immune import assess_immune
+from hpd_imaging.response.kinetics import PatientFacts, compute_facts
+from hpd_imaging.response.patient import (
+    PatientData,
+    Roles,
+    assign_roles,
+    build_patients,
+    select_targets,
+)
+from hpd_imaging.response.recist import assess_recist
+from hpd_imaging.response.tables import validate_clinical, validate_measurements
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResponseResult:
+    kinetics: pd.DataFrame  # kinetics.csv: one row per patient
+    response: pd.DataFrame  # response.csv: one row per patient per scan
+    targets: pd.DataFrame  # the recorded target selection: one row per lesion
+    growth: pd.DataFrame  # growth-model fit per patient
+
+
+RESPONSE_COLUMNS = [
+    "patient_id",
+    "scan_date",
+    "role",
+    "days_from_ici",
+    "n_targets",
+    "sld_mm",
+    "nadir_sld_mm",
+    "sld_change_from_baseline_pct",
+    "sld_change_from_nadir_pct",
+    "volume_mm3",
+    "volume_change_from_baseline_pct",
+    "target_response",
+    "non_target_response",
+    "n_new_lesions",
+    "new_lesion_ids",
+    "recist_response",
+    "volumetric_target_response",
+    "volumetric_response",
+    "irecist_response",
+    "irecist_confirmation",
+    "irrc_burden_mm2",
+    "irrc_response",
+    "irrc_confirmation",
+    "irrecist_burden_mm",
+    "irrecist_response",
+    "irrecist_confirmation",
+    "imrecist_burden_mm",
+    "imrecist_response",
+    "imrecist_confirmation",
+]
+
+TARGET_COLUMNS = [
+    "patient_id",
+    "lesion_id",
+    "organ",
+    "is_lymph_node",
+    "baseline_date",
+    "baseline_diameter_mm",
+    "role",
+    "reason",
+    "selection",
+]
+
+
+def clean(value: Any) -> Any:
+    """No inf/NaN in outputs: non-finite floats become None (an empty CSV cell); dates become ISO strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _kinetics_row(f: PatientFacts, cfg: ResponseConfig) -> dict[str, Any]:
+    def tm(days: int | None) -> float | None:
+        return None if days is None else days / cfg.month_days
+
+    row = {
+        "patient_id": f.patient_id,
+        "ici_start_date": f.ici_start,
+        "pre_baseline_date": f.pre_baseline_date,
+        "baseline_date": f.baseline_date,
+        "first_eval_date": f.first_eval_date,
+        "n_targets": f.n_targets,
+        "t_ref_days": f.t_ref_days,
+        "t_exp_days": f.t_exp_days,
+        "t_ref_months": tm(f.t_ref_days),
+        "t_exp_months": tm(f.t_exp_days),
+        "days_pre_baseline_to_ici": f.days_pre_baseline_to_ici,
+        "days_ici_to_first_eval": f.days_ici_to_first_eval,
+        "sld_pre_baseline_mm": f.sld_pre_baseline_mm,
+        "sld_baseline_mm": f.sld_baseline_mm,
+        "sld_first_eval_mm": f.sld_first_eval_mm,
+        "sld_change_pct": f.sld_change_pct,
+        "sld_change_mm": f.sld_change_mm,
+        "kinetic_burden_pre_baseline": f.burden_pre,
+        "kinetic_burden_baseline": f.burden_base,
+        "kinetic_burden_first_eval": f.burden_first,
+        "burden_change_pct": f.burden_change_pct,
+        "volume_pre_baseline_mm3": f.volume_pre_baseline_mm3,
+        "volume_baseline_mm3": f.volume_baseline_mm3,
+        "volume_first_eval_mm3": f.volume_first_eval_mm3,
+        "volume_change_pct": f.volume_change_pct,
+        "tgr_ref_pct_per_month": f.tgr_ref,
+        "tgr_exp_pct_per_month": f.tgr_exp,
+        "tgr_ratio": f.tgr_ratio,
+        "delta_tgr": f.delta_tgr,
+        "tgk_ref_mm_per_month": f.tgk_ref,
+        "tgk_exp_mm_per_month": f.tgk_exp,
+        "tgk_ratio": f.tgk_ratio,
+        "vol_tgr_ref_pct_per_month": f.vol_tgr_ref,
+        "vol_tgr_exp_pct_per_month": f.vol_tgr_exp,
+        "vol_tgr_ratio": f.vol_tgr_ratio,
+        "vol_delta_tgr": f.vol_delta_tgr,
+        "vol_tgk_ref_mm3_per_month": f.vol_tgk_ref,
+        "vol_tgk_exp_mm3_per_month": f.vol_tgk_exp,
+        "vol_tgk_ratio": f.vol_tgk_ratio,
+        "pace_ref": f.pace_ref,
+        "pace_exp": f.pace_exp,
+        "pace_ratio": f.pace_ratio,
+        "recist_first_eval": f.recist_first_eval,
+        "irecist_first_eval": f.irecist_first_eval,
+        "volumetric_response_first_eval": f.volumetric_response_first_eval,
+        "pd1": f.pd1,
+        "vol_pd1": f.vol_pd1,
+        "n_new_lesions_first_eval": f.n_new_first_eval,
+        "n_new_organs_first_eval": f.n_new_organs_first_eval,
+        "max_new_lesions_in_involved_organ": f.max_new_in_involved_organ,
+        "ttf_days": f.ttf_days,
+        "ttf_event": f.ttf_event,
+        "month_days": cfg.month_days,
+        "exp_period_start": cfg.exp_period_start,
+        "kinetic_basis": cfg.kinetic_basis,
+        "burden_lesion_set": cfg.burden_lesion_set,
+        "pd1_mode": cfg.pd1_mode,
+        "nonpositive_reference_policy": cfg.nonpositive_reference_policy,
+        "ttf_threshold_days": cfg.ttf_threshold_days,
+    }
+    for a in evaluate_all(f, cfg):
+        row[f"hpd_{a.definition}"] = a.label.value
+        row[f"hpd_{a.definition}_reason"] = a.reason
+    return row
+
+
+def assess_patient(patient: PatientData, cfg: ResponseConfig) -> tuple[dict, list[dict], list[dict], dict]:
+    """All outputs for one patient: (kinetics row, response rows, target records, growth row)."""
+    roles: Roles = assign_roles(patient.scan_dates, patient.clinical.get("ici_start_date"))
+    selection = select_targets(patient, roles, cfg)
+    rows = assess_recist(patient, roles, selection, cfg)
+    assess_immune(patient, roles, selection, rows, cfg)
+    facts = compute_facts(patient, roles, selection, rows, cfg)
+    kin = _kinetics_row(facts, cfg)
+    series = [
+        r
+        for r in rows
+        if r.get("sld_mm") is not None
+        and (cfg.growth_include_pre_baseline or roles.baseline is None or r["scan_date"] >= roles.baseline)
+    ]
+    growth = {"patient_id": patient.patient_id}
+    growth.update(
+        fit_growth(
+            [(r["scan_date"] - series[0]["scan_date"]).days for r in series], [r["sld_mm"] for r in series]
+        )
+        if series
+        else fit_growth([], [])
+    )
+    kin["growth_model"] = growth.get("model") or None
+    kin["growth_g_per_day"] = growth.get("g_per_day")
+    kin["growth_d_per_day"] = growth.get("d_per_day")
+    return kin, rows, list(selection.records), growth
+
+
+def run_response(
+    measurements: pd.DataFrame,
+    clinical: pd.DataFrame,
+    config: ResponseConfig | None = None,
+    *,
+    measurements_source: str | None = None,
+    clinical_source: str | None = None,
+) -> ResponseResult:
+    cfg = config if config is not None else load_response_config()
+    meas = validate_measurements(
+        measurements, measurements_source or measurements.attrs.get("source", "measurements")
+    )
+    clin = validate_clinical(clinical, clinical_source or clinical.attrs.get("source", "clinical"))
+    patients = build_patients(meas, clin)
+    for pid in clin["patient_id"] if len(clin) else []:
+        if pid not in patients:
+            log.warning("patient %s is in the clinical table but has no measurements", pid)
+            row = clin[clin["patient_id"] == pid].iloc[0].to_dict()
+            patients[pid] = PatientData(pid, [], {}, {}, row)
+    for pid, patient in patients.items():
+        if not patient.clinical:
+            log.warning(
+                "patient %s has measurements but no clinical row (no ICI start date): not evaluable", pid
+            )
+            patient.clinical = {"patient_id": pid, "ici_start_date": None}
+    kin_rows, resp_rows, target_rows, growth_rows = [], [], [], []
+    passthrough = [c for c in clin.columns if c != "patient_id"] if len(clin) else []
+    for pid in sorted(patients):
+        kin, rows, records, growth = assess_patient(patients[pid], cfg)
+        for column in passthrough:
+            kin.setdefault(column, patients[pid].clinical.get(column))
+        kin_rows.append(kin)
+        resp_rows.extend(rows)
+        target_rows.extend(records)
+        growth_rows.append(growth)
+
+    def frame(rows: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
+        df = pd.DataFrame([{k: clean(v) for k, v in r.items()} for r in rows])
+        if columns is not None:
+            df = df.reindex(columns=columns)
+        return df.astype(object).where(df.notna(), None)
+
+    return ResponseResult(
+        frame(kin_rows),
+        frame(resp_rows, RESPONSE_COLUMNS),
+        frame(target_rows, TARGET_COLUMNS),
+        frame(growth_rows),
+    )
+
+
+def write_outputs(
+    result: ResponseResult,
+    kinetics_path: Path,
+    *,
+    response_path: Path | None = None,
+    concordance_path: Path | None = None,
+    targets_path: Path | None = None,
+    growth_path: Path | None = None,
+) -> dict[str, Path]:
+    """Write kinetics.csv and, next to it unless other paths are given, response.csv, targets.csv, growth.csv
+    and
+    (with more than one patient) concordance.csv. Returns the paths written."""
+    kinetics_path = Path(kinetics_path)
+    folder = kinetics_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "kinetics": kinetics_path,
+        "response": response_path or folder / "response.csv",
+        "targets": targets_path or folder / "targets.csv",
+        "growth": growth_path or folder / "growth.csv",
+    }
+    tables = {
+        "kinetics": result.kinetics,
+        "response": result.response,
+        "targets": result.targets,
+        "growth": result.growth,
+    }
+    if len(result.kinetics) > 1:
+        paths["concordance"] = concordance_path or folder / "concordance.csv"
+        tables["concordance"] = concordance_table(result.kinetics, list(DEFINITIONS))
+    for name, path in paths.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        df = tables[name].astype(object)
+        df = df.map(clean) if hasattr(df, "map") else df.applymap(clean)
+        df.to_csv(path, index=False, na_rep="")
+    return paths
