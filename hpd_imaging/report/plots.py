@@ -1,0 +1,231 @@
+"""Figures of the HTML report, each returned as PNG bytes (embedded as base64 so the report works offline).
+
+matplotlib runs on the non-interactive Agg backend through the object-oriented API (``Figure`` +
+``FigureCanvasAgg``): no pyplot global state, nothing to leak between figures, safe in worker processes.
+Each figure is closed (released) right after it is rendered. PNG metadata is stripped so the bytes depend only
+on the data (reruns give identical reports).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+from hpd_imaging.report.inputs import (
+    LesionSnapshot,
+    ReportInputs,
+    burden_series,
+    change_from_baseline,
+    first_eval_change,
+    ici_start,
+    kinetics_row,
+    to_date,
+    to_float,
+)
+
+logger = logging.getLogger(__name__)
+
+LABEL_COLOURS = {"hpd": "#c0392b", "no_hpd": "#2471a3", "not_evaluable": "#7f8c8d"}
+DPI = 90
+MONTH_DAYS = 30.4375  # specs/hpd_kinetics.md section 1.3
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    fig.clear()
+    return buf.getvalue()
+
+
+def burden_curves(inputs: ReportInputs, patient_id: str) -> bytes | None:
+    """Sum of target diameters and target volume over time, ICI start marked, pre/post slopes annotated.
+
+    The dashed segments join pre-baseline -> baseline and baseline -> first evaluation, i.e. exactly the two
+    periods the kinetics (TGR/TGK) are computed over; their legends quote the kinetics table's numbers.
+    """
+    series = burden_series(inputs, patient_id)
+    if not len(series):
+        return None
+    kin = kinetics_row(inputs, patient_id)
+    ici = ici_start(inputs, patient_id)
+    has_volume = bool(np.isfinite(series["volume_mm3"]).any())
+    fig = Figure(figsize=(9.0 if has_volume else 5.0, 3.2))
+    axes = fig.subplots(1, 2 if has_volume else 1, squeeze=False)[0]
+    dates = [to_date(kin.get(c)) for c in ("pre_baseline_date", "baseline_date", "first_eval_date")]
+    panels: list[tuple[str, str, str, str | None, str]] = [
+        ("sld_mm", "Sum of diameters (mm)", "tgr", "tgk", "mm")
+    ]
+    if has_volume:
+        panels.append(("volume_mm3", "Target volume (mm³)", "vol_tgr", None, "mm3"))
+    for ax, (col, ylabel, tgr_prefix, tgk_prefix, _unit) in zip(axes, panels, strict=False):
+        ok = series[np.isfinite(series[col])]
+        ax.plot(list(ok["scan_date"]), ok[col], "o-", color="#34495e", lw=1.5, label="measured")
+        by_date = dict(zip(ok["scan_date"], ok[col], strict=True))
+        for (a, b), period in zip(((dates[0], dates[1]), (dates[1], dates[2])), ("ref", "exp"), strict=True):
+            if a in by_date and b in by_date:
+                tgr = to_float(kin.get(f"{tgr_prefix}_{period}_pct_per_month"))
+                tgk = to_float(kin.get(f"{tgk_prefix}_{period}_mm_per_month")) if tgk_prefix else None
+                parts = [f"TGR {tgr:+.1f} %/mo" if tgr is not None else ""]
+                if tgk is not None:
+                    parts.append(f"TGK {tgk:+.2f} mm/mo")
+                name = "pre-ICI" if period == "ref" else "on ICI"
+                ax.plot(
+                    [a, b],
+                    [by_date[a], by_date[b]],
+                    "--",
+                    lw=2.2,
+                    color="#16a085" if period == "ref" else "#d35400",
+                    label=": ".join([name, ", ".join(p for p in parts if p)]).rstrip(": "),
+                )
+        if ici is not None:
+            ax.axvline(ici, color="#8e44ad", lw=1.2, ls=":", label=f"ICI start {ici.isoformat()}")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    fig.suptitle(f"Tumour burden: {patient_id}", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def lesion_strip(snapshots: Sequence[LesionSnapshot]) -> bytes:
+    """One lesion at each of its scans: HU crop (lung-soft tissue window), outline, long and short axis."""
+    snaps = sorted(snapshots, key=lambda s: s.scan_date)
+    n = len(snaps)
+    fig = Figure(figsize=(2.3 * n, 2.7))
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, snap in zip(axes, snaps, strict=True):
+        rs, cs = snap.pixel_spacing_mm
+        h, w = snap.hu.shape
+        extent = (-0.5, w - 0.5, h - 0.5, -0.5)
+        ax.imshow(
+            snap.hu, cmap="gray", vmin=-1000, vmax=400, extent=extent, aspect=rs / cs, interpolation="nearest"
+        )
+        if snap.mask.any():
+            # contour's default coordinates are pixel centres (x = column, y = row), as the axes here
+            ax.contour(snap.mask.astype(float), levels=[0.5], colors=["#f1c40f"], linewidths=1.0)
+        for axis, colour in ((snap.long_axis_xy, "#e74c3c"), (snap.short_axis_xy, "#3498db")):
+            if axis is not None:
+                (x0, y0), (x1, y1) = axis
+                ax.plot([x0, x1], [y0, y1], "-", color=colour, lw=1.6)
+                ax.plot([x0, x1], [y0, y1], "o", color=colour, ms=2.5)
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
+        la = f"LA {snap.long_axis_mm:.1f}" if snap.long_axis_mm is not None else ""
+        sa = f"SA {snap.short_axis_mm:.1f} mm" if snap.short_axis_mm is not None else ""
+        ax.set_title(f"{snap.scan_date.isoformat()}\n{la}  {sa}", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{snaps[0].patient_id} / {snaps[0].lesion_id}", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def spider_plot(inputs: ReportInputs) -> bytes | None:
+    """% change of the target sum from baseline over months since baseline, one line per patient."""
+    fig = Figure(figsize=(6.5, 4.0))
+    ax = fig.subplots()
+    drawn = 0
+    label_col = "hpd_" + inputs.primary
+    labels = dict(
+        zip(inputs.kinetics["patient_id"].astype(str), inputs.kinetics[label_col].astype(str), strict=True)
+    )
+    for pid in inputs.patients:
+        change = change_from_baseline(inputs, pid)
+        if len(change) < 2:
+            continue
+        label = labels.get(pid, "not_evaluable")
+        ax.plot(
+            change["days"] / MONTH_DAYS,
+            change["pct"],
+            "o-",
+            ms=3,
+            lw=1.2,
+            color=LABEL_COLOURS.get(label, "k"),
+        )
+        drawn += 1
+    if not drawn:
+        fig.clear()
+        return None
+    for value, style in ((20, "--"), (-30, "--"), (0, "-")):
+        ax.axhline(value, color="#999999", lw=0.8, ls=style)
+    for label, colour in LABEL_COLOURS.items():
+        ax.plot([], [], color=colour, label=f"{inputs.primary}: {label}")
+    ax.set_xlabel("Months since baseline")
+    ax.set_ylabel("Change in sum of diameters (%)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def waterfall_plot(inputs: ReportInputs) -> bytes | None:
+    """Per patient % change of the target sum from baseline to first evaluation, sorted, coloured by label."""
+    data = first_eval_change(inputs)
+    if not len(data):
+        return None
+    fig = Figure(figsize=(max(4.0, 0.25 * len(data) + 2), 3.6))
+    ax = fig.subplots()
+    x = np.arange(len(data))
+    ax.bar(x, data["pct"], color=[LABEL_COLOURS.get(v, "k") for v in data["label"]])
+    ax.axhline(20, color="#999999", lw=0.8, ls="--")
+    ax.axhline(-30, color="#999999", lw=0.8, ls="--")
+    ax.set_xticks(x, data["patient_id"], rotation=90, fontsize=6)
+    ax.set_ylabel("Change at first evaluation (%)")
+    for label, colour in LABEL_COLOURS.items():
+        ax.bar([0], [0], color=colour, label=f"{inputs.primary}: {label}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def concordance_heatmap(concordance: pd.DataFrame) -> bytes | None:
+    """Jaccard index of the HPD sets of every pair of definitions (symmetric; diagonal 1)."""
+    if not len(concordance):
+        return None
+    names = sorted(
+        set(concordance["definition_a"].astype(str)) | set(concordance["definition_b"].astype(str))
+    )
+    index = {n: i for i, n in enumerate(names)}
+    m = np.full((len(names), len(names)), np.nan)
+    np.fill_diagonal(m, 1.0)
+    for a, b, j in zip(
+        concordance["definition_a"], concordance["definition_b"], concordance["jaccard"], strict=True
+    ):
+        value = to_float(j)
+        if value is not None:
+            m[index[str(a)], index[str(b)]] = m[index[str(b)], index[str(a)]] = value
+    size = 1.5 + 0.45 * len(names)
+    fig = Figure(figsize=(size + 1.5, size))
+    ax = fig.subplots()
+    cmap = ListedColormap(
+        np.array([[1 - t, 1 - 0.6 * t, 1 - 0.2 * t, 1] for t in np.linspace(0, 1, 64)])
+    ).with_extremes(bad="#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    if len(names) <= 16:
+        for i in range(len(names)):
+            for k in range(len(names)):
+                if np.isfinite(m[i, k]):
+                    ax.text(
+                        k,
+                        i,
+                        f"{m[i, k]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if m[i, k] > 0.6 else "black",
+                    )
+    fig.colorbar(im, ax=ax, label="Jaccard index of HPD sets")
+    fig.tight_layout()
+    return _png(fig)
