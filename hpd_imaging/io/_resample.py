@@ -30,14 +30,12 @@ def target_grid(stack: StackGeometry, max_slice_factor: float) -> tuple[ImageGeo
     n_src = len(stack.positions_mm)
     extent = float(stack.positions_mm[-1] - stack.positions_mm[0])
     spacing_k = float(np.min(stack.gaps_mm)) if n_src > 1 else stack.slice_spacing_mm
-    n_k = int(math.floor(extent / spacing_k + 1e-6)) + 1
-    cap = int(math.floor(max_slice_factor * n_src))
-    if n_k > cap and n_src > 1:
-        n_k = cap
+    # never coarser than the smallest gap, and the last target plane lands on the last acquired plane
+    n_k = int(math.ceil(extent / spacing_k - 1e-6)) + 1 if n_src > 1 else 1
+    cap = max(int(math.floor(max_slice_factor * n_src)), n_src)
+    n_k = min(n_k, cap)
+    if n_k > 1:
         spacing_k = extent / (n_k - 1)
-    elif n_src > 1:
-        # stretch the spacing a hair so the last acquired plane is the last target plane
-        spacing_k = extent / (n_k - 1) if n_k > 1 else spacing_k
     sx, sy = stack.pixel_spacing_mm
     u = stack.inplane_offsets_mm[:, 0]
     v = stack.inplane_offsets_mm[:, 1]

@@ -146,19 +146,28 @@ def _plane_header(path: Path, ds: Dataset) -> PlaneHeader:
     )
 
 
-def _hu_dtype(rescales: Sequence[tuple[float, float]], ds: Dataset) -> np.dtype:
-    """int16 when every slope/intercept is integral and the stored range fits; float32 otherwise."""
-    bits = int(ds.get("BitsStored", 16) or 16)
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    info = np.iinfo(np.int16)
+def _hu_dtype(rescales: Sequence[tuple[float, float]]) -> np.dtype:
+    """int16 when every slope/intercept is integral (HU are integers), float32 otherwise.
+
+    The int16 choice is optimistic: :func:`_store_slice` widens the volume to float32 once if a decoded slice
+    leaves the int16 range (e.g. unsigned 16-bit data with a large value); typical CT stays at 2 bytes/voxel.
+    """
     for slope, intercept in rescales:
         if slope != round(slope) or intercept != round(intercept):
             return np.dtype(np.float32)
-        ends = (slope * lo + intercept, slope * hi + intercept)
-        if min(ends) < info.min or max(ends) > info.max:
-            return np.dtype(np.float32)
     return np.dtype(np.int16)
+
+
+_INT16 = np.iinfo(np.int16)
+
+
+def _store_slice(hu: np.ndarray, k: int, values: np.ndarray, label: str) -> np.ndarray:
+    """Write one slice of HU into the preallocated volume; widen int16 -> float32 once if needed."""
+    if hu.dtype == np.int16 and values.size and (values.min() < _INT16.min or values.max() > _INT16.max):
+        log.info("%s: HU values beyond the int16 range; storing the volume as float32", label)
+        hu = hu.astype(np.float32)
+    hu[k] = values
+    return hu
 
 
 def _rescale_of(ds: Dataset) -> tuple[float, float]:
@@ -206,7 +215,7 @@ def _load_series(
         )
     rescales = [_rescale_of(ds) for _, ds in ordered]
     has_lut = any("ModalityLUTSequence" in ds for _, ds in ordered)
-    dtype = np.dtype(np.float32) if has_lut else _hu_dtype(rescales, first)
+    dtype = np.dtype(np.float32) if has_lut else _hu_dtype(rescales)
     shape = (len(ordered), stack.rows, stack.columns)
     _check_size(shape, settings, label)
     hu = np.empty(shape, dtype=dtype)  # allocated once, filled slice by slice
@@ -226,7 +235,7 @@ def _load_series(
                 f"array {stored.shape}",
                 path=str(path),
             )
-        hu[k] = apply_modality_lut(stored, ds)
+        hu = _store_slice(hu, k, apply_modality_lut(stored, ds), label)
         if progress is not None:
             progress(k + 1, len(ordered))
     sops = tuple(str(ds.get("SOPInstanceUID", "") or "") for _, ds in ordered)
@@ -363,12 +372,12 @@ def _load_enhanced(path: Path, ds: Dataset, settings: LoaderSettings, label: str
     _refuse_if_irregular(stack, settings, str(path))
     shape = (n_frames, stack.rows, stack.columns)
     _check_size(shape, settings, str(path))
-    hu = np.empty(shape, dtype=_hu_dtype(rescales, ds))
+    hu = np.empty(shape, dtype=_hu_dtype(rescales))
     for k, f in enumerate(stack.order):
         stored = decode_pixels(path, index=f)  # one frame at a time
         lut = Dataset()
         lut.RescaleSlope, lut.RescaleIntercept = rescales[f]
-        hu[k] = apply_modality_lut(stored, lut)
+        hu = _store_slice(hu, k, apply_modality_lut(stored, lut), str(path))
     provenance: dict[str, Any] = {
         "reader": f"pydicom {pydicom.__version__} (Enhanced CT, per-frame functional groups)",
         "n_files": 1,
