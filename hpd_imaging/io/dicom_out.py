@@ -346,6 +346,7 @@ def write_dicom_outputs(
             series_description="hpd-imaging lesions",
         )
         _fix_creation_time(seg, scan_date, content_time)
+        _enforce_value_lengths(seg, Path(ct_files[0]))
         # highdicom mints a random DimensionOrganizationUID; derive it from the SEG's identity instead.
         dim_uid = _uid("seg-dimension-organization", *series_key)
         for item in seg.DimensionOrganizationSequence:
@@ -370,11 +371,39 @@ def write_dicom_outputs(
         content_time=content_time,
         time_point=time_point or scan_date.isoformat(),
     )
+    _enforce_value_lengths(sr, Path(ct_files[0]))
     sr_path = out_dir / SR_FILENAME
     sr.save_as(sr_path, enforce_file_format=True)
     written.append(sr_path)
     logger.info("wrote TID 1500 SR with %d lesions to %s", len(measurements), sr_path)
     return written
+
+
+# Maximum value lengths of the string VRs that highdicom copies from the source CT (PS3.5 table 6.2-1).
+_MAX_LENGTH = {"SH": 16, "LO": 64}
+
+
+def _enforce_value_lengths(ds: pydicom.Dataset, source: Path) -> None:
+    """Truncate over-long SH/LO values copied from the source CT (e.g. a 17-character Study ID).
+
+    Lenient reading, strict writing: real exports carry such values, but our objects must pass dciodvfy.
+    Every truncation is logged with the attribute, the source file and the original value.
+    """
+    for elem in ds:
+        limit = _MAX_LENGTH.get(elem.VR)
+        if limit is None or elem.value is None or elem.VM != 1:
+            continue
+        value = str(elem.value)
+        if len(value) > limit:
+            logger.warning(
+                "%s: %s %r is longer than %d characters (VR %s); truncated in the written object",
+                source,
+                elem.keyword,
+                value,
+                limit,
+                elem.VR,
+            )
+            elem.value = value[:limit]
 
 
 def _fix_creation_time(ds: pydicom.Dataset, scan_date: dt.date, content_time: dt.time) -> None:

@@ -408,3 +408,72 @@ def test_refuses_unknown_lesion_and_unmatched_mask(case: dict, tmp_path: Path) -
         write_dicom_outputs(
             case["files"], case["ct"], case["masks"], case["meas"][:1], case["lesions"], tmp_path
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# Real data: IBSI STS_025 (sarcoma CT, RTSTRUCT GTV) through our loader and measurement stage
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ibsi_case(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from hpd_imaging.io import load_ct, read_rtstruct
+    from hpd_imaging.measure import measure_lesion
+
+    root = real_data / "ibsi_sts" / "dicom" / "STS_025" / "CT"
+    if not root.is_dir():
+        pytest.skip(f"IBSI STS_025 not found at {root}")
+    files = sorted((root / "image").glob("*.dcm"))
+    ct = load_ct(root / "image")
+    masks = read_rtstruct(root / "mask" / "RS.dcm", ct)
+    meas = measure_lesion(masks[0], lesion_id="STS-1")
+    lesion = Lesion("STS-1", generate_uid(entropy_srcs=["ibsi", "STS_025", "GTV"]), "soft_tissue")
+    out = tmp_path_factory.mktemp("ibsi") / "out"
+    paths = write_dicom_outputs(files, ct, masks, [meas], [lesion], out, scan_date=SCAN_DATE)
+    return {"files": files, "ct": ct, "mask": masks[0], "meas": meas, "lesion": lesion, "paths": paths}
+
+
+def test_real_ct_round_trip(ibsi_case: dict, dicom_tools: dict) -> None:
+    seg_path, sr_path = ibsi_case["paths"]
+    mask, meas, lesion = ibsi_case["mask"], ibsi_case["meas"], ibsi_case["lesion"]
+    assert mask.voxel_count == 9655  # the IBSI reference mask's voxel count (specs/dicom_io_notes.md 2.2)
+    seg = hd.seg.segread(seg_path)
+    ct_sops = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in ibsi_case["files"]]
+    # our CtImage may order slices differently from the file names: compare on the CT grid via IPP
+    geometry = ibsi_case["ct"].geometry
+    k_of = {}
+    for f in ibsi_case["files"]:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        k_of[ds.SOPInstanceUID] = int(
+            round(geometry.lps_to_index(np.array(ds.ImagePositionPatient, float))[2])
+        )
+    arr = seg.get_pixels_by_source_instance(
+        ct_sops, segment_numbers=[1], assert_missing_frames_are_empty=True
+    )
+    on_grid = np.zeros(geometry.shape, dtype=bool)
+    for n, sop in enumerate(ct_sops):
+        on_grid[k_of[sop]] = arr[n, ..., 0].astype(bool)
+    assert np.array_equal(on_grid, mask.mask)
+    sr = hd.sr.srread(sr_path)
+    [vol] = sr.content.get_volumetric_roi_measurement_groups(tracking_uid=lesion.tracking_uid)
+    assert abs(_value(vol, codes.SCT.Volume) - meas.volume_mm3) < 1e-6
+    spacing = np.array(geometry.spacing_mm[:2])
+    planar = sr.content.get_planar_roi_measurement_groups(tracking_uid=lesion.tracking_uid)
+    found = {}
+    for group in planar:
+        [m] = group.get_measurements()
+        found[m.name.value] = float(m.value)
+        # the drawn polyline is as long as the reported axis
+        assert np.linalg.norm((group.roi.value[1] - group.roi.value[0]) * spacing) == pytest.approx(
+            float(m.value), abs=1e-3
+        )
+    assert found[codes.SCT.LongAxis.value] == pytest.approx(meas.longest_axial_diameter_mm, abs=1e-6)
+    assert found[codes.SCT.ShortAxis.value] == pytest.approx(meas.short_axis_mm, abs=1e-6)
+    if dicom_tools["dciodvfy"] is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed and apt-get install failed")
+    for path in (seg_path, sr_path):
+        res = subprocess.run([dicom_tools["dciodvfy"], str(path)], capture_output=True, text=True, timeout=60)
+        errors = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("Error")]
+        # the source's 17-character Study ID was truncated to 16 (strict writing), so no VR error remains
+        assert not errors, "\n".join(errors)
+    assert pydicom.dcmread(sr_path).StudyID == "IBSI_1_STS_025_C"
