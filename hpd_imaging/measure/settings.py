@@ -16,14 +16,16 @@ class TrackingSettings(Section):
     max_match_distance_mm: float = Field(20.0, gt=0)
     # identity from the data when every mask of the patient declares it (tracking UID, then lesion id)
     use_declared_identity: bool = True
-    # segment / ROI labels as identity: only when each label is unique per exam and positions agree
-    use_labels_as_identity: bool = True
+    # segment / ROI labels: "evidence" (a bonus of label_weight_mm in the position cost), "trust" (identity,
+    # like a tracking UID) or "ignore"; labels are not trusted by default because exports renumber them
+    label_identity: Literal["evidence", "trust", "ignore"] = "evidence"
+    label_weight_mm: float = Field(5.0, ge=0)
     # register each exam's CT to the reference (baseline) CT before comparing positions
     register_images: bool = True
     # registration runs on images resampled to this isotropic spacing (mm), for speed
     registration_spacing_mm: float = Field(4.0, gt=0)
-    registration_iterations: int = Field(200, gt=0)
-    registration_sampling_fraction: float = Field(0.25, gt=0, le=1)
+    registration_iterations: int = Field(100, gt=0)
+    registration_sampling_fraction: float = Field(0.05, gt=0, le=1)
     registration_seed: int = 12345
     # a transform moving the image centre by more than this (mm) is refused (registration diverged)
     max_registration_shift_mm: float = Field(60.0, gt=0)
@@ -34,6 +36,8 @@ class TrackingSettings(Section):
     # fraction of a mask (mapped to baseline space) inside a lesion's previous mask that marks a fragment /
     # the fraction of a previous mask covered by a merged mask that marks coalescence
     containment_fraction: float = Field(0.5, gt=0, le=1)
+    # cell size (mm) of the grid on which mask footprints are compared in baseline space (Dice, containment)
+    evidence_spacing_mm: float = Field(2.0, gt=0)
     # margin (mm) by which a previous mask is grown before testing containment (registration error, growth)
     containment_margin_mm: float = Field(3.0, ge=0)
 
