@@ -1,9 +1,10 @@
-"""``hpd-imaging kinetics``: RECIST / iRECIST / immune criteria, growth kinetics and every HPD definition from a
-measurement spreadsheet alone (no images). Heavy imports live inside the command so ``--help`` stays fast."""
+"""``hpd-imaging kinetics``: RECIST / iRECIST / immune criteria, growth kinetics and every HPD definition
+from a measurement spreadsheet alone (no images). Heavy imports live inside the command (fast --help)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,24 +14,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command("kinetics")
     def kinetics(
-        measurements: Path = typer.Argument(..., help="MEASUREMENTS.csv: one row per lesion per scan (lesions.csv)."),
-        clinical: Path = typer.Option(..., "--clinical", help="CLINICAL.csv: patient_id, ici_start_date, ..."),
-        out: Path = typer.Option(..., "--out", help="KINETICS.csv to write (one row per patient)."),
-        config: Path | None = typer.Option(
-            None, "--config", help="HPD definitions YAML (default: pipelines/hpd_definitions.yaml)."
-        ),
-        response_out: Path | None = typer.Option(
-            None, "--response-out", help="response.csv (default: next to KINETICS.csv)."
-        ),
-        concordance_out: Path | None = typer.Option(
-            None, "--concordance-out", help="concordance.csv, written with > 1 patient (default: next to KINETICS.csv)."
-        ),
-        targets_out: Path | None = typer.Option(None, "--targets-out", help="targets.csv (default: next to it)."),
-        growth_out: Path | None = typer.Option(None, "--growth-out", help="growth.csv (default: next to it)."),
-        log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
-        quiet: bool = typer.Option(False, "--quiet", help="Only warnings and errors."),
+        measurements: Annotated[Path, typer.Argument(help="MEASUREMENTS.csv: one row per lesion per scan.")],
+        clinical: Annotated[
+            Path, typer.Option("--clinical", help="CLINICAL.csv: patient_id, ici_start_date...")
+        ],
+        out: Annotated[Path, typer.Option("--out", help="KINETICS.csv to write (one row per patient).")],
+        config: Annotated[
+            Path | None,
+            typer.Option("--config", help="HPD definitions YAML (default: pipelines/hpd_definitions.yaml)."),
+        ] = None,
+        response_out: Annotated[
+            Path | None, typer.Option("--response-out", help="response.csv (default: next to KINETICS.csv).")
+        ] = None,
+        concordance_out: Annotated[
+            Path | None, typer.Option("--concordance-out", help="concordance.csv, written with > 1 patient.")
+        ] = None,
+        targets_out: Annotated[
+            Path | None, typer.Option("--targets-out", help="targets.csv (target selection).")
+        ] = None,
+        growth_out: Annotated[
+            Path | None, typer.Option("--growth-out", help="growth.csv (growth-model fits).")
+        ] = None,
+        log_level: Annotated[
+            str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
+        ] = "INFO",
+        quiet: Annotated[bool, typer.Option("--quiet", help="Only warnings and errors.")] = False,
     ) -> None:
-        """Compute RECIST 1.1/iRECIST/irRC/irRECIST/imRECIST per timepoint, TGR/TGK kinetics and all HPD labels."""
+        """RECIST 1.1/iRECIST/irRC/irRECIST/imRECIST per timepoint, TGR/TGK kinetics and every HPD label."""
         from hpd_imaging.commands._common import configure_logging, usage_errors
 
         configure_logging(log_level, quiet=quiet)
@@ -54,7 +64,8 @@ def register(app: typer.Typer) -> None:
                 growth_path=growth_out,
             )
         if not quiet:
-            n_hpd = int((result.kinetics.get("hpd_champiat2017") == "hpd").sum()) if len(result.kinetics) else 0
+            kin = result.kinetics
+            n_hpd = int((kin["hpd_champiat2017"] == "hpd").sum()) if len(kin) else 0
             typer.echo(f"{len(result.kinetics)} patient(s); champiat2017 HPD: {n_hpd}")
             for name, path in paths.items():
                 typer.echo(f"wrote {name}: {path}")

@@ -186,7 +186,7 @@ def test_example4_matos_window_day57():
     assert labels(ex4())["matos2020"] == "no_hpd"
 
 
-# ---- Example 5: lesion disappearance ------------------------------------------------------------------------
+# ---- Example 5: lesion disappearance ----------------------------------------------------------------------
 
 
 def test_example5a_all_nonnodal_targets_gone():
@@ -214,7 +214,7 @@ def test_example5b_node_below_10mm_is_cr():
     assert "hpd" not in labels(r).values()
 
 
-# ---- Example 6: progression by new lesions only -------------------------------------------------------------
+# ---- Example 6: progression by new lesions only -----------------------------------------------------------
 
 
 def ex6_rows() -> list[dict]:
@@ -274,13 +274,23 @@ def test_example6_lo_russo_just_misses_without_ecog_change():
     assert labels(r)["lo_russo2019"] == "no_hpd" and "2 of 5" in r["hpd_lo_russo2019_reason"]
 
 
-# ---- Example 7: diameters vs measured volumes ---------------------------------------------------------------
+# ---- Example 7: diameters vs measured volumes -------------------------------------------------------------
 
 
 def ex7(cfg: ResponseConfig | None = None) -> dict:
     d = ("2024-01-08", "2024-03-04", "2024-05-06")
-    rows = lesion("ex7", "A", dict(zip(d, (30, 32, 34))), volumes=dict(zip(d, (10000.0, 12000.0, 24000.0))))
-    rows += lesion("ex7", "B", dict(zip(d, (20, 22, 24))), volumes=dict(zip(d, (3000.0, 3600.0, 4200.0))))
+    rows = lesion(
+        "ex7",
+        "A",
+        dict(zip(d, (30, 32, 34), strict=True)),
+        volumes=dict(zip(d, (10000.0, 12000.0, 24000.0), strict=True)),
+    )
+    rows += lesion(
+        "ex7",
+        "B",
+        dict(zip(d, (20, 22, 24), strict=True)),
+        volumes=dict(zip(d, (3000.0, 3600.0, 4200.0), strict=True)),
+    )
     return one(rows, [{"patient_id": "ex7", "ici_start_date": "2024-03-11"}], cfg)
 
 
@@ -342,7 +352,7 @@ def test_example7_volume_basis_equals_vol_columns():
     assert r["tgr_ref_pct_per_month"] == A(10.417, abs=1e-3) and r["tgr_ratio"] == A(3.179, abs=1e-3)
 
 
-# ---- Example 8: Kato-positive -------------------------------------------------------------------------------
+# ---- Example 8: Kato-positive -----------------------------------------------------------------------------
 
 
 def ex8(**clin) -> dict:
@@ -390,7 +400,7 @@ def test_example8_lo_russo_unknown_ecog_is_not_evaluable():
 
 
 def test_example8_kim_window_boundary_84_days():
-    """Kim CG windows: pre-baseline >= -84 d before ICI. Moving ICI later puts the pre-baseline at 84 / 85 d."""
+    """Kim CG windows: pre-baseline >= -84 d before ICI; a later ICI start puts it at 84 / 85 d."""
     rows = lesion("k", "T1", {"2023-11-01": 40, "2024-01-02": 44, "2024-02-27": 70})
     inside = one(
         rows, [{"patient_id": "k", "ici_start_date": "2024-01-24", "treatment_stop_date": "2024-02-28"}]
@@ -402,7 +412,7 @@ def test_example8_kim_window_boundary_84_days():
     assert outside["days_pre_baseline_to_ici"] == 85 and labels(outside)["kim2019_tgr"] == "not_evaluable"
 
 
-# ---- Example 9: Matos without a pre-baseline scan -----------------------------------------------------------
+# ---- Example 9: Matos without a pre-baseline scan ---------------------------------------------------------
 
 
 def ex9(cfg: ResponseConfig | None = None) -> dict:
@@ -444,7 +454,7 @@ def test_example9_matos_10mm_variant():
     assert labels(ex9(cfg(15.5)))["matos2020"] == "no_hpd"
 
 
-# ---- Example 10: convention sensitivity at the Ferrara threshold --------------------------------------------
+# ---- Example 10: convention sensitivity at the Ferrara threshold ------------------------------------------
 
 
 def ex10(cfg: ResponseConfig | None = None) -> dict:
@@ -484,7 +494,7 @@ def test_example10_thirty_day_months():
     assert r["tgr_ratio"] == A(6.927, abs=1e-3)
 
 
-# ---- Example 11: Gandara fast progression -------------------------------------------------------------------
+# ---- Example 11: Gandara fast progression -----------------------------------------------------------------
 
 
 def test_example11_gandara_fast_progression():
