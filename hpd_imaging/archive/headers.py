@@ -29,6 +29,13 @@ SEG_SOP_CLASSES = {
 }
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
+_IMAGE_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT Image Storage
+    "1.2.840.10008.5.1.4.1.1.2.2",  # Legacy Converted Enhanced CT Image Storage
+    "1.2.840.10008.5.1.4.1.1.4",  # MR Image Storage
+    "1.2.840.10008.5.1.4.1.1.128",  # PET Image Storage
+}
 
 
 def _stop_after_image_pixel_module(tag: BaseTag, vr: str | None, length: int) -> bool:
@@ -276,9 +283,16 @@ def read_header(path: Path) -> dict[str, Any]:
         if sop_class == RTSTRUCT_SOP_CLASS or modality == "RTSTRUCT":
             full = pydicom.dcmread(path, stop_before_pixels=True, force=not part10)
             return {"kind": "rtstruct", **_common(full), **_rtstruct_fields(full)}
-        if not part10 and not record["sop_class_uid"] and not modality:
-            return {"kind": "non_dicom"}  # forced parse of something that only looked like DICOM
+        if not record["sop_class_uid"] and not modality:
+            if not part10:
+                return {"kind": "non_dicom"}  # forced parse of something that only looked like DICOM
+            return {
+                "kind": "error",
+                "message": "DICOM file without SOPClassUID or Modality (damaged/truncated?)",
+            }
         if _int(ds, "Rows") is None:
+            if sop_class in _IMAGE_SOP_CLASSES or modality in ("CT", "MR", "PT"):
+                return {"kind": "error", "message": "image header without Rows (damaged or truncated file?)"}
             return {"kind": "other_dicom", **record}
         fields = _image_fields(ds)
         if fields["n_frames"] > 1 or fields["ipp"] is None:

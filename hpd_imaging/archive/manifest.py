@@ -12,6 +12,7 @@ A broken manifest never ends the scan: each bad row becomes one issue naming the
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,16 @@ def read_manifest(
         issue("", manifest, f"{name}: missing required column(s) {missing}; found {list(table.columns)}")
         return [], set()
 
-    root = study_dir.resolve()
+    root = os.path.normpath(study_dir)
     groups: dict[tuple[str, Path], list[tuple[int, dict[str, str]]]] = defaultdict(list)
     listed: set[Path] = set()
     for i, row in enumerate(table.to_dict("records")):
         line = i + 2  # header is line 1
         rel = row["mask_path"].strip()
-        target = (study_dir / rel).resolve()
-        if not rel or not target.is_relative_to(root):
+        # lexical check (no symlink resolution): the walk follows links inside the archive, so a linked file
+        # is archive content, but "../" or an absolute path leaves the archive and is refused
+        target = Path(os.path.normpath(study_dir / rel))
+        if not rel or Path(rel).is_absolute() or os.path.commonpath([root, target]) != root:
             issue(
                 row["patient_id"],
                 manifest,
@@ -103,8 +106,8 @@ def _find_stack(row: dict[str, str], pid: str, study_dir: Path, index: StackInde
     if uid:
         candidates = index.by_series.get(uid, [])
     elif folder:
-        target = (study_dir / folder).resolve()
-        if target.is_relative_to(study_dir.resolve()):
+        target = Path(os.path.normpath(study_dir / folder))
+        if os.path.commonpath([os.path.normpath(study_dir), target]) == os.path.normpath(study_dir):
             candidates = index.directly_in(target) or index.under(target)
     candidates = [s for s in candidates if not pid or s.patient_id == pid]
     if not candidates:

@@ -103,10 +103,19 @@ class Archive:
 
 
 def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[Path, int, int]]:
-    """(path, size, mtime_ns) of every regular file under ``root``; os.scandir gives the stat cheaply."""
+    """(path, size, mtime_ns) of every regular file under ``root``; os.scandir gives the stat cheaply.
+
+    Symbolic links are followed (archives assembled with links, git-annex/DataLad datasets); a folder reached
+    twice through links is walked once, so link cycles cannot loop.
+    """
     stack = [root]
+    seen_dirs: set[Path] = set()
     while stack:
         folder = stack.pop()
+        real = folder.resolve()
+        if real in seen_dirs:
+            continue
+        seen_dirs.add(real)
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:
@@ -114,12 +123,15 @@ def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[Path, int, int]]:
             continue
         for entry in entries:
             path = Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
-                if path not in skip:
-                    stack.append(path)
-            elif entry.is_file(follow_symlinks=False):
-                st = entry.stat(follow_symlinks=False)
-                yield path, st.st_size, st.st_mtime_ns
+            try:
+                if entry.is_dir():
+                    if path not in skip:
+                        stack.append(path)
+                elif entry.is_file():
+                    st = entry.stat()
+                    yield path, st.st_size, st.st_mtime_ns
+            except OSError as exc:  # dangling link, permission denied
+                logger.warning("%s: cannot stat: %s", path, exc)
 
 
 def _read_one(path_and_kind: tuple[str, bool]) -> dict[str, Any]:
@@ -204,7 +216,7 @@ def scan_archive(
         manifest_pairs, listed = read_manifest(archive.manifest_path, study_dir, index, labelmaps, issue)
         paired.extend(manifest_pairs)
     for path, header in labelmaps.items():
-        if path.resolve() in listed:
+        if path in listed:
             continue
         pm_or_none = pair_labelmap_by_convention(path, header, index, study_dir, settings, issue)
         if pm_or_none is None:
@@ -289,18 +301,34 @@ def _load_records(
 
 
 def _check_dicomdir(path: Path, issue: Callable[[str, Path | str, str], None]) -> None:
-    """A DICOMDIR is not needed to find files (the walk finds them); check that what it lists is there."""
+    """A DICOMDIR is not needed to find files (the walk finds them); check that what it lists is there.
+
+    The records are read directly: pydicom's FileSet silently drops records whose file is missing (it only
+    warns), which is exactly what we want to report.
+    """
     try:
         from pydicom import dcmread
-        from pydicom.fileset import FileSet
 
-        fs = FileSet(dcmread(path))
-        missing = [inst.path for inst in fs if not Path(inst.path).exists()]
+        ds = dcmread(path)
+        missing: list[str] = []
+        n_listed = 0
+        for record in ds.get("DirectoryRecordSequence", None) or []:
+            file_id = record.get("ReferencedFileID", None)
+            if not file_id:
+                continue
+            parts = [file_id] if isinstance(file_id, str) else list(file_id)
+            n_listed += 1
+            if not path.parent.joinpath(*parts).is_file():
+                missing.append("/".join(parts))
     except Exception as exc:  # noqa: BLE001 - a damaged DICOMDIR is one issue
         issue("", path, f"DICOMDIR cannot be read: {exc}")
         return
     if missing:
-        issue("", path, f"DICOMDIR lists {len(missing)} file(s) that are absent, e.g. {missing[0]}")
+        issue(
+            "",
+            path,
+            f"DICOMDIR lists {len(missing)} file(s) that are absent (of {n_listed}), e.g. {missing[0]}",
+        )
 
 
 def _build_timepoints(

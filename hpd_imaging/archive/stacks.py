@@ -19,13 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pydicom.uid import generate_uid
 
 from hpd_imaging.archive.settings import ArchiveSettings
 from hpd_imaging.domain import SeriesRef
@@ -305,7 +304,9 @@ def build_stacks(
                 r.get("modality") or "",
             )
             if key not in derived_uid:
-                derived_uid[key] = generate_uid(prefix=None, entropy_srcs=[repr(k) for k in key])
+                # deterministic: the same files give the same UID on every scan (uuid5 of the grouping key;
+                # pydicom's generate_uid(prefix=None) ignores its entropy sources and would be random)
+                derived_uid[key] = f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, repr(key)).int}"
                 issue(
                     pid,
                     path.parent,
