@@ -50,6 +50,20 @@ def match_to_grid(
     """
     import highdicom as hd
 
+    # match_geometry also accepts integer strides (it would subsample a finer grid): refuse those here, a
+    # different spacing is a different lattice. An axis of length 1 has no meaningful spacing.
+    src_dirs, dst_dirs = geometry.direction_matrix, target.direction_matrix
+    src_shape_ijk = geometry.shape[::-1]
+    for axis in range(3):
+        dots = np.abs(src_dirs.T @ dst_dirs[:, axis])
+        match = int(np.argmax(dots))
+        if src_shape_ijk[match] == 1:
+            continue
+        if abs(geometry.spacing_mm[match] - target.spacing_mm[axis]) > tol:
+            raise ValueError(
+                f"spacing {geometry.spacing_mm[match]:.6g} mm vs {target.spacing_mm[axis]:.6g} mm "
+                f"along axis {axis}"
+            )
     vol = hd.Volume(array=array, affine=hd_affine(geometry), coordinate_system="PATIENT")
     try:
         matched = vol.match_geometry(hd_volume_geometry(target), tol=tol)

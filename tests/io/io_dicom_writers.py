@@ -53,6 +53,13 @@ def write_ct_series(
         ds.FrameOfReferenceUID = frame_of_reference_uid
         ds.Modality = "CT"
         ds.PatientID = "P1"
+        ds.PatientName = "Test^Patient"
+        ds.PatientBirthDate = ""
+        ds.PatientSex = "O"
+        ds.StudyDate, ds.StudyTime, ds.StudyID = "20240101", "120000", "1"
+        ds.AccessionNumber = ""
+        ds.ReferringPhysicianName = ""
+        ds.SeriesNumber = 1
         ds.InstanceNumber = instance_numbers[n] if instance_numbers is not None else n + 1
         ds.ImagePositionPatient = [f"{float(x):.6f}" for x in ipp]
         ds.ImageOrientationPatient = [f"{float(x):.8f}" for x in orientation]
@@ -75,3 +82,71 @@ def write_ct_series(
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+
+
+def write_rtstruct(
+    path: Path,
+    frame_of_reference_uid: str,
+    rois: Sequence[tuple[str, Sequence[np.ndarray | tuple[str, np.ndarray]]]],
+    *,
+    referenced_sop_uids: Sequence[str] = (),
+) -> Path:
+    """Minimal RT Structure Set: ``rois`` = [(name, [contour points (n, 3) in LPS mm, ...]), ...].
+
+    A contour given as ``(geometric_type, points)`` gets that ContourGeometricType (default CLOSED_PLANAR).
+    """
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = RTSTRUCT_STORAGE
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = RTSTRUCT_STORAGE
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "RTSTRUCT"
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ref_for = Dataset()
+    ref_for.FrameOfReferenceUID = frame_of_reference_uid
+    ds.ReferencedFrameOfReferenceSequence = [ref_for]
+    ds.StructureSetROISequence = []
+    ds.ROIContourSequence = []
+    ds.RTROIObservationsSequence = []
+    for number, (name, contours) in enumerate(rois, start=1):
+        roi = Dataset()
+        roi.ROINumber = number
+        roi.ROIName = name
+        roi.ReferencedFrameOfReferenceUID = frame_of_reference_uid
+        ds.StructureSetROISequence.append(roi)
+        roi_contour = Dataset()
+        roi_contour.ReferencedROINumber = number
+        roi_contour.ContourSequence = []
+        for item in contours:
+            kind, points = item if isinstance(item, tuple) else ("CLOSED_PLANAR", item)
+            c = Dataset()
+            c.ContourGeometricType = kind
+            points = np.asarray(points, dtype=float).reshape(-1, 3)
+            c.NumberOfContourPoints = len(points)
+            c.ContourData = [f"{v:.4f}" for v in points.ravel()]
+            if referenced_sop_uids:
+                img = Dataset()
+                img.ReferencedSOPClassUID = CTImageStorage
+                img.ReferencedSOPInstanceUID = referenced_sop_uids[0]
+                c.ContourImageSequence = [img]
+            roi_contour.ContourSequence.append(c)
+        ds.ROIContourSequence.append(roi_contour)
+        obs = Dataset()
+        obs.ObservationNumber = number
+        obs.ReferencedROINumber = number
+        obs.RTROIInterpretedType = "GTV"
+        ds.RTROIObservationsSequence.append(obs)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def square(x0: float, y0: float, x1: float, y1: float, z: float) -> np.ndarray:
+    """Closed square contour in the axial plane z (LPS mm)."""
+    return np.array([[x0, y0, z], [x1, y0, z], [x1, y1, z], [x0, y1, z]], dtype=float)
