@@ -191,20 +191,23 @@ def pair_dicom_mask(
 
 
 _LABEL_WORDS = ("seg", "label", "mask", "roi", "gtv", "lesion", "tumo")
-_IMAGE_WORDS = ("image", "img", "_0000", "ct.", "ct_", "volume")
+_IMAGE_WORDS = ("image", "img", "_0000", "volume")
+_SIBLING_TAGS = ("_seg", "_label", "_labels", "_mask", ".seg", "-seg", "-label")
 
 
 def looks_like_label_map(path: Path, header: dict[str, Any]) -> bool:
     """NIfTI/NRRD files can be images as well as label maps, and the header does not say which.
 
-    Rule (documented in the README of the archive stage): a name with seg/label/mask/roi/gtv/lesion/tumo(u)r
-    is a label map; otherwise a floating-point file or a name with image/img/_0000 (nnU-Net channel)/ct is an
-    image; anything else is taken as a label map.
+    Rule: a name with seg/label/mask/roi/gtv/lesion/tumo(u)r is a label map; otherwise a floating-point file,
+    a name with image/img/volume/_0000 (nnU-Net channel), or a name that is or starts with "ct" (dcm2niix
+    output next to a DICOM folder called CT) is an image; anything else is taken as a label map.
     """
     name = path.name.lower()
     if any(w in name for w in _LABEL_WORDS):
         return True
     if "float" in str(header.get("pixel_type", "")).lower():
+        return False
+    if name.split(".")[0] == "ct" or name.startswith(("ct_", "ct-")):
         return False
     return not any(w in name for w in _IMAGE_WORDS)
 
@@ -226,9 +229,14 @@ def pair_labelmap_by_convention(
     """Naming conventions for label maps that masks.csv does not list (module docstring)."""
     name = path.name
     stem = next((name[: -len(sfx)] for sfx in settings.labelmap_suffixes if name.endswith(sfx)), path.stem)
-    # 1. <series folder>.nii.gz next to the series folder
-    sibling = path.parent / stem
-    if sibling.is_dir():
+    # 1. <series folder>[_seg|_label|_labels|_mask|.seg].nii.gz next to the series folder
+    siblings = [path.parent / stem] + [
+        path.parent / stem[: -len(tag)]
+        for tag in _SIBLING_TAGS
+        if stem.lower().endswith(tag) and len(stem) > len(tag)
+    ]
+    sibling = next((s for s in siblings if s.is_dir()), None)
+    if sibling is not None:
         stacks = index.directly_in(sibling) or index.under(sibling)
         if stacks:
             matching = [s for s in stacks if labelmap_size_matches(s, header)] or stacks
