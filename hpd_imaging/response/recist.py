@@ -315,6 +315,7 @@ class _IrecistTracker:
         if reasons:
             self.confirmed = True
             self.episodes.append((ref["date"], "confirmed"))
+            self.ref = None
             return "iCPD", "confirmed: " + ", ".join(reasons)
         return "iUPD", "unconfirmed (no further increase)"
 
