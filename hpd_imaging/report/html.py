@@ -145,6 +145,7 @@ def render_report(inputs: ReportInputs, progress: Callable[[str], None] | None =
         "summary": summary.to_dict("records"),
         "label_table": label_table,
         "has_predictions": inputs.predictions is not None,
+        "short_label": {"hpd": "HPD", "no_hpd": "no", "not_evaluable": "NE"},
         "spider_png": _data_uri(plots.spider_plot(inputs)),
         "waterfall_png": _data_uri(plots.waterfall_plot(inputs)),
         "heatmap_png": _data_uri(plots.concordance_heatmap(inputs.concordance)),

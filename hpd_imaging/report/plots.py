@@ -192,9 +192,9 @@ def concordance_heatmap(concordance: pd.DataFrame) -> bytes | None:
     """Jaccard index of the HPD sets of every pair of definitions (symmetric; diagonal 1)."""
     if not len(concordance):
         return None
-    names = sorted(
-        set(concordance["definition_a"].astype(str)) | set(concordance["definition_b"].astype(str))
-    )
+    # order of first appearance (the response stage lists definitions in registry order)
+    pairs = zip(concordance["definition_a"].astype(str), concordance["definition_b"].astype(str), strict=True)
+    names = list(dict.fromkeys(name for pair in pairs for name in pair))
     index = {n: i for i, n in enumerate(names)}
     m = np.full((len(names), len(names)), np.nan)
     np.fill_diagonal(m, 1.0)
@@ -204,7 +204,7 @@ def concordance_heatmap(concordance: pd.DataFrame) -> bytes | None:
         value = to_float(j)
         if value is not None:
             m[index[str(a)], index[str(b)]] = m[index[str(b)], index[str(a)]] = value
-    size = 1.5 + 0.45 * len(names)
+    size = min(1.5 + 0.3 * len(names), 8.0)
     fig = Figure(figsize=(size + 1.5, size))
     ax = fig.subplots()
     cmap = ListedColormap(
@@ -226,6 +226,6 @@ def concordance_heatmap(concordance: pd.DataFrame) -> bytes | None:
                         fontsize=6,
                         color="white" if m[i, k] > 0.6 else "black",
                     )
-    fig.colorbar(im, ax=ax, label="Jaccard index of HPD sets")
+    fig.colorbar(im, ax=ax, label="Jaccard index of HPD sets", shrink=0.8)
     fig.tight_layout()
     return _png(fig)

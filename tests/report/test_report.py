@@ -264,3 +264,31 @@ def test_chromium_renders_report(report: Path, chromium, tmp_path: Path) -> None
     assert m is not None, dom[-2000:]
     expected = 3 + 2 * len(PATIENTS)
     assert (int(m.group(1)), int(m.group(2))) == (expected, expected)
+
+
+def test_report_from_the_response_stage_tables(tmp_path: Path) -> None:
+    """The report reads the response stage's real kinetics/response/concordance tables (interface check)."""
+    from hpd_imaging.response import concordance_table, run_response
+
+    frames = _cohort()
+    clinical = frames["kinetics"][["patient_id", "ici_start_date"]]
+    result = run_response(frames["lesions"], clinical)
+    concordance = concordance_table(result.kinetics)
+    inputs = ReportInputs(
+        lesions=frames["lesions"],
+        kinetics=result.kinetics,
+        response=result.response,
+        concordance=concordance,
+        clinical=clinical,
+    )
+    label_cols = [c for c in result.kinetics.columns if c.startswith("hpd_") and not c.endswith("_reason")]
+    assert inputs.definitions == [c[4:] for c in label_cols]
+    summary = label_summary(inputs).set_index("definition")
+    for col in label_cols:
+        counts = result.kinetics[col].value_counts()
+        assert summary.loc[col[4:], "n_hpd"] == counts.get("hpd", 0)
+        assert summary.loc[col[4:], "n_no_hpd"] == counts.get("no_hpd", 0)
+    # P01 grows 44 -> 88 mm between baseline and first evaluation: +100 % in the waterfall
+    assert first_eval_change(inputs).set_index("patient_id").loc["P01", "pct"] == pytest.approx(100.0)
+    html = write_report(tmp_path, inputs).read_text(encoding="utf-8")
+    assert len(re.findall(r"<img ", html)) == 3 + len(PATIENTS)
