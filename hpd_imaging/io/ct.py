@@ -24,6 +24,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
 from pydicom.pixels import apply_modality_lut
 from pydicom.pixels import pixel_array as decode_pixels
 
@@ -89,12 +90,37 @@ def load_ct(
 # --------------------------------------------------------------------------------------------------
 
 
+def _decode_slice(path: Path, ds: Dataset) -> np.ndarray:
+    """Decode one single-frame image without parsing its header a second time.
+
+    Why: re-reading every file with ``pixel_array(path)`` parses all header elements again, which doubled the
+    load time of series with long private sequences. The header pass recorded where Pixel Data starts; here
+    pydicom reads just that element, decodes it with the header's attributes, and drops it again.
+    """
+    offset = getattr(ds, "_hpd_pixel_offset", None)  # set by _read_headers
+    if offset is None:
+        return decode_pixels(path)
+    with open(path, "rb") as fp:
+        fp.seek(offset)
+        pixel_ds = read_dataset(fp, *ds.original_encoding)
+    if "PixelData" not in pixel_ds:
+        return decode_pixels(path)
+    ds.update(pixel_ds)
+    try:
+        return decode_pixels(ds)
+    finally:
+        del ds.PixelData
+
+
 def _read_headers(files: Sequence[Path], label: str) -> list[tuple[Path, Dataset]]:
     headers: list[tuple[Path, Dataset]] = []
     skipped = 0
     for f in files:
         try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            with open(f, "rb") as fp:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True)
+                # where the pixel data element starts: the decode pass reads only that element
+                ds._hpd_pixel_offset = fp.tell()
         except (InvalidDicomError, OSError, ValueError) as exc:
             log.debug("%s: not read as DICOM (%s)", f, exc)
             skipped += 1
@@ -221,7 +247,7 @@ def _load_series(
     hu = np.empty(shape, dtype=dtype)  # allocated once, filled slice by slice
     for k, (path, ds) in enumerate(ordered):
         try:
-            stored = decode_pixels(path)
+            stored = _decode_slice(path, ds)
         except Exception as exc:  # decoder plugins raise many types; report the file and the syntax
             syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
             raise DicomReadError(
