@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -107,7 +108,9 @@ def _quiet_pykwalify() -> Iterator[None]:
     log.addHandler(null)
     log.propagate, log.disabled = False, True
     try:
-        yield
+        with warnings.catch_warnings():  # pykwalify loads the schema extension with the deprecated load_module()
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            yield
     finally:
         log.removeHandler(null)
         log.propagate, log.disabled = saved
@@ -237,6 +240,10 @@ class _Extractor(featureextractor.RadiomicsFeatureExtractor):
         with _quiet_pykwalify():
             super().__init__(params.as_dict())
         self.fast_shape = fast_shape
+        if "shape2D" in self.enabledFeatures and not self.settings.get("force2D", False):
+            # pyradiomics enables every class when featureClass is empty, then skips shape2D with a warning on
+            # every case; dropping it here gives the same features without the noise
+            del self.enabledFeatures["shape2D"]
 
     def computeShape(self, image, mask, boundingBox, **kwargs):  # noqa: N802, ANN001, ANN201 (pyradiomics API)
         if not self.fast_shape or "shape" not in self.enabledFeatures or mask.GetDimension() != 3:
