@@ -1,0 +1,55 @@
+"""Crash-safe output files: write to a temporary name in the same folder, fsync, then rename.
+
+A run killed at any moment (even ``kill -9``) therefore leaves either the previous complete file or the new
+complete file, never a half-written one; a rerun then completes to the same result. ``os.replace`` is atomic on
+POSIX when source and target are on the same filesystem, which writing next to the target guarantees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    return _atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_text(path: Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_csv(path: Path, df: pd.DataFrame) -> Path:
+    """CSV with a fixed line terminator and float format so that equal tables give equal bytes."""
+    return _atomic(path, lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n", float_format="%.10g"))
+
+
+def write_parquet(path: Path, df: pd.DataFrame) -> Path:
+    return _atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
