@@ -49,11 +49,28 @@ SR_FILENAME = "sr_tid1500.dcm"
 SEG_SERIES_NUMBER = 9001
 SR_SERIES_NUMBER = 9002
 
-# Anatomic region per organ (SNOMED CT, as in pydicom's code dictionary); unknown organs get no region.
+# Anatomic region per organ (SNOMED CT codes from pydicom's code dictionary, so no code is typed by hand);
+# the keys are our lower-case organ names (lesions.csv ``organ``). Unknown organs get no region, not a guess.
 ORGAN_CODES: dict[str, hd.sr.CodedConcept] = {
-    "lung": hd.sr.CodedConcept.from_code(codes.SCT.Lung),
-    "liver": hd.sr.CodedConcept.from_code(codes.SCT.Liver),
-    "lymph_node": hd.sr.CodedConcept.from_code(codes.SCT.LymphNode),
+    organ: hd.sr.CodedConcept.from_code(code)
+    for organ, code in {
+        "lung": codes.SCT.Lung,
+        "liver": codes.SCT.Liver,
+        "lymph_node": codes.SCT.LymphNode,
+        "adrenal": codes.SCT.AdrenalGland,
+        "adrenal_gland": codes.SCT.AdrenalGland,
+        "bone": codes.SCT.Bone,
+        "brain": codes.SCT.Brain,
+        "kidney": codes.SCT.Kidney,
+        "pleura": codes.SCT.Pleura,
+        "spleen": codes.SCT.Spleen,
+        "pancreas": codes.SCT.Pancreas,
+        "soft_tissue": codes.SCT.SoftTissue,
+        "skin": codes.SCT.Skin,
+        "breast": codes.SCT.Breast,
+        "mediastinum": codes.SCT.Mediastinum,
+        "muscle": codes.SCT.SkeletalMuscle,
+    }.items()
 }
 
 # Tolerances for matching the CT files to the CtImage grid: slice positions in voxels, cosines, spacing in mm.
@@ -497,28 +514,23 @@ def _build_sr(
                 )
             )
             continue
-        groups.append(
-            hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-                **common,  # type: ignore[arg-type]
-                referenced_segment=_referenced_segment(seg, segment_number[meas.lesion_id]),
-                measurements=[
-                    hd.sr.Measurement(
-                        name=codes.SCT.Volume, value=meas.volume_mm3, unit=codes.UCUM.CubicMillimeter
-                    )
-                ],
-            )
-        )
+        volume_measurements = [
+            hd.sr.Measurement(name=codes.SCT.Volume, value=meas.volume_mm3, unit=codes.UCUM.CubicMillimeter)
+        ]
+        planar = []
         for name, value, endpoints in (
             (codes.SCT.LongAxis, meas.longest_axial_diameter_mm, meas.long_axis_endpoints_mm),
             (codes.SCT.ShortAxis, meas.short_axis_mm, meas.short_axis_endpoints_mm),
         ):
             if endpoints is None:
-                raise MeasurementError(
-                    f"lesion {meas.lesion_id}: expected {name.meaning.lower()} end points (LPS mm) "
-                    "to draw the "
-                    f"measurement, got none"
+                # e.g. measurements imported from a table: keep the number (in the volumetric group, tied to
+                # the SEG segment) rather than fail the timepoint, but it cannot be drawn in OHIF.
+                logger.warning(
+                    "lesion %s: no %s end points; reported without a polyline", meas.lesion_id, name.meaning
                 )
-            groups.append(
+                volume_measurements.append(hd.sr.Measurement(name=name, value=value, unit=mm))
+                continue
+            planar.append(
                 hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
                     **common,  # type: ignore[arg-type]
                     referenced_region=_axis_region(
@@ -527,6 +539,14 @@ def _build_sr(
                     measurements=[hd.sr.Measurement(name=name, value=value, unit=mm)],
                 )
             )
+        groups.append(
+            hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                **common,  # type: ignore[arg-type]
+                referenced_segment=_referenced_segment(seg, segment_number[meas.lesion_id]),
+                measurements=volume_measurements,
+            )
+        )
+        groups.extend(planar)
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(

@@ -469,6 +469,9 @@ def test_real_ct_round_trip(ibsi_case: dict, dicom_tools: dict) -> None:
         )
     assert found[codes.SCT.LongAxis.value] == pytest.approx(meas.longest_axial_diameter_mm, abs=1e-6)
     assert found[codes.SCT.ShortAxis.value] == pytest.approx(meas.short_axis_mm, abs=1e-6)
+    assert pydicom.dcmread(sr_path).StudyID == "IBSI_1_STS_025_C"
+    region = seg.get_segment_description(1).anatomic_regions
+    assert [c.value for c in region] == [codes.SCT.SoftTissue.value]
     if dicom_tools["dciodvfy"] is None:
         pytest.skip("dciodvfy (Debian package dicom3tools) is not installed and apt-get install failed")
     for path in (seg_path, sr_path):
@@ -476,4 +479,26 @@ def test_real_ct_round_trip(ibsi_case: dict, dicom_tools: dict) -> None:
         errors = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("Error")]
         # the source's 17-character Study ID was truncated to 16 (strict writing), so no VR error remains
         assert not errors, "\n".join(errors)
-    assert pydicom.dcmread(sr_path).StudyID == "IBSI_1_STS_025_C"
+
+
+def test_measurement_without_axis_end_points_is_kept_without_polyline(
+    case: dict, dicom_tools: dict, tmp_path: Path
+) -> None:
+    """A table-imported measurement (no end points) keeps its axes as numbers in the volumetric group."""
+    bare = LesionMeasurement(
+        **{**case["meas"][0].__dict__, "long_axis_endpoints_mm": None, "short_axis_endpoints_mm": None}
+    )
+    _, sr_path = write_dicom_outputs(
+        case["files"], case["ct"], case["masks"][:1], [bare], case["lesions"], tmp_path
+    )
+    report = hd.sr.srread(sr_path).content
+    uid = case["lesions"][0].tracking_uid
+    assert report.get_planar_roi_measurement_groups(tracking_uid=uid) == []
+    [vol] = report.get_volumetric_roi_measurement_groups(tracking_uid=uid)
+    assert _value(vol, codes.SCT.LongAxis) == pytest.approx(bare.longest_axial_diameter_mm, abs=1e-6)
+    assert _value(vol, codes.SCT.ShortAxis) == pytest.approx(bare.short_axis_mm, abs=1e-6)
+    if dicom_tools["dciodvfy"] is not None:
+        res = subprocess.run(
+            [dicom_tools["dciodvfy"], str(sr_path)], capture_output=True, text=True, timeout=60
+        )
+        assert not [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("Error")]
