@@ -102,8 +102,10 @@ class Archive:
         return pd.DataFrame(self._rows, columns=SERIES_COLUMNS)
 
 
-def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[Path, int, int]]:
+def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[str, int, int]]:
     """(path, size, mtime_ns) of every regular file under ``root``; os.scandir gives the stat cheaply.
+
+    Paths stay strings here: on 100,000 files pathlib object creation and comparison cost seconds.
 
     Symbolic links are followed (archives assembled with links, git-annex/DataLad datasets); a folder reached
     twice through links is walked once, so link cycles cannot loop.
@@ -122,19 +124,18 @@ def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[Path, int, int]]:
             logger.warning("%s: cannot list folder: %s", folder, exc)
             continue
         for entry in entries:
-            path = Path(entry.path)
             try:
                 if entry.is_dir():
-                    if path not in skip:
-                        stack.append(path)
+                    if not skip or Path(entry.path) not in skip:
+                        stack.append(Path(entry.path))
                 elif entry.is_file():
                     st = entry.stat()
-                    yield path, st.st_size, st.st_mtime_ns
+                    yield entry.path, st.st_size, st.st_mtime_ns
             except OSError as exc:  # dangling link, permission denied
-                logger.warning("%s: cannot stat: %s", path, exc)
+                logger.warning("%s: cannot stat: %s", entry.path, exc)
 
 
-def _read_one(path_and_kind: tuple[str, bool]) -> dict[str, Any]:
+def _read_one(path_and_kind: tuple[str, bool]) -> dict[str, Any]:  # module level: picklable for the pool
     path, is_labelmap = path_and_kind
     return _headers.read_labelmap_header(Path(path)) if is_labelmap else _headers.read_header(Path(path))
 
@@ -176,8 +177,9 @@ def scan_archive(
     labelmaps: dict[Path, dict[str, Any]] = {}
     manifest = study_dir / settings.manifest_name
     clinical = study_dir / settings.clinical_name
-    for path, _, _ in files:
-        record = records[str(path)]
+    for path_text, _, _ in files:
+        record = records[path_text]
+        path = Path(path_text)
         kind = record.get("kind")
         if path == manifest:
             archive.manifest_path = path
@@ -246,13 +248,13 @@ def scan_archive(
     return archive
 
 
-def _is_labelmap(path: Path, settings: ArchiveSettings) -> bool:
-    name = path.name.lower()
+def _is_labelmap(path: str, settings: ArchiveSettings) -> bool:
+    name = os.path.basename(path).lower()
     return any(name.endswith(sfx) for sfx in settings.labelmap_suffixes)
 
 
 def _load_records(
-    files: list[tuple[Path, int, int]],
+    files: list[tuple[str, int, int]],
     study_dir: Path,
     cache_dir: Path | None,
     settings: ArchiveSettings,
@@ -264,18 +266,18 @@ def _load_records(
     try:
         cached = cache.load(str(study_dir) + os.sep) if cache else {}
         out: dict[str, Any] = {}
-        to_read: list[tuple[Path, int, int]] = []
+        to_read: list[tuple[str, int, int]] = []
         for path, size, mtime in files:
-            hit = cached.get(str(path))
+            hit = cached.get(path)
             if hit is not None and hit[0] == size and hit[1] == mtime:
-                out[str(path)] = json.loads(hit[2])
+                out[path] = json.loads(hit[2])
             else:
                 to_read.append((path, size, mtime))
         n_cached = len(files) - len(to_read)
         total = len(files)
         if progress:
             progress(n_cached, total)
-        jobs = [(str(p), _is_labelmap(p, settings)) for p, _, _ in to_read]
+        jobs = [(p, _is_labelmap(p, settings)) for p, _, _ in to_read]
         if settings.workers > 1 and len(jobs) > 256:
             with ProcessPoolExecutor(max_workers=settings.workers) as pool:
                 results = list(pool.map(_read_one, jobs, chunksize=64))
@@ -286,13 +288,13 @@ def _load_records(
                 if progress and (i % 500 == 499):
                     progress(n_cached + i + 1, total)
         for (path, _, _), record in zip(to_read, results, strict=True):
-            out[str(path)] = record
+            out[path] = record
         if progress:
             progress(total, total)
         if cache is not None:
-            seen = {str(p) for p, _, _ in files}
+            seen = {p for p, _, _ in files}
             removed = [p for p in cached if p not in seen]
-            cache.store(((str(p), s, m, out[str(p)]) for p, s, m in to_read), removed)
+            cache.store(((p, s, m, out[p]) for p, s, m in to_read), removed)
         out["__stats__"] = {"n_read": float(len(to_read)), "n_cached": float(n_cached)}
         return out
     finally:
@@ -418,7 +420,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _row(stack: Stack, chosen: bool, reason: str, masks: list[MaskRef], root: Path) -> dict[str, Any]:
-    folders = sorted({_relative(f.parent, root) for f in stack.files})
+    folders = sorted({_relative(folder, root) for folder in {f.parent for f in stack.files}})
     return {
         "patient_id": stack.patient_id,
         "scan_date": stack.study_date.isoformat() if stack.study_date else "",

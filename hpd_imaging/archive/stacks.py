@@ -17,6 +17,7 @@ Rules (dicom_io_notes.md §1.6 and checklist §6.1-6.2):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import uuid
@@ -62,7 +63,12 @@ def exam_date(record: dict[str, Any]) -> dt.date | None:
 
 def normalised_orientation(iop: list[float] | None) -> tuple[float, ...] | None:
     """Row and column cosines normalised to unit length and rounded to 1e-3 (-0.0 folded into 0.0)."""
-    if iop is None or len(iop) != 6 or not all(math.isfinite(v) for v in iop):
+    return _normalised_orientation(tuple(iop)) if iop is not None else None
+
+
+@functools.lru_cache(maxsize=4096)  # a whole archive has few distinct orientations; called once per file
+def _normalised_orientation(iop: tuple[float, ...]) -> tuple[float, ...] | None:
+    if len(iop) != 6 or not all(math.isfinite(v) for v in iop):
         return None
     out: list[float] = []
     for vec in (iop[:3], iop[3:]):
