@@ -8,7 +8,8 @@ specs/radiomics_models_notes.md section 5: a small search space, nested repeated
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -83,3 +84,33 @@ class ModelSettings(Section):
         if not v or any(not 0.0 < x < 1.0 for x in v):
             raise ValueError(f"expected thresholds strictly between 0 and 1, got {v}")
         return v
+
+
+def load_model_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> ModelSettings:
+    """Model settings from a YAML file (its ``model:`` section, or the whole file when it has none), default
+    pipelines/default.yaml, then command-line ``overrides`` (None values ignored). Errors name the file."""
+    from pydantic import ValidationError
+
+    from hpd_imaging.config import DEFAULT_CONFIG, read_yaml
+    from hpd_imaging.errors import ConfigError
+
+    source = Path(path) if path is not None else DEFAULT_CONFIG
+    if path is not None and not source.is_file():
+        raise ConfigError(
+            f"{source}: expected a model settings YAML file, got no such file", path=str(source)
+        )
+    data = read_yaml(source) if source.is_file() else {}
+    section = data.get("model", data if path is not None else {}) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(
+            f"{source}: 'model' section: expected a mapping, got {type(section).__name__}", path=str(source)
+        )
+    merged = {**section, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    try:
+        return ModelSettings.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: invalid model settings: {problems}", path=str(source)) from exc
