@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,10 @@ def test_blank_series_uid_falls_back_to_frame_of_reference_orientation_matrix(tm
     assert sum("blank SeriesInstanceUID" in i.message for i in archive.issues) == 2
 
 
-def _exam_with_reconstructions(root: Path) -> None:
+@pytest.fixture(scope="module")
+def reconstructions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One exam with four reconstructions (148 files), written once for the module."""
+    root = tmp_path_factory.mktemp("reconstructions")
     write_series(
         root / "lung", 40, dz=1.0, series_uid="1.2.826.0.8.1", kernel="B70f", thickness=1.0, series_number=2
     )
@@ -106,6 +110,7 @@ def _exam_with_reconstructions(root: Path) -> None:
         root / "thick", 8, dz=5.0, series_uid="1.2.826.0.8.3", kernel="B30f", thickness=5.0, series_number=4
     )
     write_series(root / "sag", 60, series_uid="1.2.826.0.8.4", kernel="B30f", iop=SAG, series_number=5)
+    return root
 
 
 def test_soft_tissue_kernel_wins_over_lung_kernel(tmp_path: Path) -> None:
@@ -118,9 +123,8 @@ def test_soft_tissue_kernel_wins_over_lung_kernel(tmp_path: Path) -> None:
     )
 
 
-def test_choice_rules_in_order_axial_kernel_slices(tmp_path: Path) -> None:
-    _exam_with_reconstructions(tmp_path)
-    archive = scan_archive(tmp_path)
+def test_choice_rules_in_order_axial_kernel_slices(reconstructions: Path) -> None:
+    archive = scan_archive(reconstructions)
     (tp,) = archive.timepoints["P1"]
     assert tp.ct.series_instance_uid == "1.2.826.0.8.2"
     assert tp.choice_reason == "rule most_slices: 40 slices vs 8 slices of 1.2.826.0.8.3"
@@ -140,8 +144,9 @@ def test_choice_rules_in_order_axial_kernel_slices(tmp_path: Path) -> None:
     assert table.loc["1.2.826.0.8.1", "choice_reason"] == "alternative: not chosen (chosen 1.2.826.0.8.2)"
 
 
-def test_segmentation_reference_overrides_the_rules(tmp_path: Path) -> None:
-    _exam_with_reconstructions(tmp_path)
+def test_segmentation_reference_overrides_the_rules(reconstructions: Path, tmp_path: Path) -> None:
+    tmp_path = tmp_path / "copy"
+    shutil.copytree(reconstructions, tmp_path)
     write(seg(ref_series_uid="1.2.826.0.8.1", frame_z=[10.0]), tmp_path / "seg.dcm")
     archive = scan_archive(tmp_path)
     (tp,) = archive.timepoints["P1"]
@@ -152,10 +157,9 @@ def test_segmentation_reference_overrides_the_rules(tmp_path: Path) -> None:
     assert row["mask_files"] == "seg.dcm" and row["mask_pairing"] == "series_uid"
 
 
-def test_choice_rule_order_is_a_setting(tmp_path: Path) -> None:
-    _exam_with_reconstructions(tmp_path)
+def test_choice_rule_order_is_a_setting(reconstructions: Path) -> None:
     settings = ArchiveSettings(choice_rules=("most_slices", "axial"))
-    (tp,) = scan_archive(tmp_path, settings=settings).timepoints["P1"]
+    (tp,) = scan_archive(reconstructions, settings=settings).timepoints["P1"]
     assert tp.ct.series_instance_uid == "1.2.826.0.8.4"
     assert tp.choice_reason.startswith("rule most_slices: 60 slices vs 40 slices")
 
