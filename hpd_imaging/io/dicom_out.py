@@ -25,6 +25,7 @@ the SR, so we set ``ISO_IR 192`` explicitly; pydicom has no millilitre code, so 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ import pydicom
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
-from hpd_imaging import __version__
+from hpd_imaging import __version__, atomic
 from hpd_imaging.domain import CtImage, Lesion, LesionMask, LesionMeasurement
 from hpd_imaging.errors import DicomReadError, GeometryError, MaskError, MeasurementError
 
@@ -371,7 +372,7 @@ def write_dicom_outputs(
         for item in seg.DimensionIndexSequence:
             item.DimensionOrganizationUID = dim_uid
         seg_path = out_dir / SEG_FILENAME
-        seg.save_as(seg_path, enforce_file_format=True)
+        _save(seg, seg_path)
         written.append(seg_path)
         logger.info("wrote SEG with %d segments to %s", len(present), seg_path)
 
@@ -390,10 +391,18 @@ def write_dicom_outputs(
     )
     _enforce_value_lengths(sr, Path(ct_files[0]))
     sr_path = out_dir / SR_FILENAME
-    sr.save_as(sr_path, enforce_file_format=True)
+    _save(sr, sr_path)
     written.append(sr_path)
     logger.info("wrote TID 1500 SR with %d lesions to %s", len(measurements), sr_path)
     return written
+
+
+def _save(ds: pydicom.Dataset, path: Path) -> None:
+    """Serialise in memory, then write atomically (temporary name + rename): a killed run never leaves a
+    half-written DICOM file that a rerun or a viewer would take for a finished one."""
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    atomic.write_bytes(path, buffer.getvalue())
 
 
 # Maximum value lengths of the string VRs that highdicom copies from the source CT (PS3.5 table 6.2-1).

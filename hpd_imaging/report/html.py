@@ -11,7 +11,6 @@ import base64
 import json
 import logging
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from hpd_imaging import __version__
+from hpd_imaging import __version__, atomic
 from hpd_imaging.report import plots
 from hpd_imaging.report.inputs import (
     LABEL_PREFIX,
@@ -168,15 +167,8 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     html = render_report(inputs, progress)
     path = out_dir / REPORT_FILENAME
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_text(path, html)
+    os.chmod(path, 0o644)  # temporary files are created 0600; a report is meant to be shared
     logger.info("wrote %s (%d patients, %.0f kB)", path, len(inputs.patients), len(html) / 1024)
     return path
 

@@ -208,6 +208,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_writes_seg_and_sr(case: dict) -> None:
     assert case["paths"] == [case["out"] / SEG_FILENAME, case["out"] / SR_FILENAME]
+    assert sorted(case["out"].iterdir()) == sorted(case["paths"])  # no temporary files left behind
     for p in case["paths"]:
         ds = pydicom.dcmread(p)
         assert ds.SpecificCharacterSet == "ISO_IR 192"

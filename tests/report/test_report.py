@@ -197,6 +197,7 @@ def test_make_snapshot_maps_axes_into_the_crop() -> None:
 
 
 def test_report_is_self_contained(report: Path, inputs: ReportInputs) -> None:
+    assert [p.name for p in report.parent.iterdir()] == ["report.html"]  # written atomically, no leftovers
     html = report.read_text(encoding="utf-8")
     assert not re.search(r"https?://", html), "report references a network resource"
     assert "<script" not in html and "<link" not in html and "@import" not in html
