@@ -161,10 +161,10 @@ def pair_dicom_mask(
             stack = found[max(counts, key=lambda k: (counts[k], k))]
             pairing = "instances"
     if stack is None and for_uids:
-        same_for = [
+        for_stacks = [
             s for uid in for_uids for s in index.by_for.get(uid, []) if not pid or s.patient_id == pid
         ]
-        fitting = [s for s in same_for if _seg_grid_matches(s, record) and geometry_fit(s, record, tol) > 0]
+        fitting = [s for s in for_stacks if _seg_grid_matches(s, record) and geometry_fit(s, record, tol) > 0]
         if fitting:
             stack = _best(fitting, record, tol)
             pairing = "frame_of_reference"

@@ -48,8 +48,10 @@ def test_warm_scan_reads_nothing_and_gives_the_same_index(
 ) -> None:
     spy = ReadSpy(monkeypatch)
     out = tmp_path / "out"
-    cold = scan_archive(archive_dir, cache_dir=out)
+    calls: list[tuple[int, int]] = []
+    cold = scan_archive(archive_dir, cache_dir=out, progress=lambda done, total: calls.append((done, total)))
     assert len(spy.take()) == 14 and cold.scan_stats["n_read"] == 14
+    assert calls[0] == (0, 14) and calls[-1] == (14, 14)
     assert (out / "header_index.sqlite").is_file()
     warm = scan_archive(archive_dir, cache_dir=out)
     assert spy.take() == [] and warm.scan_stats["n_cached"] == 14
