@@ -38,7 +38,8 @@ def configure_logging(level: str = "INFO", log_file: Path | None = None, quiet: 
     logging.basicConfig(level=numeric if not quiet else max(numeric, logging.WARNING), handlers=handlers,
                         force=True, format="%(message)s")
     # pyradiomics configures its own logger at import; keep it quiet unless asked
-    logging.getLogger("radiomics").setLevel(max(numeric, logging.WARNING))
+    # (its per-lesion notices such as "GLCM is symmetrical" would flood the console of a cohort run)
+    logging.getLogger("radiomics").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.ERROR)
 
 
 @contextmanager

@@ -1,9 +1,114 @@
-"""CLI command(s) for the run stage (being built; see the issue that owns it)."""
+"""``hpd-imaging run STUDY_DIR --out OUT``: the whole pipeline on an archive, with progress and a summary."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from hpd_imaging.commands._common import EXIT_USAGE, configure_logging
+
+
+def run(
+    study_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Imaging archive: any folder layout of DICOM CT, SEG, "
+            "RTSTRUCT, NIfTI/NRRD label maps and clinical.csv."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (created; never inside the archive).")
+    ],
+    config: Annotated[
+        Path | None, typer.Option(help="Pipeline settings YAML (default: pipelines/default.yaml).")
+    ] = None,
+    clinical: Annotated[
+        Path | None, typer.Option(help="clinical.csv (default: STUDY_DIR/clinical.csv).")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="HPD risk model (.skops with its card) -> predictions.csv.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Dask worker processes (default: cores).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Recompute patients already finished.")] = False,
+    dicom_out: Annotated[
+        bool, typer.Option("--dicom-out", help="Write DICOM SEG + TID 1500 SR per timepoint.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars; warnings and errors only.")
+    ] = False,
+    log_file: Annotated[Path | None, typer.Option(help="Also write the log to this file.")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Run every stage on every patient: series.csv, lesions, kinetics + HPD labels, radiomics, predictions,
+    errors.csv, run.json and report.html in OUT. Exit code 0: all patients done; 1: some failed (listed in
+    errors.csv); 2: bad usage or configuration."""
+    configure_logging(log_level, log_file, quiet)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hpd_imaging.config import load_config
+    from hpd_imaging.errors import ConfigError, HpdImagingError
+    from hpd_imaging.pipeline import run_study
+
+    console = Console(stderr=True, quiet=quiet)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(EXIT_USAGE) from exc
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("patients", total=None)
+
+        def progress(event: str, patient_id: str) -> None:
+            if event in {"patient_done", "patient_failed", "patient_resumed"}:
+                bar.advance(task)
+                if event == "patient_failed":
+                    console.print(f"[red]patient {patient_id} failed[/red] (see errors.csv)")
+
+        try:
+            summary = run_study(
+                study_dir,
+                out,
+                cfg,
+                config_dir=config.parent if config else None,
+                clinical_path=clinical,
+                model_path=model,
+                workers=workers,
+                scheduler=scheduler,
+                force=force,
+                dicom_out=dicom_out,
+                progress=progress,
+            )
+        except (ConfigError, HpdImagingError) as exc:
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(EXIT_USAGE) from exc
+        bar.update(task, total=summary.n_patients, completed=summary.n_patients)
+
+    console.print(
+        f"{summary.n_patients} patients: {summary.n_patients - summary.n_failed} done "
+        f"({summary.n_skipped_resumed} resumed), {summary.n_failed} failed; outputs in {summary.out_dir}"
+    )
+    if summary.n_failed:
+        failed = sorted(set(summary.errors["patient_id"]) - {""})
+        console.print(f"[red]failed patients:[/red] {', '.join(failed)} (details in errors.csv)")
+    raise typer.Exit(summary.exit_code)
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the main app (placeholder until the stage lands)."""
+    app.command("run")(run)
