@@ -4,10 +4,11 @@
    reconstruction would misplace the mask). Among several, the one with the most masks, then the rules below.
 2. Otherwise the rules of ``ArchiveSettings.choice_rules`` are applied in order; the first rule that separates
    the best candidate from the runner-up is recorded as the reason. Default order:
-   ``axial`` (RECIST measures on axial images), ``soft_tissue_kernel`` (soft-tissue over lung/bone
-   reconstruction: sharp kernels inflate noise and texture features), ``most_slices`` (coverage / thin
-   reconstruction), ``thinnest_slices``, ``lowest_series_number``; the series UID breaks a full tie so the
-   choice is deterministic.
+   ``axial`` (RECIST measures on axial images), ``original_image`` (ImageType ORIGINAL over DERIVED:
+   reformats, MIP/MinIP slabs and secondary captures are not the acquired reconstruction),
+   ``soft_tissue_kernel`` (soft-tissue over lung/bone reconstruction: sharp kernels inflate noise and
+   texture features), ``most_slices`` (coverage / thin reconstruction), ``thinnest_slices``,
+   ``lowest_series_number``; the series UID breaks a full tie so the choice is deterministic.
 
 Localizers, non-CT stacks, stacks without orientation and stacks below ``min_slices`` are never candidates.
 """
@@ -82,6 +83,10 @@ RULES: dict[str, _Rule] = {
     "axial": _Rule(
         lambda s, st: float(s.is_axial(st.axial_tolerance_deg)),
         lambda s, st: "axial" if s.is_axial(st.axial_tolerance_deg) else "not axial",
+    ),
+    "original_image": _Rule(
+        lambda s, st: float(not s.image_type or s.image_type[0] != "DERIVED"),
+        lambda s, st: f"ImageType {s.image_type[0] if s.image_type else '(none)'}",
     ),
     "soft_tissue_kernel": _Rule(
         lambda s, st: float(kernel_class(s.kernel)),

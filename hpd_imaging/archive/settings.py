@@ -14,7 +14,9 @@ from hpd_imaging.settings_base import Section
 
 # Order in which the CT choice rules are applied when no segmentation points at a series (first rule that
 # separates the best candidate from the runner-up decides; its name is written to series.csv).
-ChoiceRule = Literal["axial", "soft_tissue_kernel", "most_slices", "thinnest_slices", "lowest_series_number"]
+ChoiceRule = Literal[
+    "axial", "original_image", "soft_tissue_kernel", "most_slices", "thinnest_slices", "lowest_series_number"
+]
 
 
 class ArchiveSettings(Section):
@@ -29,6 +31,7 @@ class ArchiveSettings(Section):
     axial_tolerance_deg: float = Field(default=10.0, ge=0.0, le=90.0)
     choice_rules: tuple[ChoiceRule, ...] = (
         "axial",
+        "original_image",
         "soft_tissue_kernel",
         "most_slices",
         "thinnest_slices",

@@ -123,6 +123,16 @@ def test_soft_tissue_kernel_wins_over_lung_kernel(tmp_path: Path) -> None:
     )
 
 
+def test_original_reconstruction_wins_over_derived_slab(tmp_path: Path) -> None:
+    write_series(
+        tmp_path / "mip", 40, series_uid="1.2.826.0.9.3", image_type=("DERIVED", "SECONDARY", "AXIAL")
+    )
+    write_series(tmp_path / "orig", 30, series_uid="1.2.826.0.9.4")
+    (tp,) = scan_archive(tmp_path).timepoints["P1"]
+    assert tp.ct.series_instance_uid == "1.2.826.0.9.4"
+    assert tp.choice_reason == "rule original_image: ImageType ORIGINAL vs ImageType DERIVED of 1.2.826.0.9.3"
+
+
 def test_choice_rules_in_order_axial_kernel_slices(reconstructions: Path) -> None:
     archive = scan_archive(reconstructions)
     (tp,) = archive.timepoints["P1"]
@@ -204,6 +214,18 @@ def test_pydicom_scouts_split_out_and_outlier_slice_stays(real_data: Path) -> No
     # loader, not the scanner, refuses the irregular spacing
     (ct2,) = archive.timepoints["77654033"]
     assert ct2.ct.n_slices == 4 and ct2.ct.stack_key == ""
+
+
+def test_enhanced_ct_is_one_stack_of_its_frames(real_data: Path, tmp_path: Path) -> None:
+    (tmp_path / "eCT.dcm").symlink_to(
+        real_data / "pydicom_small" / "data_store" / "data" / "eCT_Supplemental.dcm"
+    )
+    archive = scan_archive(tmp_path)
+    (tp,) = archive.timepoints["0010"]
+    assert [p.name for p in tp.ct.files] == ["eCT.dcm"]
+    row = archive.series_table().iloc[0]
+    assert row["n_slices"] == 2 and row["rows"] == 512 and bool(row["chosen"])
+    assert tp.ct.image_orientation_patient == (-1.0, 0.0, 0.0, 0.0, 1.0, 0.0)  # from the shared groups
 
 
 def test_totalsegmentator_blank_uids_grouped_into_one_series(real_data: Path) -> None:
