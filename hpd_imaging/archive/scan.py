@@ -158,8 +158,8 @@ def scan_archive(
 
     def issue(patient_id: str, path: Path | str, message: str) -> None:
         path_text = str(path)
-        with contextlib.suppress(ValueError, OSError):
-            path_text = str(Path(path).resolve().relative_to(study_dir))
+        with contextlib.suppress(ValueError):  # lexical: a linked file is named by its path in the archive
+            path_text = Path(path).relative_to(study_dir).as_posix()
         archive.issues.append(ArchiveIssue(patient_id, path_text, message))
         logger.info("%s: %s", path_text, message)
 
@@ -190,11 +190,7 @@ def scan_archive(
         elif kind in ("seg", "rtstruct"):
             dicom_masks.append((path, record))
         elif kind == "labelmap":
-            if looks_like_label_map(path, record):
-                labelmaps[path] = record
-            else:
-                archive.n_non_dicom_skipped += 1
-                logger.debug("%s: NIfTI/NRRD image, not a label map; skipped", path)
+            labelmaps[path] = record  # label map or NIfTI/NRRD image: decided after reading masks.csv
         elif kind == "error":
             issue(record.get("patient_id", ""), path, record.get("message", "unreadable"))
         elif kind == "dicomdir":
@@ -219,6 +215,10 @@ def scan_archive(
         paired.extend(manifest_pairs)
     for path, header in labelmaps.items():
         if path in listed:
+            continue
+        if not looks_like_label_map(path, header):
+            archive.n_non_dicom_skipped += 1
+            logger.debug("%s: NIfTI/NRRD image, not a label map; skipped", path)
             continue
         pm_or_none = pair_labelmap_by_convention(path, header, index, study_dir, settings, issue)
         if pm_or_none is None:
