@@ -108,7 +108,7 @@ def _quiet_pykwalify() -> Iterator[None]:
     log.addHandler(null)
     log.propagate, log.disabled = False, True
     try:
-        with warnings.catch_warnings():  # pykwalify loads the schema extension with the deprecated load_module()
+        with warnings.catch_warnings():  # pykwalify loads its schema extension with deprecated load_module()
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             yield
     finally:
@@ -349,6 +349,7 @@ def extract_lesion_features(
     scan_date: dt.date | None = None,
     body_threshold_hu: float = -500.0,
     workers: int = 1,
+    start_method: str = "spawn",
     fast_shape: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> RadiomicsResult:
@@ -362,8 +363,9 @@ def extract_lesion_features(
     ring, mask off the CT grid) becomes an entry of ``errors``; the other lesions go on.
 
     ``workers > 1`` runs lesions in a process pool (``concurrent.futures``, spawn context; each worker
-    receives the CT once). ``fast_shape=False`` uses pyradiomics' own O(n^2) diameter search (same values,
-    slower).
+    receives the CT once; ``start_method`` is "spawn" by default because forking a process that runs threads,
+    e.g. a Dask worker, can deadlock). ``fast_shape=False`` uses pyradiomics' own O(n^2) diameter search (same
+    values, slower).
     """
     if lesion_ids is not None and len(lesion_ids) != len(masks):
         raise ValueError(f"expected one lesion id per mask ({len(masks)}), got {len(lesion_ids)}")
@@ -423,7 +425,7 @@ def extract_lesion_features(
             _WORKER_STATE.clear()
             _WORKER_STATE.update(saved)
     else:
-        context = multiprocessing.get_context("spawn")  # fork is unsafe under Dask/threads
+        context = multiprocessing.get_context(start_method)
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
                                  initializer=_init_worker,
                                  initargs=(ct.hu, ct.geometry, params, fast_shape)) as pool:

@@ -1,9 +1,10 @@
-"""pyradiomics feature name -> IBSI 1 feature tag (digital phantom, 3D, averaged over directions where IBSI asks).
+"""pyradiomics feature name -> IBSI 1 feature tag (digital phantom, 3D, averaged over directions where IBSI
+asks).
 
-Sources: pyradiomics docs (each feature's docstring names its IBSI equivalent) and the IBSI 1 reference manual.
-GLCM / GLRLM: pyradiomics computes each feature per direction and averages (weightingNorm None) = IBSI "3D_avg".
-GLDM with gldm_a = 0 = IBSI NGLDM (``ngl_``). Firstorder intensity statistics on the original grey levels =
-``stat_``; Entropy and Uniformity on the discretised grey levels = ``ih_``.
+Sources: pyradiomics docs (each feature's docstring names its IBSI equivalent) and the IBSI 1 reference
+manual. GLCM / GLRLM: pyradiomics computes each feature per direction and averages (weightingNorm None) = IBSI
+"3D_avg". GLDM with gldm_a = 0 = IBSI NGLDM (``ngl_``). Firstorder intensity statistics on the original grey
+levels = ``stat_``; Entropy and Uniformity on the discretised grey levels = ``ih_``.
 """
 
 IBSI_MAP: dict[str, str] = {
@@ -118,13 +119,14 @@ IBSI_MAP: dict[str, str] = {
     "original_gldm_DependenceEntropy": "ngl_dc_entr_3D",
 }
 
+_PCA_N = ("PCA covariance divided by N (pyradiomics) instead of N - 1 (IBSI reference); "
+          "value x sqrt(N / (N - 1)) matches")
+
 #: documented deviations: feature -> (reason, function mapping our value onto the IBSI definition)
 KNOWN_DEVIATIONS: dict[str, str] = {
     "original_firstorder_Kurtosis": "pyradiomics reports kurtosis, IBSI excess kurtosis (kurtosis - 3)",
-    "original_shape_MinorAxisLength": "PCA covariance divided by N (pyradiomics) instead of N - 1 (IBSI reference); "
-    "value x sqrt(N / (N - 1)) matches",
-    "original_shape_LeastAxisLength": "PCA covariance divided by N (pyradiomics) instead of N - 1 (IBSI reference); "
-    "value x sqrt(N / (N - 1)) matches",
+    "original_shape_MinorAxisLength": _PCA_N,
+    "original_shape_LeastAxisLength": _PCA_N,
 }
 
 #: features pyradiomics computes that have no IBSI 1 counterpart

@@ -1,6 +1,6 @@
 """Fidelity: on pyradiomics' own regression cases (brain1, breast1 with their labels) our in-memory extraction
-reproduces pyradiomics' baseline values for the base settings, within the tolerance pyradiomics' own tests use:
-relative difference < 3 % (``tests/testUtils.py``, ``assert percentDiff < 0.03``; 0 must stay 0)."""
+reproduces pyradiomics' baseline values for the base settings, within the tolerance pyradiomics' own tests
+use: relative difference < 3 % (``tests/testUtils.py``, ``assert percentDiff < 0.03``; 0 must stay 0)."""
 
 from __future__ import annotations
 
