@@ -106,7 +106,8 @@ def test_rows_columns_and_provenance(phantom, result) -> None:
     assert (f["params_sha256"] == PARAMS.sha256).all()
     assert f["image_sha256"].nunique() == 1 and f["mask_sha256"].nunique() == len(f)
     lesion_row = f[(f.lesion_id == "L1") & (f.region == "lesion")].iloc[0]
-    assert lesion_row["original_firstorder_Mean"] == pytest.approx(float(ct.hu[masks[0].mask].mean()), rel=1e-5)
+    mean_hu = float(ct.hu[masks[0].mask].mean())
+    assert lesion_row["original_firstorder_Mean"] == pytest.approx(mean_hu, rel=1e-5)
     ring_row = f[(f.lesion_id == "L1") & (f.region == "ring5mm")].iloc[0]
     assert ring_row["original_firstorder_Mean"] < -500  # the ring of a lung lesion is lung parenchyma
     assert lesion_row["original_shape_VoxelVolume"] == pytest.approx(masks[0].voxel_count * np.prod(SPACING))
@@ -152,6 +153,7 @@ def test_ct_default_settings_on_a_small_roi(phantom) -> None:
     r = extract_lesion_features(ct, [masks[1]], load_params(REPO_PIPELINES / "radiomics_ct.yaml"))
     assert r.errors == []
     feats = [c for c in r.features.columns if c.startswith(("original_", "log-", "wavelet-"))]
-    assert len(feats) == 14 + 14 * 93  # shape once; 93 intensity/texture features x (original + 5 LoG + 8 wavelet)
+    # shape once; 93 intensity/texture features x (original + 5 LoG + 8 wavelet)
+    assert len(feats) == 14 + 14 * 93
     assert r.features[feats].notna().all(axis=None)
     assert "log-sigma-3-0-mm-3D_glcm_Contrast" in r.features

@@ -21,7 +21,8 @@ DOC = REPO_PIPELINES.parent / "docs" / "ibsi_compliance.md"
 
 
 def _allowed(ref: float, tol: float) -> float:
-    """IBSI tolerance, or half a unit of the reference's 3rd significant digit (values are given to 3 digits)."""
+    """IBSI tolerance, or half a unit of the reference's 3rd significant digit (values are given to 3
+    digits)."""
     return max(tol, 0.5 * 10 ** (math.floor(math.log10(abs(ref))) - 2)) + 1e-12
 
 
@@ -78,7 +79,8 @@ def test_documented_deviations_deviate_as_documented(phantom) -> None:
 
 def test_compliance_document_agrees(phantom) -> None:
     ours, reference, _ = phantom
-    rows = re.findall(r"^\| `(original_\w+)` \| `(\w+)` \| [^|]+ \| [^|]+ \| (match|deviates) \|", DOC.read_text(),
+    pattern = r"^\| `(original_\w+)` \| `(\w+)` \| [^|]+ \| [^|]+ \| (match|deviates) \|"
+    rows = re.findall(pattern, DOC.read_text(),
                       flags=re.MULTILINE)
     assert len(rows) == len(IBSI_MAP)
     for name, tag, status in rows:

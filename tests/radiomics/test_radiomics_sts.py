@@ -1,5 +1,6 @@
-"""IBSI sarcoma STS_025: our extraction on the loaded CT + mask equals pyradiomics run directly on the reference
-NIfTI image and mask with the same settings, both from the NIfTI files and from the DICOM series + RTSTRUCT."""
+"""IBSI sarcoma STS_025: our extraction on the loaded CT + mask equals pyradiomics run directly on the
+reference NIfTI image and mask with the same settings, both from the NIfTI files and from the DICOM series +
+RTSTRUCT."""
 
 from __future__ import annotations
 
