@@ -248,6 +248,7 @@ def write_dicom_outputs(
     *,
     scan_date: dt.date | None = None,
     time_point: str | None = None,
+    patient_attributes: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Write ``seg.dcm`` (BINARY SEG) and ``sr_tid1500.dcm`` (TID 1500 SR) for one timepoint into ``out_dir``.
 
@@ -256,7 +257,10 @@ def write_dicom_outputs(
     and may include lesions not present now. ``masks`` is a list paired to measurements by ``lesion_id`` (else
     by label) or a mapping lesion_id -> mask. ``scan_date`` (default: the measurements' scan_date, else the CT
     StudyDate) fixes ContentDate/Time; ``time_point`` labels the TID 1502 time point context (default: the
-    ISO scan date). Returns the written paths (SEG omitted when no lesion has voxels).
+    ISO scan date). ``patient_attributes`` overrides Patient-module attributes copied from the CT (e.g.
+    ``{"PatientID": pseudonym, "PatientName": "", "PatientBirthDate": ""}``; set by the pipeline for
+    pseudonymised and de-identified outputs). Returns the written paths (SEG omitted when no lesion has
+    voxels).
     """
     out_dir = Path(out_dir)
     lesion_by_id = {lesion.lesion_id: lesion for lesion in lesions}
@@ -372,7 +376,7 @@ def write_dicom_outputs(
         for item in seg.DimensionIndexSequence:
             item.DimensionOrganizationUID = dim_uid
         seg_path = out_dir / SEG_FILENAME
-        _save(seg, seg_path)
+        _save(seg, seg_path, patient_attributes)
         written.append(seg_path)
         logger.info("wrote SEG with %d segments to %s", len(present), seg_path)
 
@@ -391,15 +395,17 @@ def write_dicom_outputs(
     )
     _enforce_value_lengths(sr, Path(ct_files[0]))
     sr_path = out_dir / SR_FILENAME
-    _save(sr, sr_path)
+    _save(sr, sr_path, patient_attributes)
     written.append(sr_path)
     logger.info("wrote TID 1500 SR with %d lesions to %s", len(measurements), sr_path)
     return written
 
 
-def _save(ds: pydicom.Dataset, path: Path) -> None:
+def _save(ds: pydicom.Dataset, path: Path, patient_attributes: Mapping[str, str] | None = None) -> None:
     """Serialise in memory, then write atomically (temporary name + rename): a killed run never leaves a
     half-written DICOM file that a rerun or a viewer would take for a finished one."""
+    for keyword, value in (patient_attributes or {}).items():
+        setattr(ds, keyword, value)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     atomic.write_bytes(path, buffer.getvalue())
