@@ -29,31 +29,29 @@ class ModelSettings(Section):
 
     # --- pipeline (hpd_imaging.model.estimator.build_model) -------------------------------------------------
     classifier: ClassifierName = "logistic_l1"
-    variance_threshold: float = Field(
-        0.0, ge=0.0
-    )  # on raw (imputed, unscaled) values; 0 drops constant columns
-    correlation_threshold: float = Field(
-        0.9, gt=0.0, le=1.0
-    )  # |r| above which the redundant feature is dropped
+    # variance filter on raw (imputed, unscaled) values; 0 drops constant columns
+    variance_threshold: float = Field(default=0.0, ge=0.0)
+    # |r| above which the redundant feature of a pair is dropped
+    correlation_threshold: float = Field(default=0.9, gt=0.0, le=1.0)
     correlation_method: Literal["pearson", "spearman"] = "spearman"
     k_best_grid: list[int] = Field(default_factory=lambda: [5, 10])  # SelectKBest(f_classif) k, tuned
     c_grid: list[float] = Field(default_factory=lambda: [0.1, 1.0])  # inverse regularisation (logistic, SVM)
-    l1_ratio: float = Field(0.5, gt=0.0, lt=1.0)  # elastic-net mixing
+    l1_ratio: float = Field(default=0.5, gt=0.0, lt=1.0)  # elastic-net mixing
     tree_depth_grid: list[int] = Field(default_factory=lambda: [2, 4])  # random forest / gradient boosting
-    n_estimators: int = Field(200, ge=10)
+    n_estimators: int = Field(default=200, ge=10)
     calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
-    calibration_folds: int = Field(3, ge=2)
+    calibration_folds: int = Field(default=3, ge=2)
 
     # --- evaluation (hpd_imaging.model.evaluate) ------------------------------------------------------------
-    outer_splits: int = Field(5, ge=2)
-    outer_repeats: int = Field(5, ge=1)
-    inner_splits: int = Field(3, ge=2)
+    outer_splits: int = Field(default=5, ge=2)
+    outer_repeats: int = Field(default=5, ge=1)
+    inner_splits: int = Field(default=3, ge=2)
     ci_method: Literal["corrected_t", "bootstrap"] = "corrected_t"
-    ci_level: float = Field(0.95, gt=0.5, lt=1.0)
-    n_bootstrap: int = Field(1000, ge=50)
+    ci_level: float = Field(default=0.95, gt=0.5, lt=1.0)
+    n_bootstrap: int = Field(default=1000, ge=50)
     threshold_rule: Literal["prevalence", "youden"] = "prevalence"
-    n_permutations: int = Field(5, ge=0)
-    permutation_repeats: int = Field(1, ge=1)  # outer repeats per permutation run
+    n_permutations: int = Field(default=5, ge=0)
+    permutation_repeats: int = Field(default=1, ge=1)  # outer repeats per permutation run
     baselines: bool = True
     clinical_covariates: list[str] = Field(default_factory=lambda: list(DEFAULT_CLINICAL_COVARIATES))
     clinical_in_model: bool = True  # with --clinical: covariates join the imaging features in the main model
