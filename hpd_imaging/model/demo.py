@@ -16,6 +16,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from hpd_imaging.model.evaluate import evaluate
 from hpd_imaging.model.persist import save_model
@@ -25,7 +26,7 @@ from hpd_imaging.model.training import train
 
 log = logging.getLogger(__name__)
 
-DEMO_COHORT = {
+DEMO_COHORT: dict[str, Any] = {
     "n_patients": 120,
     "prevalence": 0.15,
     "signal_strength": 1.5,
