@@ -50,4 +50,5 @@ def concordance_table(kinetics: pd.DataFrame, keys: list[str] | None = None) -> 
                 "jaccard": n_both / union if union else None,
             }
         )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    df = pd.DataFrame(rows, columns=COLUMNS).astype(object)
+    return df.where(df.notna(), None)  # an undefined Jaccard is an empty cell, not NaN
