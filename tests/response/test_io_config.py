@@ -230,3 +230,9 @@ def test_kinetics_command_writes_every_table(tmp_path):
     bad = write(tmp_path, "bad.csv", HEADER + "a,2024-01-01,T1,lung,false,x,3\n")
     result = CliRunner().invoke(app, ["kinetics", str(bad), "--clinical", str(c), "--out", str(out)])
     assert result.exit_code == 2
+
+
+def test_docs_table_lists_every_definition_key():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "hpd_definitions.md").read_text(encoding="utf-8")
+    for key in DEFINITIONS:
+        assert f"| `{key}` |" in docs, key
