@@ -40,6 +40,23 @@ def run(
     dicom_out: Annotated[
         bool, typer.Option("--dicom-out", help="Write DICOM SEG + TID 1500 SR per timepoint.")
     ] = False,
+    pseudonymize: Annotated[
+        bool,
+        typer.Option(
+            "--pseudonymize",
+            help="Replace patient IDs by keyed hashes (HMAC-SHA256) in every table, the report and the "
+            "DICOM outputs.",
+        ),
+    ] = False,
+    pseudonym_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Secret key of --pseudonymize (at least 16 characters; default: $HPD_PSEUDONYM_KEY). "
+            "The same key gives the same pseudonyms across runs.",
+            envvar="HPD_PSEUDONYM_KEY",
+            show_envvar=True,
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bars; warnings and errors only.")
     ] = False,
@@ -49,23 +66,29 @@ def run(
     """Run every stage on every patient: series.csv, lesions, kinetics + HPD labels, radiomics, predictions,
     errors.csv, run.json and report.html in OUT. Exit code 0: all patients done; 1: some failed (listed in
     errors.csv); 2: bad usage or configuration."""
+    import time
+
+    import radiomics  # noqa: F401 - pyradiomics sets its logger's level on import: import first, then configure
+
     configure_logging(log_level, log_file, quiet)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hpd_imaging.config import load_config
-    from hpd_imaging.errors import ConfigError, HpdImagingError
+    from hpd_imaging.errors import HpdImagingError
     from hpd_imaging.pipeline import run_study
 
     console = Console(stderr=True, quiet=quiet)
+    started = time.perf_counter()
     try:
         cfg = load_config(config)
-    except ConfigError as exc:
+    except HpdImagingError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(EXIT_USAGE) from exc
 
+    stages = ["index", "patients", "kinetics", "radiomics", *(["model"] if model else []), "report"]
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description:<28}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -73,13 +96,23 @@ def run(
         disable=quiet,
         transient=False,
     ) as bar:
-        task = bar.add_task("patients", total=None)
+        stage_task = bar.add_task("stages", total=len(stages))
+        patient_task = bar.add_task("patients", total=None)
+        seen: set[str] = set()
 
-        def progress(event: str, patient_id: str) -> None:
-            if event in {"patient_done", "patient_failed", "patient_resumed"}:
-                bar.advance(task)
+        def progress(event: str, detail: str) -> None:
+            if event == "stage":
+                done = stages.index(detail) if detail in stages else 0
+                bar.update(stage_task, completed=done, description=f"stage: {detail}")
+            elif event == "patients":
+                bar.update(patient_task, total=int(detail))
+            elif event == "patient_start":
+                bar.update(patient_task, description=f"patients (last started {detail})")
+            elif event in {"patient_done", "patient_failed", "patient_resumed"}:
+                bar.advance(patient_task)
+                seen.add(detail)
                 if event == "patient_failed":
-                    console.print(f"[red]patient {patient_id} failed[/red] (see errors.csv)")
+                    console.print(f"[red]patient {detail} failed[/red] (see errors.csv)")
 
         try:
             summary = run_study(
@@ -93,20 +126,27 @@ def run(
                 scheduler=scheduler,
                 force=force,
                 dicom_out=dicom_out,
+                pseudonymize=pseudonymize,
+                pseudonym_key=pseudonym_key,
                 progress=progress,
             )
-        except (ConfigError, HpdImagingError) as exc:
+        except HpdImagingError as exc:
             typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
             raise typer.Exit(EXIT_USAGE) from exc
-        bar.update(task, total=summary.n_patients, completed=summary.n_patients)
+        bar.update(stage_task, completed=len(stages), description="stages: done")
+        bar.update(patient_task, description="patients")
 
+    n_warn = int((summary.errors["severity"] == "warning").sum()) if len(summary.errors) else 0
     console.print(
         f"{summary.n_patients} patients: {summary.n_patients - summary.n_failed} done "
-        f"({summary.n_skipped_resumed} resumed), {summary.n_failed} failed; outputs in {summary.out_dir}"
+        f"({summary.n_skipped_resumed} resumed), {summary.n_failed} failed; {summary.n_error_rows} error and "
+        f"{n_warn} warning rows in errors.csv; {time.perf_counter() - started:.1f} s; "
+        f"outputs in {summary.out_dir}"
     )
-    if summary.n_failed:
-        failed = sorted(set(summary.errors["patient_id"]) - {""})
-        console.print(f"[red]failed patients:[/red] {', '.join(failed)} (details in errors.csv)")
+    if summary.failed_patients:
+        console.print(
+            f"[red]failed patients:[/red] {', '.join(summary.failed_patients)} (details in errors.csv)"
+        )
     raise typer.Exit(summary.exit_code)
 
 

@@ -1,0 +1,426 @@
+"""One patient's work, on a Dask worker: load, track + measure, radiomics, snapshots, DICOM outputs.
+
+A worker receives a :class:`PatientJob` (paths and settings, never pixel arrays) and returns a small status
+dict; the tables are stored under ``job.result_dir``, so a remote worker sends back kilobytes, not images.
+
+Memory: one patient's images at a time per worker process (every timepoint's CT as int16/float32 plus one
+boolean array per lesion mask on the CT grid; a 512x512x300 CT is ~160 MB as int16, each mask ~80 MB), plus
+pyradiomics' working copies of the baseline lesion crops. Size ``--workers`` so that workers x (timepoints x
+CT size x ~2) fits in memory.
+
+Resume: ``done.json`` is written last, atomically; a result folder without it is an unfinished attempt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hpd_imaging import atomic
+from hpd_imaging.config import PipelineConfig, resolve_resource
+from hpd_imaging.domain import LesionMask, Timepoint, TimepointRole
+from hpd_imaging.errors import HpdImagingError
+from hpd_imaging.pseudonym import replace_token
+
+logger = logging.getLogger(__name__)
+
+ERROR_COLUMNS = ["patient_id", "stage", "file", "message", "severity"]
+#: Dice above which two masks of one exam from different files are reported as probably the same lesion
+DUPLICATE_DICE = 0.5
+
+
+@dataclass
+class PatientJob:
+    """Everything a worker needs for one patient: paths and settings, no pixels.
+
+    ``patient_id`` is the ID written in outputs (the pseudonym with ``--pseudonymize``); ``source_patient_id``
+    is the archive's, used only to scrub it from error messages (the worker never sees the pseudonym key).
+    """
+
+    patient_id: str
+    timepoints: list[Timepoint]
+    config: PipelineConfig
+    result_dir: Path  # OUT/.work/patients/<patient_id>/<key>
+    config_dir: Path | None
+    source_patient_id: str = ""
+    dicom_out_dir: Path | None = None
+    dicom_patient_attributes: dict[str, str] = field(default_factory=dict)
+    snapshots: bool = True
+
+
+def error_row(
+    patient_id: str, stage: str, path: str | None, exc: BaseException | str, severity: str = "error"
+) -> dict[str, str]:
+    """One errors.csv row. ``severity`` "error": an expected output is missing; "warning": outputs complete
+    but something deserves a look (e.g. the same lesion annotated twice)."""
+    message = str(exc) if not isinstance(exc, str) else exc
+    if isinstance(exc, BaseException) and not isinstance(exc, HpdImagingError):
+        # an unexpected exception is a bug or an unforeseen input: keep its type for the report
+        message = f"{type(exc).__name__}: {exc}"
+        logger.debug("patient %s stage %s:\n%s", patient_id, stage, traceback.format_exc())
+    return {
+        "patient_id": patient_id,
+        "stage": stage,
+        "file": path or "",
+        "message": message,
+        "severity": severity,
+    }
+
+
+def assign_roles(timepoints: list[Timepoint], ici_start: dt.date | None) -> list[Timepoint]:
+    """Baseline = last scan on or before ICI start; pre-baseline = the scans before; later = follow-up.
+
+    Same rule as the response stage (specs/hpd_kinetics.md section 0). Without an ICI start date, roles stay
+    UNASSIGNED and the first exam serves as the tracking reference.
+    """
+    tps = sorted(timepoints, key=lambda t: t.scan_date)
+    if ici_start is None:
+        return tps
+    before = [t for t in tps if t.scan_date <= ici_start]
+    baseline = before[-1].scan_date if before else None
+    out = []
+    for t in tps:
+        if baseline is None or t.scan_date > baseline:
+            role = TimepointRole.FOLLOW_UP
+        elif t.scan_date < baseline:
+            role = TimepointRole.PRE_BASELINE
+        else:
+            role = TimepointRole.BASELINE
+        out.append(dataclasses.replace(t, role=role))
+    return out
+
+
+def _baseline(tps: list[Timepoint]) -> Timepoint:
+    for t in tps:
+        if t.role is TimepointRole.BASELINE:
+            return t
+    return tps[0]
+
+
+def duplicate_masks(
+    masks: list[LesionMask], threshold: float = DUPLICATE_DICE
+) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, Dice) of masks from *different files* of one exam that overlap with Dice >= threshold.
+
+    Archives exported from several tools often carry the same lesion twice (e.g. an RTSTRUCT and a NIfTI
+    label map of the same ROI): both are then measured as separate lesions and the tumour burden (sum of
+    diameters) doubles. We do not guess which one to drop; the pipeline reports a warning instead.
+    """
+    boxes = []
+    for m in masks:
+        idx = (
+            np.nonzero(m.mask.any(axis=(1, 2)))[0],
+            np.nonzero(m.mask.any(axis=(0, 2)))[0],
+            np.nonzero(m.mask.any(axis=(0, 1)))[0],
+        )
+        boxes.append(None if any(len(a) == 0 for a in idx) else tuple((a[0], a[-1] + 1) for a in idx))
+    out = []
+    for i in range(len(masks)):
+        for j in range(i + 1, len(masks)):
+            a, b = masks[i], masks[j]
+            if a.source_path == b.source_path or boxes[i] is None or boxes[j] is None:
+                continue
+            lo = [max(p[0], q[0]) for p, q in zip(boxes[i], boxes[j], strict=True)]
+            hi = [min(p[1], q[1]) for p, q in zip(boxes[i], boxes[j], strict=True)]
+            if any(h <= lo_ for lo_, h in zip(lo, hi, strict=True)):
+                continue
+            window = tuple(slice(lo_, h) for lo_, h in zip(lo, hi, strict=True))
+            inter = int(np.count_nonzero(a.mask[window] & b.mask[window]))
+            dice = 2.0 * inter / (a.voxel_count + b.voxel_count)
+            if dice >= threshold:
+                out.append((i, j, dice))
+    return out
+
+
+def process_patient(job: PatientJob) -> dict[str, Any]:
+    """Load, track, measure, extract radiomics and cut snapshots for one patient; store the results.
+
+    Returns a small status dict (the tables are on disk under ``job.result_dir``). Raises nothing for
+    patient-level problems: they become error rows.
+    """
+    from hpd_imaging.io import load_ct, load_masks
+    from hpd_imaging.measure import lesions_table
+    from hpd_imaging.tracking import ExamMasks, track_lesions, tracking_table
+
+    pid = job.patient_id
+    cfg = job.config
+    errors: list[dict[str, str]] = []
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    exams: list[ExamMasks] = []
+    failed_load = False
+    for tp in job.timepoints:
+        folder = str(tp.ct.files[0].parent) if tp.ct.files else ""
+        try:
+            ct = load_ct(list(tp.ct.files), cfg.loader)
+        except HpdImagingError as exc:
+            errors.append(error_row(pid, "load_ct", exc.path or folder, exc))
+            failed_load = True
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad series must not end the batch
+            errors.append(error_row(pid, "load_ct", folder, exc))
+            failed_load = True
+            continue
+        masks: list[LesionMask] = []
+        for ref in tp.masks:
+            try:
+                table = {v: (lid, organ, node) for v, lid, organ, node in ref.label_table} or None
+                masks.extend(load_masks(ref.path, ct, settings=cfg.loader, label_table=table))
+            except Exception as exc:  # noqa: BLE001
+                errors.append(error_row(pid, "load_masks", str(ref.path), exc))
+                failed_load = True
+        if not tp.masks:
+            errors.append(
+                error_row(
+                    pid,
+                    "load_masks",
+                    folder,
+                    f"exam {tp.scan_date}: expected a lesion segmentation paired with the CT, got none",
+                )
+            )
+            failed_load = True
+        for i, j, dice in duplicate_masks(masks):
+            a, b = masks[i], masks[j]
+            msg = (
+                f"exam {tp.scan_date}: mask {a.label!r} ({a.source_path}) and mask {b.label!r} "
+                f"({b.source_path}) "
+                f"overlap with Dice {dice:.2f}: probably the same lesion annotated in two files; both are "
+                "measured as separate lesions (the sum of diameters counts it twice). Remove one file or "
+                "list the intended masks in masks.csv."
+            )
+            logger.warning("patient %s: %s", pid, msg)
+            errors.append(error_row(pid, "load_masks", b.source_path, msg, severity="warning"))
+        exams.append(ExamMasks(tp.scan_date, ct, masks, tp))
+    timings["load_s"] = time.perf_counter() - t0
+
+    if failed_load:
+        # a patient with an unreadable exam cannot be tracked or assessed faithfully
+        return _finish(job, errors, timings, ok=False)
+
+    t1 = time.perf_counter()
+    try:
+        course = track_lesions(pid, exams, cfg.tracking, measure_settings=cfg.measure)
+    except Exception as exc:  # noqa: BLE001
+        errors.append(error_row(pid, "tracking", None, exc))
+        return _finish(job, errors, timings, ok=False)
+    lesions = lesions_table([course])
+    tracking = tracking_table([course])
+    timings["track_measure_s"] = time.perf_counter() - t1
+
+    label_to_id = _label_to_lesion_id(course)
+    base_tp = _baseline(job.timepoints)
+    base_exam = next(e for e in exams if e.scan_date == base_tp.scan_date)
+
+    t2 = time.perf_counter()
+    features = diagnostics = None
+    if cfg.radiomics.enabled:
+        try:
+            features, diagnostics, radiomics_errors = _radiomics(job, exams, base_exam, label_to_id)
+            errors.extend(radiomics_errors)
+        except Exception as exc:  # noqa: BLE001 - keep the measurements when radiomics fails
+            errors.append(error_row(pid, "radiomics", base_exam.ct.source, exc))
+    timings["radiomics_s"] = time.perf_counter() - t2
+
+    t3 = time.perf_counter()
+    snapshots = _snapshots(job, exams, course, label_to_id, errors) if job.snapshots else []
+    if job.dicom_out_dir is not None:
+        _dicom_outputs(job, exams, course, label_to_id, errors)
+    timings["outputs_s"] = time.perf_counter() - t3
+
+    rd = job.result_dir
+    atomic.write_parquet(rd / "lesions.parquet", lesions)
+    atomic.write_parquet(rd / "tracking.parquet", tracking)
+    if features is not None:
+        atomic.write_parquet(rd / "radiomics.parquet", features)
+        atomic.write_parquet(rd / "radiomics_diagnostics.parquet", diagnostics)
+    _save_snapshots(rd / "snapshots.npz", snapshots)
+    return _finish(job, errors, timings, ok=True)
+
+
+def _label_to_lesion_id(course: Any) -> dict[tuple[dt.date, str], str]:
+    """(scan date, mask label) -> lesion_id, from the tracker's evidence."""
+    return {
+        (m.scan_date, m.label): m.lesion_id for m in course.tracking if m.method != "disappeared" and m.label
+    }
+
+
+def _radiomics(job: PatientJob, exams: list, base_exam: Any, label_to_id: dict) -> tuple:
+    from hpd_imaging.radiomics import extract_lesion_features, load_params
+
+    cfg = job.config.radiomics
+    params = load_params(resolve_resource(cfg.params_file, job.config_dir))
+    chosen = exams if cfg.timepoints == "all" else [base_exam]
+    feats, diags, errors = [], [], []
+    for exam in chosen:
+        masks = [m for m in exam.masks if (exam.scan_date, m.label) in label_to_id]
+        if not masks:
+            continue
+        ids = [label_to_id[(exam.scan_date, m.label)] for m in masks]
+        result = extract_lesion_features(
+            exam.ct,
+            masks,
+            params,
+            ring_widths_mm=cfg.ring_widths_mm,
+            lesion_ids=ids,
+            patient_id=job.patient_id,
+            scan_date=exam.scan_date,
+            body_threshold_hu=cfg.body_threshold_hu,
+            workers=cfg.lesion_workers,
+            fast_shape=cfg.fast_shape,
+        )
+        feats.append(result.features)
+        diags.append(result.diagnostics)
+        errors.extend(
+            error_row(job.patient_id, "radiomics", exam.ct.source, f"lesion {lid}: {msg}")
+            for lid, msg in result.errors
+        )
+    features = pd.concat(feats, ignore_index=True) if feats else pd.DataFrame()
+    diagnostics = pd.concat(diags, ignore_index=True) if diags else pd.DataFrame()
+    return features, diagnostics, errors
+
+
+def _snapshots(job: PatientJob, exams: list, course: Any, label_to_id: dict, errors: list) -> list:
+    from hpd_imaging.report.inputs import make_snapshot
+
+    out = []
+    by_key = {(m.scan_date, m.lesion_id): m for m in course.measurements}
+    for exam in exams:
+        for mask in exam.masks:
+            lid = label_to_id.get((exam.scan_date, mask.label))
+            meas = by_key.get((exam.scan_date, lid))
+            if lid is None or meas is None or meas.voxel_count == 0:
+                continue
+            try:
+                out.append(
+                    make_snapshot(
+                        exam.ct, mask, dataclasses.replace(meas, lesion_id=lid), patient_id=job.patient_id
+                    )
+                )
+            except Exception as exc:  # noqa: BLE001 - a missing picture must not lose the numbers
+                errors.append(error_row(job.patient_id, "snapshot", mask.source_path, exc))
+    return out
+
+
+def _dicom_outputs(job: PatientJob, exams: list, course: Any, label_to_id: dict, errors: list) -> None:
+    from hpd_imaging.io.dicom_out import write_dicom_outputs
+
+    assert job.dicom_out_dir is not None
+    for exam in exams:
+        meas = [m for m in course.measurements if m.scan_date == exam.scan_date and m.voxel_count > 0]
+        masks = {
+            label_to_id[(exam.scan_date, m.label)]: m
+            for m in exam.masks
+            if (exam.scan_date, m.label) in label_to_id
+        }
+        meas = [m for m in meas if m.lesion_id in masks]
+        if not meas:
+            continue
+        folder = job.dicom_out_dir / job.patient_id / exam.scan_date.strftime("%Y%m%d")
+        try:
+            write_dicom_outputs(
+                list(exam.timepoint.ct.files),
+                exam.ct,
+                masks,
+                meas,
+                list(course.lesions),
+                folder,
+                scan_date=exam.scan_date,
+                patient_attributes=job.dicom_patient_attributes,
+            )
+        except Exception as exc:  # noqa: BLE001
+            errors.append(error_row(job.patient_id, "dicom_out", str(folder), exc))
+
+
+def _save_snapshots(path: Path, snapshots: list) -> None:
+    """Snapshots as one npz (arrays) + JSON metadata: no pickle, so results stay safe to read back."""
+    arrays: dict[str, np.ndarray] = {}
+    meta = []
+    for n, s in enumerate(snapshots):
+        arrays[f"hu{n}"] = s.hu
+        arrays[f"mask{n}"] = s.mask
+        meta.append(
+            {
+                "patient_id": s.patient_id,
+                "lesion_id": s.lesion_id,
+                "scan_date": s.scan_date.isoformat(),
+                "pixel_spacing_mm": list(s.pixel_spacing_mm),
+                "long_axis_xy": s.long_axis_xy,
+                "short_axis_xy": s.short_axis_xy,
+                "long_axis_mm": s.long_axis_mm,
+                "short_axis_mm": s.short_axis_mm,
+                "slice_index": s.slice_index,
+            }
+        )
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    atomic._atomic(path, write)
+
+
+def load_snapshots(path: Path) -> list:
+    from hpd_imaging.report.inputs import LesionSnapshot
+
+    if not path.exists():
+        return []
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(bytes(data["meta"]).decode())
+        out = []
+        for n, m in enumerate(meta):
+            out.append(
+                LesionSnapshot(
+                    patient_id=m["patient_id"],
+                    lesion_id=m["lesion_id"],
+                    scan_date=dt.date.fromisoformat(m["scan_date"]),
+                    hu=data[f"hu{n}"],
+                    mask=data[f"mask{n}"],
+                    pixel_spacing_mm=tuple(m["pixel_spacing_mm"]),
+                    long_axis_xy=_pairs(m["long_axis_xy"]),
+                    short_axis_xy=_pairs(m["short_axis_xy"]),
+                    long_axis_mm=m["long_axis_mm"],
+                    short_axis_mm=m["short_axis_mm"],
+                    slice_index=m["slice_index"],
+                )
+            )
+    return out
+
+
+def _pairs(value: Any) -> Any:
+    return None if value is None else tuple(tuple(float(v) for v in p) for p in value)
+
+
+def _finish(
+    job: PatientJob, errors: list[dict[str, str]], timings: dict[str, float], ok: bool
+) -> dict[str, Any]:
+    if job.source_patient_id and job.source_patient_id != job.patient_id:
+        # pseudonymised run: the source ID may sit in a file path or a message
+        for row in errors:
+            for col in ("file", "message"):
+                row[col] = replace_token(row[col], job.source_patient_id, job.patient_id)
+    status = {"patient_id": job.patient_id, "ok": ok, "errors": errors, "timings_s": timings}
+    atomic.write_json(job.result_dir / "errors.json", errors)
+    if ok:
+        atomic.write_json(job.result_dir / "done.json", {"patient_id": job.patient_id, "timings_s": timings})
+    return status
+
+
+def safe_process(job: PatientJob) -> dict[str, Any]:
+    """process_patient with a last-resort guard: an unexpected exception is that patient's error row."""
+    try:
+        return process_patient(job)
+    except Exception as exc:  # noqa: BLE001
+        return _finish(job, [error_row(job.patient_id, "pipeline", None, exc)], {}, ok=False)

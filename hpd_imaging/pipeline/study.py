@@ -1,0 +1,481 @@
+"""run_study(): every stage, for every patient of an archive, then the cohort tables and the report.
+
+Per patient (on a worker, :mod:`hpd_imaging.pipeline.patient`)::
+
+    load CTs + masks (io) -> track + measure (tracking/measure) -> baseline radiomics -> snapshots
+    -> optional DICOM SEG + TID 1500 SR per timepoint
+
+Per cohort (here, in the driver, from the stored per-patient results)::
+
+    lesions.csv/.parquet -> kinetics, response, concordance (response) -> radiomics_patient (aggregation)
+    -> predictions (model, when given) -> errors.csv, run.json, report.html
+
+Resume: a patient's results live in ``OUT/.work/patients/<patient_id>/<key>/`` where ``key`` hashes the input
+files (path, size, mtime), the config, the package versions and the output flags; ``done.json`` is written
+last, atomically, so a run killed at any moment leaves either a complete result or none. Cohort files are
+rebuilt from the stored results on every run and written atomically, so a resumed run gives the same bytes as
+an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hpd_imaging import atomic
+from hpd_imaging.config import PipelineConfig, load_config, resolve_resource
+from hpd_imaging.domain import Timepoint
+from hpd_imaging.errors import ConfigError, HpdImagingError
+from hpd_imaging.pipeline.execute import execute
+from hpd_imaging.pipeline.patient import (
+    ERROR_COLUMNS,
+    PatientJob,
+    assign_roles,
+    error_row,
+    load_snapshots,
+)
+from hpd_imaging.provenance import files_fingerprint, package_versions, resume_key
+from hpd_imaging.pseudonym import PatientIds, resolve_key
+
+logger = logging.getLogger(__name__)
+
+WORK_DIR = ".work"
+#: progress(event, detail): ("stage", name), ("patients", total), ("patient_start" | "patient_done" |
+#: "patient_failed" | "patient_resumed", patient_id as written in the outputs)
+Progress = Callable[[str, str], None]
+TABLES = (
+    "series.csv",
+    "lesions.csv",
+    "lesions.parquet",
+    "tracking.csv",
+    "kinetics.csv",
+    "response.csv",
+    "targets.csv",
+    "growth.csv",
+    "concordance.csv",
+    "radiomics.parquet",
+    "radiomics_diagnostics.parquet",
+    "radiomics_patient.parquet",
+    "predictions.csv",
+    "errors.csv",
+)
+
+
+@dataclass
+class RunSummary:
+    """What a run did; the CLI turns it into the exit code and the closing summary."""
+
+    out_dir: Path
+    n_patients: int
+    n_failed: int
+    n_skipped_resumed: int
+    outputs: dict[str, Path] = field(default_factory=dict)
+    errors: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ERROR_COLUMNS))
+    timings_s: dict[str, float] = field(default_factory=dict)
+    failed_patients: list[str] = field(default_factory=list)
+
+    @property
+    def n_error_rows(self) -> int:
+        return int((self.errors["severity"] == "error").sum()) if len(self.errors) else 0
+
+    @property
+    def exit_code(self) -> int:
+        """0: every patient done and no output missing; 1: some patient failed or some output is missing."""
+        return 1 if self.n_failed or self.n_error_rows else 0
+
+
+def _patient_key(
+    pid: str, tps: Sequence[Timepoint], config: PipelineConfig, versions: dict[str, str], flags: str
+) -> str:
+    files = [f for tp in tps for f in tp.ct.files] + [m.path for tp in tps for m in tp.masks]
+    return resume_key(files_fingerprint(files), config.config_hash(), versions, extra=f"{pid}|{flags}")
+
+
+def _read_clinical(archive: Any, study_dir: Path, clinical_path: Path | None) -> pd.DataFrame | None:
+    from hpd_imaging.archive import read_clinical
+
+    path = clinical_path or archive.clinical_path or (study_dir / "clinical.csv")
+    if path is None or not Path(path).exists():
+        if clinical_path is not None:
+            raise ConfigError(f"--clinical {clinical_path}: expected a clinical.csv file, got none")
+        return None
+    return read_clinical(Path(path), known_patients=archive.patients)
+
+
+def _check_folders(study_dir: Path, out_dir: Path) -> tuple[Path, Path]:
+    study_dir, out_dir = Path(study_dir).resolve(), Path(out_dir).resolve()
+    if not study_dir.is_dir():
+        raise ConfigError(
+            f"study folder: expected a directory, got {study_dir} (not found)", path=str(study_dir)
+        )
+    if out_dir == study_dir or study_dir in out_dir.parents:
+        raise ConfigError(
+            f"--out {out_dir}: expected a folder outside the input archive {study_dir} "
+            "(the archive is never written to)"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: expected a folder, got a file")
+    return study_dir, out_dir
+
+
+def run_study(
+    study_dir: Path,
+    out_dir: Path,
+    config: PipelineConfig | Path | None = None,
+    *,
+    config_dir: Path | None = None,
+    clinical_path: Path | None = None,
+    model_path: Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    force: bool = False,
+    dicom_out: bool = False,
+    pseudonymize: bool = False,
+    pseudonym_key: str | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Run every stage on every patient of ``study_dir`` and write the cohort outputs into ``out_dir``.
+
+    ``config``: a PipelineConfig, a YAML path (its folder then resolves relative resources) or None (the
+    bundled pipelines/default.yaml). Raises ConfigError for bad usage (missing study folder, ``out_dir``
+    inside the archive, missing pseudonym key, unreadable model); patient-level problems never raise, they
+    are rows of errors.csv (see :attr:`RunSummary.exit_code`).
+    """
+    from hpd_imaging.archive import scan_archive
+
+    if config is None or isinstance(config, Path | str):
+        if config is not None and config_dir is None:
+            config_dir = Path(config).resolve().parent
+        config = load_config(Path(config) if config is not None else None)
+    study_dir, out_dir = _check_folders(study_dir, out_dir)
+    key = resolve_key(pseudonym_key) if pseudonymize else None
+    notify = progress or (lambda event, detail: None)
+    timings: dict[str, float] = {}
+    started = dt.datetime.now(dt.UTC)
+    model = None
+    if model_path is not None:  # load (and verify) the model before any work, so a bad file fails fast
+        from hpd_imaging.model import load_model
+
+        try:
+            model = load_model(Path(model_path))
+        except HpdImagingError as exc:
+            raise ConfigError(f"--model {model_path}: {exc}", path=str(model_path)) from exc
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    notify("stage", "index")
+    t = time.perf_counter()
+    # the header cache stores source patient IDs: a pseudonymised run does not keep one under OUT
+    use_cache = config.archive.use_cache and not pseudonymize
+    archive = scan_archive(
+        study_dir, cache_dir=out_dir / WORK_DIR if use_cache else None, settings=config.archive
+    )
+    issue_patients = {i.patient_id for i in archive.issues if i.patient_id}
+    ids = PatientIds(set(archive.patients) | issue_patients, key)
+    series = ids.table(archive.series_table())
+    outputs: dict[str, Path] = {"series": atomic.write_csv(out_dir / "series.csv", series)}
+    timings["index_s"] = time.perf_counter() - t
+    clinical = _read_clinical(archive, study_dir, clinical_path)
+    if clinical is not None:
+        clinical = ids.table(clinical)
+
+    # archive issues: notices, unless the patient has nothing left to process (then the patient failed)
+    errors: list[dict[str, str]] = [
+        error_row(
+            ids.alias(i.patient_id) if i.patient_id else "",
+            "archive",
+            ids.scrub(str(i.path or "")),
+            ids.scrub(i.message),
+            severity="warning" if i.patient_id in archive.timepoints else "error",
+        )
+        for i in archive.issues
+    ]
+    lost = sorted(ids.alias(p) for p in issue_patients - set(archive.timepoints))
+
+    versions = package_versions()
+    flags = f"dicom_out={dicom_out}|pseudonymized={pseudonymize}"
+    plan: list[tuple[str, Path]] = []  # (output patient id, result dir) in a stable order
+    jobs: list[PatientJob] = []
+    resumed: list[str] = []
+    for source_pid in archive.patients:
+        pid = ids.alias(source_pid)
+        tps = assign_roles(archive.timepoints[source_pid], _ici_start(clinical, pid))
+        if not tps:
+            continue
+        result_dir = (
+            out_dir / WORK_DIR / "patients" / _safe(pid) / _patient_key(pid, tps, config, versions, flags)
+        )
+        plan.append((pid, result_dir))
+        if not force and (result_dir / "done.json").exists():
+            resumed.append(pid)
+            continue
+        patient_attrs = dict(ids.patient_attributes(pid))
+        jobs.append(
+            PatientJob(
+                pid,
+                tps,
+                config,
+                result_dir,
+                config_dir,
+                source_patient_id=source_pid,
+                dicom_out_dir=out_dir / "dicom" if dicom_out else None,
+                dicom_patient_attributes=patient_attrs,
+            )
+        )
+    notify("patients", str(len(plan)))
+    for pid in resumed:
+        notify("patient_resumed", pid)
+    logger.info("%d patients: %d to process, %d already done (resumed)", len(plan), len(jobs), len(resumed))
+
+    notify("stage", "patients")
+    t = time.perf_counter()
+    execute(
+        jobs,
+        workers if workers is not None else config.run.workers,
+        scheduler or config.run.scheduler,
+        notify,
+    )
+    timings["patients_s"] = time.perf_counter() - t
+
+    # collect every patient's stored result (fresh or resumed) in a stable order
+    frames: dict[str, list[pd.DataFrame]] = {
+        "lesions": [],
+        "tracking": [],
+        "radiomics": [],
+        "radiomics_diagnostics": [],
+    }
+    snapshots: list = []
+    patient_timings: dict[str, dict[str, float]] = {}
+    failed = set(lost)
+    for pid, rd in plan:
+        errors.extend(json.loads((rd / "errors.json").read_text()) if (rd / "errors.json").exists() else [])
+        if not (rd / "done.json").exists():
+            failed.add(pid)
+            continue
+        patient_timings[pid] = json.loads((rd / "done.json").read_text()).get("timings_s", {})
+        for name in frames:
+            if (rd / f"{name}.parquet").exists():
+                frames[name].append(pd.read_parquet(rd / f"{name}.parquet"))
+        snapshots.extend(load_snapshots(rd / "snapshots.npz"))
+
+    errors = [_relative_paths(row, study_dir, out_dir) for row in errors]
+    outputs.update(
+        _write_cohort(out_dir, frames, clinical, model, config, config_dir, errors, timings, notify)
+    )
+    for row in errors:
+        row.setdefault("severity", "error")
+    errors_df = pd.DataFrame(errors, columns=ERROR_COLUMNS).sort_values(
+        ["patient_id", "stage", "file", "message"], kind="stable"
+    )
+    outputs["errors"] = atomic.write_csv(out_dir / "errors.csv", errors_df)
+
+    notify("stage", "report")
+    t = time.perf_counter()
+    outputs.update(_write_report(out_dir, outputs, clinical, snapshots, config))
+    timings["report_s"] = time.perf_counter() - t
+
+    n_patients = len(plan) + len(lost)
+    run_info = {
+        "hpd_imaging_run": {
+            "study_dir": ids.scrub(str(study_dir)),
+            "out_dir": str(out_dir),
+            "started_utc": started.isoformat(),
+            "model": str(model_path) if model_path else None,
+            "dicom_out": dicom_out,
+            "pseudonymized": pseudonymize,
+            "pseudonym_key_fingerprint": ids.key_fingerprint(),
+            "workers": workers if workers is not None else config.run.workers,
+            "scheduler": scheduler or config.run.scheduler,
+        },
+        "versions": versions,
+        "config": config.model_dump(mode="json"),
+        "config_hash": config.config_hash(),
+        "input_series": json.loads(series.to_json(orient="records")),
+        "patients": {
+            "n": n_patients,
+            "processed": sorted(j.patient_id for j in jobs),
+            "resumed": sorted(resumed),
+            "failed": sorted(failed),
+        },
+        "timings_s": {"stages": timings, "per_patient": patient_timings},
+        "outputs": {k: str(v.relative_to(out_dir)) for k, v in sorted(outputs.items())},
+    }
+    outputs["run"] = atomic.write_json(out_dir / "run.json", run_info)
+    return RunSummary(
+        out_dir, n_patients, len(failed), len(resumed), outputs, errors_df, timings, sorted(failed)
+    )
+
+
+def _write_cohort(
+    out_dir: Path,
+    frames: dict,
+    clinical: pd.DataFrame | None,
+    model: Any,
+    config: PipelineConfig,
+    config_dir: Path | None,
+    errors: list,
+    timings: dict,
+    notify: Progress,
+) -> dict[str, Path]:
+    from hpd_imaging.measure import LESIONS_COLUMNS
+
+    notify("stage", "kinetics")
+    outputs: dict[str, Path] = {}
+    lesions = _concat(frames["lesions"], LESIONS_COLUMNS, ["patient_id", "scan_date", "lesion_id"])
+    outputs["lesions_csv"] = atomic.write_csv(out_dir / "lesions.csv", lesions)
+    outputs["lesions_parquet"] = atomic.write_parquet(out_dir / "lesions.parquet", lesions)
+    tracking = _concat(frames["tracking"], None, ["patient_id", "scan_date", "lesion_id"])
+    outputs["tracking"] = atomic.write_csv(out_dir / "tracking.csv", tracking)
+
+    t = time.perf_counter()
+    kinetics = None
+    if clinical is None:
+        errors.append(
+            error_row(
+                "",
+                "kinetics",
+                "clinical.csv",
+                "no clinical.csv (ici_start_date per patient): kinetics and HPD labels skipped",
+                severity="warning",
+            )
+        )
+    elif len(lesions):
+        from hpd_imaging.response import concordance_table, load_response_config, run_response
+
+        cfg = load_response_config(resolve_resource(config.response.definitions_file, config_dir))
+        try:
+            result = run_response(
+                lesions, clinical, cfg, measurements_source="lesions.csv", clinical_source="clinical.csv"
+            )
+        except HpdImagingError as exc:
+            errors.append(error_row("", "kinetics", "lesions.csv", exc))
+        else:
+            kinetics = result.kinetics
+            for name in ("kinetics", "response", "targets", "growth"):
+                outputs[name] = atomic.write_csv(out_dir / f"{name}.csv", _clean(getattr(result, name)))
+            outputs["concordance"] = atomic.write_csv(
+                out_dir / "concordance.csv", _clean(concordance_table(result.kinetics))
+            )
+    timings["kinetics_s"] = time.perf_counter() - t
+
+    notify("stage", "radiomics")
+    t = time.perf_counter()
+    features = _concat(frames["radiomics"], None, ["patient_id", "scan_date", "lesion_id", "region"])
+    patient_features = None
+    if len(features):
+        from hpd_imaging.radiomics_ext.aggregate import aggregate_patient
+
+        outputs["radiomics"] = atomic.write_parquet(out_dir / "radiomics.parquet", features)
+        diag = _concat(
+            frames["radiomics_diagnostics"], None, ["patient_id", "scan_date", "lesion_id", "region"]
+        )
+        outputs["radiomics_diagnostics"] = atomic.write_parquet(
+            out_dir / "radiomics_diagnostics.parquet", diag
+        )
+        patient_features = aggregate_patient(features, lesions)
+        outputs["radiomics_patient"] = atomic.write_parquet(
+            out_dir / "radiomics_patient.parquet", patient_features
+        )
+    timings["aggregate_s"] = time.perf_counter() - t
+
+    if model is not None:
+        notify("stage", "model")
+        t = time.perf_counter()
+        from hpd_imaging.model import predict
+
+        if patient_features is None:
+            errors.append(
+                error_row(
+                    "",
+                    "model",
+                    "",
+                    "a model was given but no radiomics features were computed; predictions skipped",
+                )
+            )
+        else:
+            try:
+                preds = predict(model, patient_features, kinetics, clinical=clinical)
+                outputs["predictions"] = atomic.write_csv(out_dir / "predictions.csv", preds)
+            except HpdImagingError as exc:
+                errors.append(error_row("", "model", "radiomics_patient.parquet", exc))
+        timings["model_s"] = time.perf_counter() - t
+    return outputs
+
+
+def _write_report(
+    out_dir: Path, outputs: dict, clinical: pd.DataFrame | None, snapshots: list, config: PipelineConfig
+) -> dict[str, Path]:
+    if "kinetics" not in outputs:
+        return {}
+    from hpd_imaging.report import write_report
+    from hpd_imaging.report.inputs import ReportInputs
+
+    def read(name: str) -> pd.DataFrame | None:
+        return pd.read_csv(outputs[name], dtype={"patient_id": str}) if name in outputs else None
+
+    concordance = read("concordance")
+    kinetics_columns = pd.read_csv(outputs["kinetics"], nrows=0).columns
+    inputs = ReportInputs(
+        lesions=read("lesions_csv"),
+        kinetics=read("kinetics"),
+        response=read("response"),
+        concordance=concordance
+        if concordance is not None
+        else pd.DataFrame(columns=["definition_a", "definition_b", "jaccard"]),
+        predictions=read("predictions"),
+        clinical=clinical,
+        snapshots=snapshots,
+        provenance={"config_hash": config.config_hash(), **package_versions()},
+        primary_definition=config.model.definition
+        if f"hpd_{config.model.definition}" in kinetics_columns
+        else None,
+    )
+    return {"report": write_report(out_dir, inputs)}
+
+
+def _relative_paths(row: dict[str, str], study_dir: Path, out_dir: Path) -> dict[str, str]:
+    """Paths in error rows relative to the archive (or OUT): tables do not depend on where they were made."""
+    out = dict(row)
+    for col in ("file", "message"):
+        text = str(out.get(col, ""))
+        for root in (study_dir, out_dir):
+            text = text.replace(f"{root}{os.sep}", "")
+        out[col] = text
+    return out
+
+
+def _ici_start(clinical: pd.DataFrame | None, pid: str) -> dt.date | None:
+    if clinical is None or "ici_start_date" not in clinical.columns:
+        return None
+    rows = clinical.loc[clinical["patient_id"].astype(str) == pid, "ici_start_date"]
+    if rows.empty or pd.isna(rows.iloc[0]):
+        return None
+    value = rows.iloc[0]
+    return value if isinstance(value, dt.date) else pd.Timestamp(value).date()
+
+
+def _safe(pid: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in pid) or "_"
+
+
+def _concat(parts: list[pd.DataFrame], columns: Sequence[str] | None, sort: list[str]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=list(columns) if columns else None)
+    df = pd.concat(parts, ignore_index=True)
+    keys = [c for c in sort if c in df.columns]
+    return df.sort_values(keys, kind="stable").reset_index(drop=True) if keys else df
+
+
+def _clean(df: pd.DataFrame) -> pd.DataFrame:
+    """No inf or NaN in a CSV cell: undefined values are empty cells (specs/hpd_kinetics.md section A)."""
+    return df.replace([np.inf, -np.inf], np.nan)
