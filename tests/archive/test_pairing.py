@@ -137,3 +137,29 @@ def test_dcmqi_seg_pairs_with_ct_3slice(real_data: Path) -> None:
         ("partial_overlaps.dcm", "seg", "series_uid"),
     ]
     assert tp.choice_reason == "referenced by 3 segmentation(s)"
+
+
+def test_whole_real_data_folder_scans_without_crashing(real_data: Path) -> None:
+    """Every real set at once: mixed layouts, licences and READMEs, SR, J2K, blank UIDs, undated series."""
+    archive = scan_archive(real_data)
+    assert archive.n_files == 224
+    table = archive.series_table()
+    # the GE tilt series has blank dates: listed, excluded, reported
+    ge = table[table["folder"] == "dcm_qa_ct_GE_tilt/In/GE"]
+    assert ge["n_slices"].tolist() == [28]
+    assert ge["choice_reason"].tolist() == ["excluded: no valid StudyDate/SeriesDate"]
+    # the QIN-HEADNECK SEG references a PET series that is not in the data
+    unpaired = {i.path for i in archive.issues if "pairs with no CT series" in i.message}
+    assert unpaired == {"dcmqi_ct3_seg_sr/data/sr-example/seg.dcm"}
+    # rt-utils' RTSTRUCT whose contour images are partly absent is paired, with the gap reported
+    (phantom,) = archive.timepoints["PHANTOM_EXAMPLE"]
+    assert sorted((m.path.name, m.pairing) for m in phantom.masks) == [
+        ("invalid_reference_rt.dcm", "series_uid"),
+        ("non_existent_reference_rt.dcm", "instances"),
+        ("rt.dcm", "series_uid"),
+    ]
+    assert any(
+        i.path.endswith("invalid_reference_rt.dcm")
+        and "3 of the 5 referenced SOP instances are absent" in i.message
+        for i in archive.issues
+    )
