@@ -68,9 +68,9 @@ class DefinitionParams(Section):
 class ResponseConfig(Section):
     """Conventions and policies (specs/hpd_kinetics.md section 7) plus per-definition overrides."""
 
-    month_days: float = Field(30.4375, gt=0)
+    month_days: float = Field(default=30.4375, gt=0)
     exp_period_start: Literal["baseline_scan", "ici_start"] = "baseline_scan"
-    ttf_threshold_days: float = Field(60.875, gt=0)
+    ttf_threshold_days: float = Field(default=60.875, gt=0)
     nonpositive_reference_policy: ReferencePolicy = "inequality_if_exp_positive"
     pd1_mode: Literal["recist_overall", "targets_only", "irecist_iupd"] = "recist_overall"
     kinetic_basis: Literal[
@@ -79,7 +79,7 @@ class ResponseConfig(Section):
     burden_lesion_set: Literal["baseline_targets", "targets_plus_new", "all_lesions"] = "baseline_targets"
     missing_target_at_prebaseline: Literal["zero", "too_small", "exclude"] = "zero"
     missing_target_at_followup: Literal["zero", "not_evaluable"] = "zero"
-    too_small_to_measure_mm: float = Field(5.0, ge=0)
+    too_small_to_measure_mm: float = Field(default=5.0, ge=0)
     early_death_policy: Literal["not_evaluable", "hpd"] = "not_evaluable"
     kato_pace_basis: Literal["relative", "absolute"] = "relative"
     matos_new_lesion_rule: Literal[
@@ -88,13 +88,14 @@ class ResponseConfig(Section):
     matos_require_ttf: bool = False
     kim_composite: Literal["reconstruction", "any_of", "all_of"] = "reconstruction"
     kim_y_tgk_basis: Literal["volume", "diameter"] = "volume"
-    min_abs_volume_increase_mm3: float = Field(0.0, ge=0)  # 0 = off (no volumetric analogue of the 5 mm rule)
+    # 0 = off (no volumetric analogue of the 5 mm rule)
+    min_abs_volume_increase_mm3: float = Field(default=0.0, ge=0)
     # RECIST 1.1 constants (Eisenhauer 2009), exposed so that sensitivity analyses can move them
     measurable_min_mm: float = 10.0
     node_measurable_min_sa_mm: float = 15.0
     node_pathological_min_sa_mm: float = 10.0
-    max_targets_total: int = Field(5, ge=1)
-    max_targets_per_organ: int = Field(2, ge=1)
+    max_targets_total: int = Field(default=5, ge=1)
+    max_targets_per_organ: int = Field(default=2, ge=1)
     pd_pct: float = 20.0
     pd_min_abs_mm: float = 5.0
     pr_pct: float = 30.0

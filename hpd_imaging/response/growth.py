@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from scipy import optimize, stats
@@ -38,7 +39,11 @@ def _gd(t: np.ndarray, g: float, d: float) -> np.ndarray:
     return np.exp(-d * t) + np.exp(g * t) - 1.0
 
 
-MODELS = {"g": (_g, ("g",)), "d": (_d, ("d",)), "gd": (_gd, ("g", "d"))}
+MODELS: dict[str, tuple[Callable[..., np.ndarray], tuple[str, ...]]] = {
+    "g": (_g, ("g",)),
+    "d": (_d, ("d",)),
+    "gd": (_gd, ("g", "d")),
+}
 
 
 def _aic(rss: float, n: int, k: int) -> float:

@@ -241,7 +241,7 @@ def compute_facts(
         f.t_ref_days = (base - pre).days
     if first is not None and base is not None:
         start = base if cfg.exp_period_start == "baseline_scan" else ici
-        f.t_exp_days = (first - start).days
+        f.t_exp_days = None if start is None else (first - start).days
     if pre is not None and ici is not None:
         f.days_pre_baseline_to_ici = (ici - pre).days
     if first is not None and ici is not None:
@@ -285,7 +285,7 @@ def compute_facts(
     f.volume_change_mm3 = difference(f.volume_first_eval_mm3, f.volume_baseline_mm3)
 
     first_row = next((r for r in rows if r["scan_date"] == first), None)
-    if first_row is not None:
+    if first_row is not None and first is not None:
         f.recist_first_eval = first_row["recist_response"]
         f.target_response_first_eval = first_row["target_response"]
         f.irecist_first_eval = first_row["irecist_response"]

@@ -88,6 +88,7 @@ def non_target_state(
         nadir_d = min(p[0] for p in prior_valid if p[0] is not None)
         if use_volume:
             nadir_v = min(p[1] for p in prior_valid if p[1] is not None)
+            assert vol is not None  # use_volume implies it
             ratio_ok = (
                 vol > 0 if nadir_v == 0 else compare(vol / nadir_v, ">=", cfg.non_target_pd_volume_ratio)
             )
