@@ -224,11 +224,13 @@ def track_lesions(
     *,
     measure_settings: MeasureSettings | None = None,
     registrations: dict[dt.date, Registration] | None = None,
+    baseline_date: dt.date | None = None,
 ) -> PatientCourse:
     """Give each lesion of a patient one identity over its exams and measure every mask.
 
     ``exams`` may come in any order (sorted by date here). The reference space is the baseline exam's CT
-    (the exam whose Timepoint role is BASELINE, else the first). Lesion ids are the declared ones, else
+    (``baseline_date`` when given, else the exam whose Timepoint role is BASELINE, else the first); lesions
+    first seen after it are new. Lesion ids are the declared ones, else
     ``L1``, ``L2``, ... in order of first appearance (and mask order within an exam): deterministic for the
     same input. ``registrations`` (date -> exam-to-reference mapping) can be given to skip registration
     (tests, or a registration computed elsewhere); otherwise it runs when some mask needs position matching.
@@ -242,6 +244,14 @@ def track_lesions(
     if not exams:
         return PatientCourse(patient_id=patient_id, lesions=(), measurements=())
     ref_n = _reference_index(exams)
+    if baseline_date is not None:
+        dates = [e.scan_date for e in exams]
+        if baseline_date not in dates:
+            raise MaskError(
+                f"patient {patient_id}: expected the baseline date {baseline_date} among the exam "
+                f"dates, got {[d.isoformat() for d in dates]}"
+            )
+        ref_n = dates.index(baseline_date)
     reference = exams[ref_n].ct
     baseline_date = exams[ref_n].scan_date
     keyed = [[_declared_key(m, settings) for m in e.masks] for e in exams]

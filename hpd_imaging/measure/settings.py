@@ -19,7 +19,7 @@ class TrackingSettings(Section):
     # segment / ROI labels: "evidence" (a bonus of label_weight_mm in the position cost), "trust" (identity,
     # like a tracking UID) or "ignore"; labels are not trusted by default because exports renumber them
     label_identity: Literal["evidence", "trust", "ignore"] = "evidence"
-    label_weight_mm: float = Field(5.0, ge=0)
+    label_weight_mm: float = Field(2.0, ge=0)
     # register each exam's CT to the reference (baseline) CT before comparing positions
     register_images: bool = True
     # registration runs on images resampled to this isotropic spacing (mm), for speed
