@@ -40,9 +40,7 @@ def resolve_key(key: str | None) -> bytes:
     """The key given on the command line, else ``$HPD_PSEUDONYM_KEY``; refused when absent or short."""
     value = key if key is not None else os.environ.get(ENV_KEY)
     if not value:
-        raise ConfigError(
-            f"--pseudonymize: expected a secret key (--pseudonym-key or ${ENV_KEY}), got none"
-        )
+        raise ConfigError(f"--pseudonymize: expected a secret key (--pseudonym-key or ${ENV_KEY}), got none")
     if len(value) < MIN_KEY_CHARS:
         raise ConfigError(
             f"--pseudonymize: expected a key of at least {MIN_KEY_CHARS} characters, got {len(value)}"

@@ -68,7 +68,9 @@ def run(
     errors.csv); 2: bad usage or configuration."""
     import time
 
-    import radiomics  # noqa: F401 - pyradiomics sets its logger's level on import: import first, then configure
+    # pyradiomics (and our module around it) set the "radiomics" logger's level on import: import first, so
+    # that configure_logging has the last word (per-lesion notices would flood a cohort run's console)
+    import hpd_imaging.radiomics  # noqa: F401
 
     configure_logging(log_level, log_file, quiet)
     from rich.console import Console

@@ -381,7 +381,13 @@ def _write_cohort(
         outputs["radiomics_diagnostics"] = atomic.write_parquet(
             out_dir / "radiomics_diagnostics.parquet", diag
         )
-        patient_features = aggregate_patient(features, lesions)
+        # one row per patient (and per extracted timepoint): lesions of the dates radiomics ran on
+        # (radiomics.timepoints "baseline": the baseline exam only)
+        if "scan_date" in features.columns:
+            dates = set(_keys(features))
+            patient_features = aggregate_patient(features, lesions[[k in dates for k in _keys(lesions)]])
+        else:
+            patient_features = aggregate_patient(features, lesions)
         outputs["radiomics_patient"] = atomic.write_parquet(
             out_dir / "radiomics_patient.parquet", patient_features
         )
@@ -451,6 +457,10 @@ def _relative_paths(row: dict[str, str], study_dir: Path, out_dir: Path) -> dict
             text = text.replace(f"{root}{os.sep}", "")
         out[col] = text
     return out
+
+
+def _keys(df: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(zip(df["patient_id"].astype(str), df["scan_date"].astype(str), strict=True))
 
 
 def _ici_start(clinical: pd.DataFrame | None, pid: str) -> dt.date | None:
