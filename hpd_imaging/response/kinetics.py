@@ -53,7 +53,8 @@ def tgr_pct_per_month(
         return None if d1 == 0 else INF
     if d1 == 0:
         return -100.0
-    tg = exponent * math.log(d1 / d0) / delta_months
+    # log difference, not log of the ratio: d1/d0 can underflow to 0 (or overflow) for extreme inputs
+    tg = exponent * (math.log(d1) - math.log(d0)) / delta_months
     try:
         return 100.0 * math.expm1(tg)
     except OverflowError:  # growth beyond e^709 per month: keep the limit
