@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from hpd_imaging.pseudonym import PatientIds, resolve_key
 logger = logging.getLogger(__name__)
 
 WORK_DIR = ".work"
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
 #: progress(event, detail): ("stage", name), ("patients", total), ("patient_start" | "patient_done" |
 #: "patient_failed" | "patient_resumed", patient_id as written in the outputs)
 Progress = Callable[[str, str], None]
@@ -171,6 +173,7 @@ def run_study(
         except HpdImagingError as exc:
             raise ConfigError(f"--model {model_path}: {exc}", path=str(model_path)) from exc
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out_dir)
 
     notify("stage", "index")
     t = time.perf_counter()
@@ -457,6 +460,15 @@ def _relative_paths(row: dict[str, str], study_dir: Path, out_dir: Path) -> dict
             text = text.replace(f"{root}{os.sep}", "")
         out[col] = text
     return out
+
+
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Temporary files left by a run killed mid-write (``.<name>.<random>.tmp`` of hpd_imaging.atomic): never
+    a finished output, safe to delete before a rerun writes the same files again."""
+    for path in out_dir.rglob(".*.tmp"):
+        if path.is_file() and _TEMPORARY.match(path.name):
+            logger.info("removing %s (left by an interrupted run)", path)
+            path.unlink(missing_ok=True)
 
 
 def _keys(df: pd.DataFrame) -> list[tuple[str, str]]:

@@ -20,6 +20,6 @@ def tiny_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def reference_run(tiny_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> RunSummary:
-    """The uninterrupted in-process run every other run is compared with."""
+    """The uninterrupted in-process run (with DICOM SEG/SR) every other run is compared with."""
     out = tmp_path_factory.mktemp("pipeline") / "reference"
-    return run_study(tiny_archive, out, FAST_CONFIG)
+    return run_study(tiny_archive, out, FAST_CONFIG, dicom_out=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -62,3 +63,11 @@ def truth_lesions(truth: dict) -> pd.DataFrame:
 
 def read_truth(archive: Path) -> dict:
     return json.loads((archive / "ground_truth.json").read_text())
+
+
+VENV_BIN = Path(sys.executable).parent  # the `dask` and `hpd-imaging` scripts of this environment
+
+
+def cli(*args: str | Path) -> list[str]:
+    """Command line of `hpd-imaging ...` in this environment (what `uv run hpd-imaging` runs)."""
+    return [str(VENV_BIN / "hpd-imaging"), *map(str, args)]

@@ -1,0 +1,111 @@
+"""Where and how often a run happens must not change its tables: a real Dask scheduler + worker on loopback,
+a run killed with SIGKILL and resumed, and a full recompute (--force) all give the reference run's bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from pipeline_helpers import FAST_CONFIG, VENV_BIN, cli, table_bytes
+
+from hpd_imaging.pipeline import RunSummary, run_study
+
+
+def _wait_for(predicate, timeout_s: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: process exited early with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path):
+    """`dask scheduler` + `dask worker` (1 process, 1 thread) started on 127.0.0.1 as subprocesses."""
+    scheduler_file = tmp_path / "scheduler.json"
+    common = ["--no-dashboard"]
+    scheduler = subprocess.Popen(
+        [str(VENV_BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--scheduler-file", str(scheduler_file), *common],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    procs = [scheduler]
+    try:
+        _wait_for(scheduler_file.exists, 60, "the scheduler file", scheduler)
+        worker = subprocess.Popen(
+            [str(VENV_BIN / "dask"), "worker", "--scheduler-file", str(scheduler_file),
+             "--nworkers", "1", "--nthreads", "1", *common],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        procs.append(worker)
+        address = json.loads(scheduler_file.read_text())["address"]
+        from dask.distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(1, timeout=120)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_external_dask_scheduler_gives_the_local_tables(
+    dask_cluster: str, tiny_archive: Path, reference_run: RunSummary, tmp_path: Path
+) -> None:
+    assert dask_cluster.startswith("tcp://127.0.0.1:")
+    summary = run_study(tiny_archive, tmp_path / "out", FAST_CONFIG, scheduler=dask_cluster, dicom_out=True)
+    assert summary.exit_code == 0, summary.errors.to_string()
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert info["hpd_imaging_run"]["scheduler"] == dask_cluster
+    assert info["patients"]["processed"] == ["SYN001", "SYN002"]
+    ours, reference = table_bytes(tmp_path / "out"), table_bytes(reference_run.out_dir)
+    assert sorted(ours) == sorted(reference)
+    assert [name for name in ours if ours[name] != reference[name]] == []
+    assert len(list((tmp_path / "out" / "dicom").rglob("*.dcm"))) == len(
+        list((reference_run.out_dir / "dicom").rglob("*.dcm"))
+    )
+
+
+def test_killed_run_resumes_to_the_same_bytes_and_force_recomputes(
+    tiny_archive: Path, reference_run: RunSummary, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = cli("run", tiny_archive, "--out", out, "--config", FAST_CONFIG, "--dicom-out", "--quiet")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = lambda: list(out.glob(".work/patients/*/*/done.json"))  # noqa: E731
+    try:
+        _wait_for(lambda: len(done()) >= 1, 300, "the first patient's done.json", proc)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    finished = [p.parent.parent.name for p in done()]
+    assert finished == ["SYN001"], finished  # killed while the second patient was running
+    assert not (out / "run.json").exists() and not (out / "lesions.csv").exists()
+
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["patients"]["resumed"] == ["SYN001"]
+    assert info["patients"]["processed"] == ["SYN002"]
+    assert not list(out.rglob("*.tmp"))
+    assert table_bytes(out) == table_bytes(reference_run.out_dir)
+
+    # --force recomputes every patient; the same run twice gives byte-identical tables (determinism)
+    forced = subprocess.run([*args, "--force"], capture_output=True, text=True, timeout=600)
+    assert forced.returncode == 0, forced.stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["patients"]["resumed"] == [] and info["patients"]["processed"] == ["SYN001", "SYN002"]
+    assert table_bytes(out) == table_bytes(reference_run.out_dir)
