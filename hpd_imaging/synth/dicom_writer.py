@@ -3,8 +3,8 @@
 Reproducibility: every UID comes from ``pydicom.uid.generate_uid(entropy_srcs=...)`` fed with the settings
 hash and the object's identity (patient, date, kind, index), and every date/time is derived from the scan
 date,
-so the same seed and settings give byte-identical files. highdicom stamps ContentDate/ContentTime with "now";
-we overwrite them with the scan date.
+so the same seed and settings give byte-identical files. highdicom stamps ContentDate/ContentTime and the
+ContributionDateTime with "now" and draws a random DimensionOrganizationUID; we overwrite them.
 """
 
 from __future__ import annotations
@@ -226,4 +226,12 @@ def write_seg(
     seg_ds.SeriesTime = SCAN_TIME
     seg_ds.InstanceCreationDate = date
     seg_ds.InstanceCreationTime = SCAN_TIME
+    # highdicom stamps "now" and a random dimension-organization UID: make both deterministic
+    for item in seg_ds.get("ContributingEquipmentSequence", []):
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = date + SCAN_TIME
+    dim_uid = make_uid(ids.uid_salt, "seg-dimension-organization")
+    for seq_name in ("DimensionOrganizationSequence", "DimensionIndexSequence"):
+        for item in seg_ds.get(seq_name, []):
+            item.DimensionOrganizationUID = dim_uid
     seg_ds.save_as(path, enforce_file_format=True)

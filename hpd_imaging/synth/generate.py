@@ -44,6 +44,7 @@ def tolerances(settings: SynthSettings) -> dict[str, Any]:
     px, dz = grid.spacing_mm[0], grid.spacing_mm[2]
     return {
         "volume_rel": 0.15,
+        "volume_rel_min_voxels": 50,
         "diameter_mm": _r(1.5 * max(px, dz)),
         "truth_volume_rel": TRUTH_VOLUME_REL_TOL,
         "truth_diameter_mm": TRUTH_DIAMETER_TOL_MM,
@@ -55,7 +56,8 @@ def tolerances(settings: SynthSettings) -> dict[str, Any]:
             "volume_rel / diameter_mm = expected agreement between the truth and a correct measurement of "
             "the "
             "CT-grid mask (voxels whose centre lies inside the smooth shape) for lesions "
-            "with at least 20 voxels: volume within 15 % (voxel count x voxel volume; typically < 5 %), "
+            "with at least volume_rel_min_voxels voxels: volume within 15 % (voxel count x voxel volume; "
+            "typically < 5 %), "
             "diameters within 1.5 x the largest voxel side. Measurements carry ct_mask_voxel_count and "
             "ct_mask_volume_mm3 so that consumers can tell the two error sources apart."
         ),

@@ -25,7 +25,7 @@ The test suite checks convergence of these numbers against a finer sampling (tol
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy.spatial import ConvexHull
@@ -89,17 +89,7 @@ class LesionShape:
 
     # ------------------------------------------------------------------ exact integrals
     def _sphere_quadrature(self, n_theta: int = 64, n_phi: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        key = ("quad", n_theta, n_phi)
-        if key not in self._cache:
-            x, w = np.polynomial.legendre.leggauss(n_theta)  # x = cos(theta)
-            phi = np.arange(n_phi) * (2 * np.pi / n_phi)
-            st = np.sqrt(1 - x**2)
-            d = np.stack(
-                [np.outer(st, np.cos(phi)), np.outer(st, np.sin(phi)), np.outer(x, np.ones(n_phi))], -1
-            )
-            weights = np.outer(w, np.full(n_phi, 2 * np.pi / n_phi))
-            self._cache[key] = (d, weights)
-        return self._cache[key]
+        return _sphere_quadrature(n_theta, n_phi)
 
     @cached_property
     def _moments(self) -> tuple[float, np.ndarray]:
@@ -203,6 +193,16 @@ class LesionShape:
             inside = self.normalised_radius(pose.scanner_to_body(pts), axes) <= 1.0
             frac[edge] = inside.reshape(-1, len(go)).mean(1)
         return bbox, frac, centres
+
+
+@lru_cache(maxsize=4)
+def _sphere_quadrature(n_theta: int, n_phi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre in cos(theta) x trapezoid in phi: exact for the smooth low-order integrands here."""
+    x, w = np.polynomial.legendre.leggauss(n_theta)
+    phi = np.arange(n_phi) * (2 * np.pi / n_phi)
+    st = np.sqrt(1 - x**2)
+    d = np.stack([np.outer(st, np.cos(phi)), np.outer(st, np.sin(phi)), np.outer(x, np.ones(n_phi))], -1)
+    return d, np.outer(w, np.full(n_phi, 2 * np.pi / n_phi))
 
 
 def _fibonacci_hemisphere(n: int) -> np.ndarray:
