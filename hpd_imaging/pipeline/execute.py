@@ -19,6 +19,15 @@ logger = logging.getLogger(__name__)
 Notify = Callable[[str, str], None]
 
 
+def _on_dask_worker(job: PatientJob) -> dict:
+    """safe_process in a Dask worker process, whose logging the driver's CLI never configured: keep
+    pyradiomics' per-lesion notices (e.g. "GLCM is symmetrical", at WARNING) out of the worker's stderr."""
+    import hpd_imaging.radiomics  # noqa: F401 - it sets the "radiomics" logger's level on import
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    return safe_process(job)
+
+
 def default_workers(n_jobs: int) -> int:
     """One worker process per core (the stages are CPU-bound), never more than there are patients."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -70,7 +79,7 @@ def execute(jobs: list[PatientJob], workers: int | None, scheduler: str | None, 
         for job in jobs:
             futures[
                 client.submit(
-                    safe_process, job, key=f"patient-{job.patient_id}-{job.result_dir.name}", pure=False
+                    _on_dask_worker, job, key=f"patient-{job.patient_id}-{job.result_dir.name}", pure=False
                 )
             ] = job
             notify("patient_start", job.patient_id)
