@@ -101,7 +101,7 @@ class PatientIds:
         for col in out.columns:
             if col in id_columns:
                 out[col] = out[col].map(lambda v: self.alias(str(v)) if isinstance(v, str) and v else v)
-            elif out[col].dtype == object:
+            elif out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
                 out[col] = out[col].map(lambda v: self.scrub(v) if isinstance(v, str) else v)
         return out
 

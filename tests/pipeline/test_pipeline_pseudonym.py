@@ -1,0 +1,121 @@
+"""--pseudonymize: keyed hashes instead of patient IDs in every output; by default no patient name or birth
+date in any output (tables, report, DICOM SEG/SR, resume store)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+from pipeline_helpers import FAST_CONFIG
+
+from hpd_imaging.errors import ConfigError
+from hpd_imaging.pipeline import RunSummary, run_study
+from hpd_imaging.pseudonym import PatientIds, pseudonym, replace_token, resolve_key
+
+KEY = "test-key-0123456789abcdef"
+
+
+def _source_identity(archive: Path) -> dict[str, set[str]]:
+    """PatientID, PatientName (and its components) and PatientBirthDate of every source CT."""
+    found: dict[str, set[str]] = {"ids": set(), "names": set(), "birth_dates": set()}
+    for path in archive.glob("*/*/CT/1.dcm"):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        found["ids"].add(str(ds.PatientID))
+        found["names"].add(str(ds.PatientName))
+        # components too, except the ID itself (the synthetic names are SYNTHETIC^<PatientID>)
+        found["names"].update(p for p in str(ds.PatientName).split("^") if len(p) >= 4 and p != ds.PatientID)
+        if ds.get("PatientBirthDate"):
+            found["birth_dates"].add(str(ds.PatientBirthDate))
+    return found
+
+
+def _texts(path: Path) -> list[str]:
+    """Every readable text of an output file: raw bytes, decoded table cells, npz metadata, DICOM values."""
+    texts = [path.read_bytes().decode("latin-1")]
+    if path.suffix == ".parquet":
+        df = pd.read_parquet(path)
+        texts.append(df.to_csv())
+    elif path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            texts.extend(bytes(data[k]).decode("latin-1") for k in data.files if data[k].dtype == np.uint8)
+    elif path.suffix == ".dcm":
+        ds = pydicom.dcmread(path)
+        texts.append(str(ds))  # every element, sequences included
+    return texts
+
+
+def _leaks(out: Path, needles: set[str]) -> list[tuple[str, str]]:
+    leaks = []
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        joined = "\n".join(_texts(path))
+        leaks.extend((str(path.relative_to(out)), n) for n in needles if n in joined)
+    for path in out.rglob("*"):  # folder and file names too
+        leaks.extend((str(path.relative_to(out)), n) for n in needles if n in path.name)
+    return leaks
+
+
+def test_pseudonym_is_keyed_sha256_and_scrubs_whole_tokens() -> None:
+    expected = "PSN-" + hmac.new(KEY.encode(), b"SYN001", hashlib.sha256).hexdigest()[:16]
+    assert pseudonym("SYN001", KEY.encode()) == expected
+    assert pseudonym("SYN001", b"another-key-0123456789") != expected
+    ids = PatientIds(["SYN001", "SYN0011"], KEY.encode())
+    assert ids.scrub(
+        "SYN001/2022/CT/1.dcm and SYN0011"
+    ) == f"{ids.alias('SYN001')}/2022/CT/1.dcm and " + ids.alias("SYN0011")
+    assert replace_token("xSYN001 SYN001_", "SYN001", "P") == "xSYN001 P_"
+    with pytest.raises(ConfigError, match="at least 16 characters"):
+        resolve_key("short")
+
+
+def test_default_outputs_hold_no_names_or_birth_dates(reference_run: RunSummary, tiny_archive: Path) -> None:
+    source = _source_identity(tiny_archive)
+    assert source["names"] and source["birth_dates"]  # the synthetic CTs do carry them
+    assert _leaks(reference_run.out_dir, source["names"] | source["birth_dates"]) == []
+    sr = next((reference_run.out_dir / "dicom").rglob("sr_tid1500.dcm"))
+    ds = pydicom.dcmread(sr)
+    assert ds.PatientID in source["ids"] and ds.PatientName == "" and ds.PatientBirthDate == ""
+
+
+def test_pseudonymized_run(
+    tiny_archive: Path, reference_run: RunSummary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPD_PSEUDONYM_KEY", KEY)  # the key comes from the environment
+    out = tmp_path / "out"
+    summary = run_study(tiny_archive, out, FAST_CONFIG, dicom_out=True, pseudonymize=True)
+    assert summary.exit_code == 0, summary.errors.to_string()
+    source = _source_identity(tiny_archive)
+    aliases = {pid: pseudonym(pid, KEY.encode()) for pid in source["ids"]}
+
+    leaks = _leaks(out, source["ids"] | source["names"] | source["birth_dates"] | {KEY})
+    assert leaks == [], leaks
+    for name in ("lesions.csv", "kinetics.csv", "response.csv", "tracking.csv"):
+        assert set(pd.read_csv(out / name, dtype=str)["patient_id"]) == set(aliases.values()), name
+    for name in ("radiomics.parquet", "radiomics_patient.parquet"):
+        assert set(pd.read_parquet(out / name)["patient_id"]) == set(aliases.values()), name
+    html = (out / "report.html").read_text()
+    assert all(a in html for a in aliases.values())
+    # the same numbers as the identified run, under other names
+    ref = pd.read_csv(reference_run.out_dir / "lesions.csv", dtype={"patient_id": str})
+    got = pd.read_csv(out / "lesions.csv", dtype={"patient_id": str})
+    ref["patient_id"] = ref["patient_id"].map(aliases)
+    cols = ["patient_id", "scan_date", "lesion_id", "volume_mm3", "longest_axial_diameter_mm"]
+    pd.testing.assert_frame_equal(
+        ref[cols].sort_values(cols[:3]).reset_index(drop=True),
+        got[cols].sort_values(cols[:3]).reset_index(drop=True),
+    )
+    # DICOM SEG and SR: the pseudonym as PatientID and PatientName, no birth date, under dicom/<pseudonym>/
+    files = sorted((out / "dicom").rglob("*.dcm"))
+    assert {f.name for f in files} == {"seg.dcm", "sr_tid1500.dcm"}
+    for f in files:
+        ds = pydicom.dcmread(f)
+        assert ds.PatientID == f.parent.parent.name and ds.PatientID in aliases.values()
+        assert ds.PatientName == ds.PatientID and ds.PatientBirthDate == ""
+    info = json.loads((out / "run.json").read_text())
+    assert info["hpd_imaging_run"]["pseudonymized"] is True
+    assert len(info["hpd_imaging_run"]["pseudonym_key_fingerprint"]) == 16
