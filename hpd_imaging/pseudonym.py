@@ -113,7 +113,8 @@ class PatientIds:
         """
         if not self.enabled:
             return {"PatientName": "", "PatientBirthDate": ""}
-        return {"PatientID": patient_id, "PatientName": patient_id, "PatientBirthDate": ""}
+        # family-name component only; the trailing caret marks a one-component person name (PS3.5 6.2.1.2)
+        return {"PatientID": patient_id, "PatientName": f"{patient_id}^", "PatientBirthDate": ""}
 
 
 def replace_token(text: str, old: str, new: str) -> str:

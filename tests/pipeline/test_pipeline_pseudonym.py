@@ -115,7 +115,7 @@ def test_pseudonymized_run(
     for f in files:
         ds = pydicom.dcmread(f)
         assert ds.PatientID == f.parent.parent.name and ds.PatientID in aliases.values()
-        assert ds.PatientName == ds.PatientID and ds.PatientBirthDate == ""
+        assert ds.PatientName.family_name == ds.PatientID and ds.PatientBirthDate == ""
     info = json.loads((out / "run.json").read_text())
     assert info["hpd_imaging_run"]["pseudonymized"] is True
     assert len(info["hpd_imaging_run"]["pseudonym_key_fingerprint"]) == 16
