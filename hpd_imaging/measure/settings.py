@@ -23,7 +23,7 @@ class TrackingSettings(Section):
     # register each exam's CT to the reference (baseline) CT before comparing positions
     register_images: bool = True
     # registration runs on images resampled to this isotropic spacing (mm), for speed
-    registration_spacing_mm: float = Field(4.0, gt=0)
+    registration_spacing_mm: float = Field(5.0, gt=0)
     registration_iterations: int = Field(100, gt=0)
     registration_sampling_fraction: float = Field(0.05, gt=0, le=1)
     registration_seed: int = 12345
