@@ -158,7 +158,7 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     thickness = 240.0 / opts.ct_slices  # synth's default scan length is 240 mm
     cases = []
-    for compression in ("none", "jpeg2000"):
+    for compression in opts.ct_compressions:
         archive = synth_archive(
             f"ct_{opts.ct_matrix}x{opts.ct_slices}_{compression}",
             ["--patients", "1", "--followups", "1", "--matrix", str(opts.ct_matrix),
@@ -173,8 +173,10 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         "started": started,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": machine_state(),
-        "options": {"repeats": opts.repeats, "ct_matrix": opts.ct_matrix, "ct_slices": opts.ct_slices},
+        "options": {"repeats": opts.repeats, "ct_matrix": opts.ct_matrix, "ct_slices": opts.ct_slices,
+                    "ct_compressions": list(opts.ct_compressions)},
         "cases": cases,
+        "checks": {c["compression"]: c["checks"] for c in cases},
         "figures": [f for c in cases for f in c["figures"]],
         "notes": [
             "Warm page cache for every candidate (dropping it needs root); raw read = syscall/copy floor.",

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import BENCHMARKS
+from benchmarks import _common as bench_common
 from benchmarks._common import BenchOptions, synth_archive
 from benchmarks.end_to_end import patient_image_mib, run_monitored
 from benchmarks.summary import write_summary
@@ -33,6 +34,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> BenchOptions:
         repeats=1,
         ct_matrix=128,
         ct_slices=24,
+        ct_compressions=("none",),  # the JPEG 2000 path differs only in the decoder (tests/io cover it)
         archive_patients=1,
         archive_slice_mm=10.0,
         lesion_sizes_mm=(8.0,),
@@ -73,29 +75,49 @@ def test_benchmark_runs_and_same_answer_holds(tiny: BenchOptions, name: str) -> 
     assert f"| {name} |" in summary
 
 
-def test_synth_archive_is_reused_only_for_the_same_arguments(tiny: BenchOptions) -> None:
-    args = ["--patients", "1", "--followups", "1", "--matrix", "32", "--slice-thickness-mm", "10"]
-    first = synth_archive("reuse", args, tiny.data_dir)
-    stamp = (first / "ground_truth.json").stat().st_mtime_ns
-    assert synth_archive("reuse", args, tiny.data_dir) == first
-    assert (first / "ground_truth.json").stat().st_mtime_ns == stamp  # not regenerated
-    synth_archive("reuse", [*args[:-1], "8"], tiny.data_dir)
-    assert (first / "ground_truth.json").stat().st_mtime_ns != stamp  # other size: regenerated
-    # largest patient's images: 3 exams x 30 slices x 32 x 32 x (2 bytes of CT + 1 byte per present lesion)
-    truth = json.loads((first / "ground_truth.json").read_text())
+def test_synth_archive_is_reused_only_for_the_same_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **_: object) -> None:  # stands in for `hpd-imaging synth OUT ARGS`
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("synth") + 1])
+        out.mkdir(parents=True)
+        (out / "ground_truth.json").write_text("{}")
+
+    monkeypatch.setattr(bench_common.subprocess, "run", fake_run)
+    args = ["--patients", "1", "--matrix", "32"]
+    first = synth_archive("reuse", args, tmp_path)
+    assert synth_archive("reuse", args, tmp_path) == first
+    assert len(calls) == 1  # same arguments: reused
+    synth_archive("reuse", [*args[:-1], "64"], tmp_path)
+    assert len(calls) == 2 and calls[1][-3:-2] == ["64"]  # other size: regenerated
+    assert calls[0][calls[0].index("synth") + 2 :][:4] == args
+
+
+def test_patient_image_size_counts_ct_and_masks_of_every_timepoint(tiny: BenchOptions) -> None:
+    archive = tiny.data_dir / f"ct_{tiny.ct_matrix}x{tiny.ct_slices}_none"  # made by the ct_load case
+    truth = json.loads((archive / "ground_truth.json").read_text())
+    voxels = tiny.ct_slices * tiny.ct_matrix**2
     n_present = sum(m["present"] for les in truth["patients"][0]["lesions"] for m in les["measurements"])
-    expected = (3 * 30 * 32 * 32 * 2 + n_present * 30 * 32 * 32) / 2**20
-    assert patient_image_mib(first, 32) == pytest.approx(expected)
+    # 3 exams of int16 CT + one boolean full-grid mask per lesion present at an exam
+    assert patient_image_mib(archive, tiny.ct_matrix) == pytest.approx((3 * 2 + n_present) * voxels / 2**20)
 
 
-def test_process_monitor_sees_the_child_peak_memory() -> None:
+def test_process_monitor_sees_the_child_peak_memory(tmp_path: Path) -> None:
+    # the child stays alive a moment after its peak, like a Dask worker between tasks: the monitor reads the
+    # kernel high-water mark while the process lives (growth in a process's last 50 ms would be missed)
     code = (
-        "import multiprocessing as mp, numpy as np\n"
-        "def work():\n    a = np.ones(200 * 2**20 // 8); a += 1\n"
+        "import multiprocessing as mp, time, numpy as np\n"
+        "def work():\n    a = np.ones(200 * 2**20 // 8); a += 1; time.sleep(0.5)\n"
         "if __name__ == '__main__':\n"
         "    p = mp.get_context('spawn').Process(target=work); p.start(); p.join()\n"
+        "    raise SystemExit(p.exitcode)\n"
     )
-    result = run_monitored([sys.executable, "-c", code])
+    script = tmp_path / "child_peak.py"  # spawn re-imports __main__: it must be a file
+    script.write_text(code)
+    result = run_monitored([sys.executable, str(script)])
     assert result["returncode"] == 0
     workers = [p for p in result["processes"] if p["kind"] == "worker"]
     assert workers and max(p["peak_rss_mib"] for p in workers) >= 200
