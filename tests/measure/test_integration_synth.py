@@ -111,7 +111,7 @@ def fresh_archive(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("synth") / "archive"
     # a hyperprogressor (new lesions) and a responder (disappearing lesions), larger moves than the default
-    settings = SynthSettings(n_patients=2, seed=4, tracking_ids=False, shift_mm=10.0, rotation_deg=3.0,
+    settings = SynthSettings(n_patients=2, seed=2024, tracking_ids=False, shift_mm=10.0, rotation_deg=3.0,
                              max_lesions=5, phenotypes=["hyperprogressor", "responder"])
     generate_archive(out, settings)
     return out
@@ -121,8 +121,10 @@ def fresh_archive(tmp_path_factory) -> Path:
 def test_fresh_archive_without_tracking_ids(fresh_archive):
     truth, courses = _track_archive(fresh_archive)
     assert truth["generator"]["settings"]["tracking_ids"] is False
-    # the scenario exercises new lesions (checked against our is_new flags in _check)
+    # the scenario exercises new and disappearing lesions (checked against our rows in _check)
     assert any(les["is_new"] for p in truth["patients"] for les in p["lesions"])
+    assert any(not m["present"] and not les["is_new"] for p in truth["patients"] for les in p["lesions"]
+               for m in les["measurements"])
     worst = _check(truth, courses)
     # identities came from positions (no identifiers in the data)
     methods = {d.method for c in courses for d in c.tracking}
