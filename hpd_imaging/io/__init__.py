@@ -13,6 +13,7 @@ from typing import Any
 
 from hpd_imaging.domain import CtImage, LesionMask, MaskSource
 from hpd_imaging.errors import MaskError
+from hpd_imaging.io._dicomread import BoundedReader
 from hpd_imaging.io.ct import is_image_file, load_ct
 from hpd_imaging.io.labelmap import LabelTable, connected_components, read_labelmap
 from hpd_imaging.io.rtstruct import read_rtstruct
@@ -46,21 +47,21 @@ _RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 def detect_mask_source(path: Path | str) -> MaskSource:
     """SEG, RTSTRUCT or LABELMAP, from the DICOM header (Modality, SOPClassUID) or the file suffix."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     path = Path(path)
     if is_image_file(path):
         return MaskSource.LABELMAP
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
-    except (InvalidDicomError, OSError, ValueError) as exc:
+        with BoundedReader(path) as fp:  # a corrupt length must not allocate gigabytes
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
+            modality = str(ds.get("Modality", "") or "").upper()
+            sop_class = str(ds.get("SOPClassUID", "") or "")
+    except Exception as exc:  # pydicom raises many types on damaged files
         raise MaskError(
             f"{path}: expected a DICOM SEG, RTSTRUCT or a NIfTI/NRRD label map, got an unreadable "
-            f"file ({exc})",
+            f"file ({type(exc).__name__}: {exc})",
             path=str(path),
         ) from exc
-    modality = str(ds.get("Modality", "") or "").upper()
-    sop_class = str(ds.get("SOPClassUID", "") or "")
     if modality == "SEG" or sop_class in _SEG_SOP_CLASSES:
         return MaskSource.SEG
     if modality == "RTSTRUCT" or sop_class == _RTSTRUCT_SOP_CLASS:

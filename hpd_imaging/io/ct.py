@@ -27,10 +27,13 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
 from pydicom.pixels import apply_modality_lut
 from pydicom.pixels import pixel_array as decode_pixels
+from pydicom.sequence import Sequence as DicomSequence
 
 from hpd_imaging.domain import CtImage, ImageGeometry
 from hpd_imaging.errors import DicomReadError, GeometryError, InputLimitError
+from hpd_imaging.io._dicomread import BoundedReader, read_dicom
 from hpd_imaging.io._geometry import PlaneHeader, StackGeometry, analyse_stack, regular_direction
+from hpd_imaging.io._limits import check_dicom_pixel_size, check_image_header
 from hpd_imaging.io._resample import resample_stack, target_grid
 from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
@@ -65,7 +68,7 @@ def load_ct(
     if isinstance(source, str | Path):
         path = Path(source)
         if path.is_file() and is_image_file(path):
-            return _load_sitk_ct(path)
+            return _load_sitk_ct(path, settings)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
             label = str(path)
@@ -79,8 +82,8 @@ def load_ct(
     else:
         files = [Path(p) for p in source]
         label = str(files[0].parent) if files else "<empty file list>"
-    datasets = _read_headers(files, label)
-    if len(datasets) == 1 and int(datasets[0][1].get("NumberOfFrames", 1) or 1) > 1:
+    datasets = _read_headers(files, label, settings)
+    if len(datasets) == 1 and int(datasets[0][1].get("NumberOfFrames", 1) or 1) > 1:  # checked in the headers
         return _load_enhanced(datasets[0][0], datasets[0][1], settings, label)
     return _load_series(datasets, settings, label, progress)
 
@@ -100,7 +103,7 @@ def _decode_slice(path: Path, ds: Dataset) -> np.ndarray:
     offset = getattr(ds, "_hpd_pixel_offset", None)  # set by _read_headers
     if offset is None:
         return decode_pixels(path)
-    with open(path, "rb") as fp:
+    with BoundedReader(path) as fp:  # a corrupt length must not allocate gigabytes
         fp.seek(offset)
         pixel_ds = read_dataset(fp, *ds.original_encoding)
     if "PixelData" not in pixel_ds:
@@ -112,22 +115,40 @@ def _decode_slice(path: Path, ds: Dataset) -> np.ndarray:
         del ds.PixelData
 
 
-def _read_headers(files: Sequence[Path], label: str) -> list[tuple[Path, Dataset]]:
+def _has_dicom_preamble(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def _read_headers(files: Sequence[Path], label: str, settings: LoaderSettings) -> list[tuple[Path, Dataset]]:
     headers: list[tuple[Path, Dataset]] = []
     skipped = 0
     for f in files:
         try:
-            with open(f, "rb") as fp:
-                ds = pydicom.dcmread(fp, stop_before_pixels=True)
-                # where the pixel data element starts: the decode pass reads only that element
-                ds._hpd_pixel_offset = fp.tell()
-        except (InvalidDicomError, OSError, ValueError) as exc:
+            ds, offset = read_dicom(f, stop_before_pixels=True, what="a DICOM image header")
+            # where the pixel data element starts: the decode pass reads only that element
+            ds._hpd_pixel_offset = offset
+            modality = str(ds.get("Modality", "")).upper()
+            is_image = modality not in _NON_IMAGE_MODALITIES and "Rows" in ds
+        except (InvalidDicomError, OSError) as exc:
             log.debug("%s: not read as DICOM (%s)", f, exc)
             skipped += 1
             continue
-        if str(ds.get("Modality", "")).upper() in _NON_IMAGE_MODALITIES or "Rows" not in ds:
+        except DicomReadError as exc:
+            if not _has_dicom_preamble(f):
+                log.debug("%s: not read as DICOM (%s)", f, exc)
+                skipped += 1
+                continue
+            raise  # says it is DICOM but cannot be parsed: refusing beats silently losing a slice
+        if not is_image:
             skipped += 1
             continue
+        # memory-bomb guard: declared pixel data vs limit and file size, before anything is allocated
+        check_dicom_pixel_size(f, ds, settings, pixel_offset=ds._hpd_pixel_offset)
         headers.append((f, ds))
     if skipped:
         log.info("%s: skipped %d file(s) that are not image slices", label, skipped)
@@ -151,24 +172,37 @@ def _float_seq(ds: Dataset, keyword: str, n: int, where: str) -> tuple[float, ..
     value = ds.get(keyword)
     try:
         out = tuple(float(x) for x in value)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         out = ()
     if len(out) != n:
         raise DicomReadError(f"{where}: expected {keyword} with {n} numbers, got {value!r}", path=where)
     return out
 
 
+def _pixel_spacing(ds: Dataset, where: str) -> tuple[float, float]:
+    spacing = _float_seq(ds, "PixelSpacing", 2, where)
+    if not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise GeometryError(
+            f"{where}: expected PixelSpacing of 2 positive finite numbers (mm), got {spacing}", path=where
+        )
+    return spacing  # type: ignore[return-value]
+
+
 def _plane_header(path: Path, ds: Dataset) -> PlaneHeader:
     where = str(path)
     tilt = ds.get("GantryDetectorTilt")
+    try:
+        tilt_deg = float(tilt) if tilt not in (None, "") else None
+    except (TypeError, ValueError):
+        tilt_deg = None  # (0018,1120) is only a hint; the positions decide
     return PlaneHeader(
         source=where,
         position_mm=_float_seq(ds, "ImagePositionPatient", 3, where),  # type: ignore[arg-type]
         orientation=_float_seq(ds, "ImageOrientationPatient", 6, where),  # type: ignore[arg-type]
-        rows=int(ds.Rows),
+        rows=int(ds.Rows),  # validated by check_dicom_pixel_size
         columns=int(ds.Columns),
-        pixel_spacing_mm=_float_seq(ds, "PixelSpacing", 2, where),  # type: ignore[arg-type]
-        gantry_tilt_deg=float(tilt) if tilt not in (None, "") else None,
+        pixel_spacing_mm=_pixel_spacing(ds, where),
+        gantry_tilt_deg=tilt_deg,
     )
 
 
@@ -189,6 +223,10 @@ _INT16 = np.iinfo(np.int16)
 
 def _store_slice(hu: np.ndarray, k: int, values: np.ndarray, label: str) -> np.ndarray:
     """Write one slice of HU into the preallocated volume; widen int16 -> float32 once if needed."""
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        raise DicomReadError(
+            f"{label}: slice {k}: expected finite HU values, got NaN or infinity", path=label
+        )
     if hu.dtype == np.int16 and values.size and (values.min() < _INT16.min or values.max() > _INT16.max):
         log.info("%s: HU values beyond the int16 range; storing the volume as float32", label)
         hu = hu.astype(np.float32)
@@ -196,10 +234,23 @@ def _store_slice(hu: np.ndarray, k: int, values: np.ndarray, label: str) -> np.n
     return hu
 
 
-def _rescale_of(ds: Dataset) -> tuple[float, float]:
+def _rescale_of(ds: Dataset, where: str = "") -> tuple[float, float]:
     slope = ds.get("RescaleSlope", 1.0)
     intercept = ds.get("RescaleIntercept", 0.0)
-    return float(1.0 if slope in (None, "") else slope), float(0.0 if intercept in (None, "") else intercept)
+    try:
+        values = (
+            float(1.0 if slope in (None, "") else slope),
+            float(0.0 if intercept in (None, "") else intercept),
+        )
+    except (TypeError, ValueError, OverflowError):
+        values = (math.nan, math.nan)
+    if not all(math.isfinite(v) for v in values) or values[0] == 0:
+        raise DicomReadError(
+            f"{where}: expected a finite non-zero RescaleSlope and a finite RescaleIntercept, got "
+            f"{slope!r} and {intercept!r}",
+            path=where or None,
+        )
+    return values
 
 
 def _check_size(shape: tuple[int, ...], settings: LoaderSettings, label: str) -> None:
@@ -228,7 +279,7 @@ def _load_series(
         label,
         tol_mm=settings.spacing_tolerance_mm,
         tol_rel=settings.spacing_tolerance_rel,
-        single_slice_spacing_mm=float(thickness),
+        single_slice_spacing_mm=_single_slice_spacing(thickness, label, len(planes)),
     )
     _refuse_if_irregular(stack, settings, label)
     ordered = [headers[i] for i in stack.order]
@@ -239,7 +290,7 @@ def _load_series(
             label,
             sorted(modalities),
         )
-    rescales = [_rescale_of(ds) for _, ds in ordered]
+    rescales = [_rescale_of(ds, str(p)) for p, ds in ordered]
     has_lut = any("ModalityLUTSequence" in ds for _, ds in ordered)
     dtype = np.dtype(np.float32) if has_lut else _hu_dtype(rescales)
     shape = (len(ordered), stack.rows, stack.columns)
@@ -248,6 +299,7 @@ def _load_series(
     for k, (path, ds) in enumerate(ordered):
         try:
             stored = _decode_slice(path, ds)
+            values = apply_modality_lut(stored, ds)
         except Exception as exc:  # decoder plugins raise many types; report the file and the syntax
             syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
             raise DicomReadError(
@@ -261,7 +313,7 @@ def _load_series(
                 f"array {stored.shape}",
                 path=str(path),
             )
-        hu = _store_slice(hu, k, apply_modality_lut(stored, ds), label)
+        hu = _store_slice(hu, k, values, str(path))
         if progress is not None:
             progress(k + 1, len(ordered))
     sops = tuple(str(ds.get("SOPInstanceUID", "") or "") for _, ds in ordered)
@@ -280,6 +332,23 @@ def _load_series(
         "gantry_tilt_deg": stack.tilt_deg,
     }
     return _finish(hu, stack, settings, label, first, provenance, sops)
+
+
+def _single_slice_spacing(thickness: Any, label: str, n_planes: int) -> float:
+    """Spacing of a one-slice volume from SpacingBetweenSlices/SliceThickness (unused for real stacks)."""
+    try:
+        value = float(thickness)
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if math.isfinite(value) and value > 0:
+        return value
+    if n_planes > 1:
+        return 1.0  # the positions give the spacing of a stack
+    raise GeometryError(
+        f"{label}: a single slice needs a positive SpacingBetweenSlices or SliceThickness (mm), got "
+        f"{thickness!r}",
+        path=label,
+    )
 
 
 def _refuse_if_irregular(stack: StackGeometry, settings: LoaderSettings, label: str) -> None:
@@ -304,12 +373,15 @@ def _finish(
     sops: tuple[str, ...],
 ) -> CtImage:
     if stack.is_regular:
-        geometry = ImageGeometry(
-            shape=hu.shape,
-            spacing_mm=(stack.pixel_spacing_mm[0], stack.pixel_spacing_mm[1], stack.slice_spacing_mm),
-            origin_mm=tuple(float(x) for x in stack.first_position),
-            direction=regular_direction(stack),
-        )
+        try:
+            geometry = ImageGeometry(
+                shape=hu.shape,
+                spacing_mm=(stack.pixel_spacing_mm[0], stack.pixel_spacing_mm[1], stack.slice_spacing_mm),
+                origin_mm=tuple(float(x) for x in stack.first_position),
+                direction=regular_direction(stack),
+            )
+        except GeometryError as exc:
+            raise GeometryError(f"{label}: {exc}", path=label) from exc
         provenance["sop_instance_uids"] = sops
     else:
         geometry, spacing_k = target_grid(stack, settings.resample_max_slice_factor)
@@ -340,21 +412,32 @@ def _finish(
 # --------------------------------------------------------------------------------------------------
 
 
+def _first_item(ds: Dataset | None, keyword: str) -> Dataset | None:
+    """First item of a sequence attribute; None when absent, empty or not a sequence (wrong VR)."""
+    if ds is None or not isinstance(ds, Dataset):
+        return None
+    value = ds.get(keyword)
+    if isinstance(value, DicomSequence) and len(value) > 0 and isinstance(value[0], Dataset):
+        return value[0]
+    return None
+
+
 def _functional(ds: Dataset, frame: Dataset | None, sequence: str) -> Dataset | None:
     """The item of a functional-group macro for one frame: per-frame value first, then the shared one."""
-    for group in (frame, (ds.get("SharedFunctionalGroupsSequence") or [None])[0]):
-        if group is not None and sequence in group and len(group[sequence].value) > 0:
-            return group[sequence].value[0]
+    for group in (frame, _first_item(ds, "SharedFunctionalGroupsSequence")):
+        item = _first_item(group, sequence)
+        if item is not None:
+            return item
     return None
 
 
 def _load_enhanced(path: Path, ds: Dataset, settings: LoaderSettings, label: str) -> CtImage:
-    n_frames = int(ds.NumberOfFrames)
+    n_frames = int(ds.NumberOfFrames)  # validated by check_dicom_pixel_size
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    if per_frame is None or len(per_frame) != n_frames:
+    if not isinstance(per_frame, DicomSequence) or len(per_frame) != n_frames:
         raise DicomReadError(
             f"{path}: expected PerFrameFunctionalGroupsSequence with {n_frames} items (Enhanced CT), "
-            f"got {0 if per_frame is None else len(per_frame)}",
+            f"got {len(per_frame) if isinstance(per_frame, DicomSequence) else repr(per_frame)[:40]}",
             path=str(path),
         )
     if str(ds.get("SOPClassUID", "")) not in _ENHANCED_CT_SOP_CLASSES:
@@ -379,13 +462,13 @@ def _load_enhanced(path: Path, ds: Dataset, settings: LoaderSettings, label: str
                 source=where,
                 position_mm=_float_seq(pos, "ImagePositionPatient", 3, where),  # type: ignore[arg-type]
                 orientation=_float_seq(ori, "ImageOrientationPatient", 6, where),  # type: ignore[arg-type]
-                rows=int(ds.Rows),
+                rows=int(ds.Rows),  # validated by check_dicom_pixel_size
                 columns=int(ds.Columns),
-                pixel_spacing_mm=_float_seq(meas, "PixelSpacing", 2, where),  # type: ignore[arg-type]
+                pixel_spacing_mm=_pixel_spacing(meas, where),
             )
         )
         transform = _functional(ds, frame, "PixelValueTransformationSequence")
-        rescales.append(_rescale_of(transform) if transform is not None else _rescale_of(ds))
+        rescales.append(_rescale_of(transform if transform is not None else ds, where))
     meas0 = _functional(ds, per_frame[0], "PixelMeasuresSequence")
     thickness = (meas0.get("SpacingBetweenSlices") or meas0.get("SliceThickness") or 1.0) if meas0 else 1.0
     stack = analyse_stack(
@@ -393,14 +476,28 @@ def _load_enhanced(path: Path, ds: Dataset, settings: LoaderSettings, label: str
         str(path),
         tol_mm=settings.spacing_tolerance_mm,
         tol_rel=settings.spacing_tolerance_rel,
-        single_slice_spacing_mm=float(thickness),
+        single_slice_spacing_mm=_single_slice_spacing(thickness, str(path), len(planes)),
     )
     _refuse_if_irregular(stack, settings, str(path))
     shape = (n_frames, stack.rows, stack.columns)
     _check_size(shape, settings, str(path))
     hu = np.empty(shape, dtype=_hu_dtype(rescales))
     for k, f in enumerate(stack.order):
-        stored = decode_pixels(path, index=f)  # one frame at a time
+        try:
+            with BoundedReader(path) as fp:
+                stored = decode_pixels(fp, index=f)  # one frame at a time
+        except Exception as exc:  # decoder plugins raise many types; report the file, frame and syntax
+            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+            raise DicomReadError(
+                f"{path}: cannot decode frame {f + 1} (transfer syntax "
+                f"{getattr(syntax, 'name', syntax)}): {exc}",
+                path=str(path),
+            ) from exc
+        if stored.shape != (stack.rows, stack.columns):
+            raise DicomReadError(
+                f"{path}: frame {f + 1}: expected a {stack.rows}x{stack.columns} frame, got {stored.shape}",
+                path=str(path),
+            )
         lut = Dataset()
         lut.RescaleSlope, lut.RescaleIntercept = rescales[f]
         hu = _store_slice(hu, k, apply_modality_lut(stored, lut), str(path))
@@ -422,10 +519,11 @@ def _load_enhanced(path: Path, ds: Dataset, settings: LoaderSettings, label: str
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_sitk_ct(path: Path) -> CtImage:
+def _load_sitk_ct(path: Path, settings: LoaderSettings = DEFAULT_LOADER_SETTINGS) -> CtImage:
     """NIfTI/NRRD CT via SimpleITK, which already converts NIfTI's RAS to LPS."""
     import SimpleITK as sitk  # noqa: N813
 
+    check_image_header(path, settings, max_voxels=settings.max_ct_voxels)  # memory-bomb guard
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:

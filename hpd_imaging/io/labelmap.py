@@ -20,6 +20,7 @@ from scipy import ndimage
 
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
 from hpd_imaging.errors import DicomReadError, GeometryError, MaskError
+from hpd_imaging.io._limits import check_image_header
 from hpd_imaging.io._placement import match_to_grid
 from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
@@ -61,6 +62,7 @@ def labelmap_on_ct_grid(
     import SimpleITK as sitk  # noqa: N813
 
     path = Path(path)
+    check_image_header(path, settings, max_voxels=settings.max_ct_voxels)  # memory-bomb guard
     image = _read_image(path)
     try:
         geometry = ImageGeometry.from_sitk(image)

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sequence import Sequence as DicomSequence
 from skimage.draw import polygon as fill_polygon
 
 from hpd_imaging.domain import CtImage, LesionMask, MaskSource
 from hpd_imaging.errors import DicomReadError, InputLimitError, MaskError
+from hpd_imaging.io._dicomread import count_ds_values, parse_ds_array, raw_ds_bytes, read_dicom
 from hpd_imaging.io.seg import organ_name
 from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
@@ -39,11 +41,11 @@ _PLANARITY_FRACTION = 0.25
 def _referenced_for_uids(ds: Dataset) -> set[str]:
     uids = {
         str(item.get("FrameOfReferenceUID", "") or "")
-        for item in ds.get("ReferencedFrameOfReferenceSequence", [])
+        for item in _items(ds, "ReferencedFrameOfReferenceSequence")
     }
     uids |= {
         str(item.get("ReferencedFrameOfReferenceUID", "") or "")
-        for item in ds.get("StructureSetROISequence", [])
+        for item in _items(ds, "StructureSetROISequence")
     }
     uids.discard("")
     return uids
@@ -52,28 +54,63 @@ def _referenced_for_uids(ds: Dataset) -> set[str]:
 def _contour_image_uids(ds: Dataset) -> set[str]:
     return {
         str(ref.get("ReferencedSOPInstanceUID", "") or "")
-        for roi in ds.get("ROIContourSequence", [])
-        for contour in roi.get("ContourSequence", [])
-        for ref in contour.get("ContourImageSequence", [])
+        for roi in _items(ds, "ROIContourSequence")
+        for contour in _items(roi, "ContourSequence")
+        for ref in _items(contour, "ContourImageSequence")
     } - {""}
 
 
+_CONTOUR_DATA = 0x30060050
+
+
+def _items(ds: Dataset, keyword: str) -> list[Dataset]:
+    """Items of a sequence attribute; [] when absent or not a sequence (a wrong VR in a damaged file)."""
+    value = ds.get(keyword)
+    if isinstance(value, DicomSequence):
+        return [item for item in value if isinstance(item, Dataset)]
+    return []
+
+
 def _count_points(ds: Dataset) -> int:
+    """Total contour points from the data actually stored (NumberOfContourPoints may lie)."""
     total = 0
-    for roi in ds.get("ROIContourSequence", []):
-        for contour in roi.get("ContourSequence", []):
-            n = contour.get("NumberOfContourPoints")
-            total += int(n) if n not in (None, "") else len(contour.get("ContourData", [])) // 3
+    for roi in _items(ds, "ROIContourSequence"):
+        for contour in _items(roi, "ContourSequence"):
+            total += count_ds_values(raw_ds_bytes(contour, _CONTOUR_DATA)) // 3
     return total
+
+
+def contour_points(contour: Dataset, where: str) -> np.ndarray | None:
+    """(n, 3) LPS points of one contour; None without ContourData; DicomReadError/MaskError if broken."""
+    raw = raw_ds_bytes(contour, _CONTOUR_DATA)
+    if raw is None:
+        return None
+    values = parse_ds_array(raw, f"{where}: ContourData")
+    if values.size % 3:
+        raise MaskError(
+            f"{where}: ContourData: expected x\\y\\z triplets, got {values.size} values", path=where
+        )
+    if not np.all(np.isfinite(values)):
+        raise MaskError(
+            f"{where}: ContourData: expected finite coordinates (mm), got NaN or infinity", path=where
+        )
+    return values.reshape(-1, 3)
+
+
+def _int_or(value: object, default: int) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return default
 
 
 def _observations(ds: Dataset) -> dict[int, tuple[str, str]]:
     """ROI number -> (RTROIInterpretedType, ROIObservationLabel)."""
     out: dict[int, tuple[str, str]] = {}
-    for obs in ds.get("RTROIObservationsSequence", []):
-        n = obs.get("ReferencedROINumber")
-        if n is not None:
-            out[int(n)] = (
+    for obs in _items(ds, "RTROIObservationsSequence"):
+        n = _int_or(obs.get("ReferencedROINumber"), -1)
+        if n >= 0:
+            out[n] = (
                 str(obs.get("RTROIInterpretedType", "") or ""),
                 str(obs.get("ROIObservationLabel", "") or ""),
             )
@@ -90,10 +127,11 @@ def read_rtstruct(
 ) -> list[LesionMask]:
     """Rasterise every ROI of an RTSTRUCT (or only ``roi_names``) onto ``ct``'s grid."""
     path = Path(path)
+    where = str(path)
     try:
-        ds = pydicom.dcmread(path)
-    except Exception as exc:  # pydicom raises many types on malformed files
-        raise DicomReadError(f"{path}: cannot read as DICOM: {exc}", path=str(path)) from exc
+        ds, _ = read_dicom(path, what="DICOM RTSTRUCT", skip_tags={_CONTOUR_DATA})
+    except InvalidDicomError as exc:
+        raise DicomReadError(f"{path}: cannot read as DICOM: {exc}", path=where) from exc
     if str(ds.get("Modality", "")) != "RTSTRUCT":
         raise MaskError(f"{path}: expected Modality RTSTRUCT, got {ds.get('Modality')!r}", path=str(path))
     n_points = _count_points(ds)
@@ -123,17 +161,17 @@ def read_rtstruct(
         log.warning("%s: %s", path, note)
         file_notes.append(note)
     names = {
-        int(r.ROINumber): str(r.get("ROIName", "") or f"ROI {r.ROINumber}")
-        for r in ds.get("StructureSetROISequence", [])
+        _int_or(r.get("ROINumber"), -1): str(r.get("ROIName", "") or f"ROI {r.get('ROINumber')}")
+        for r in _items(ds, "StructureSetROISequence")
     }
     observations = _observations(ds)
     masks: list[LesionMask] = []
-    for roi in ds.get("ROIContourSequence", []):
-        number = int(roi.get("ReferencedROINumber", -1))
+    for roi in _items(ds, "ROIContourSequence"):
+        number = _int_or(roi.get("ReferencedROINumber"), -1)
         name = names.get(number, f"ROI {number}")
         if roi_names is not None and name not in roi_names:
             continue
-        mask, notes = _rasterise_roi(roi, ct, name, sop_to_k, settings)
+        mask, notes = _rasterise_roi(roi, ct, name, sop_to_k, settings, where)
         for note in notes:
             log.warning("%s: %s", path, note)
         if not mask.any():
@@ -164,7 +202,7 @@ def read_rtstruct(
 
 
 def _rasterise_roi(
-    roi: Dataset, ct: CtImage, name: str, sop_to_k: dict[str, int], settings: LoaderSettings
+    roi: Dataset, ct: CtImage, name: str, sop_to_k: dict[str, int], settings: LoaderSettings, where: str
 ) -> tuple[np.ndarray, list[str]]:
     geometry = ct.geometry
     n_k, n_j, n_i = geometry.shape
@@ -178,15 +216,17 @@ def _rasterise_roi(
     stale_refs = 0
     mismatched_refs = 0
     tol_mm = max(settings.spacing_tolerance_mm, settings.spacing_tolerance_rel * spacing_k)
-    for contour in roi.get("ContourSequence", []):
+    for contour in _items(roi, "ContourSequence"):
         kind = str(contour.get("ContourGeometricType", "CLOSED_PLANAR") or "CLOSED_PLANAR")
-        data = contour.get("ContourData")
-        if kind != "CLOSED_PLANAR" or data is None or len(data) < 9:
-            key = kind if data is not None and len(data) >= 9 else f"{kind} with < 3 points"
+        points = contour_points(contour, f"{where}: ROI {name}")
+        if kind != "CLOSED_PLANAR" or points is None or len(points) < 3:
+            key = kind if points is not None and len(points) >= 3 else f"{kind} with < 3 points"
             skipped_types[key] = skipped_types.get(key, 0) + 1
             continue
-        points = np.asarray(data, dtype=float).reshape(-1, 3)
         ijk = geometry.lps_to_index(points)
+        if not np.all(np.isfinite(ijk)):  # finite mm but beyond float range once scaled (1e308 mm)
+            outside_volume.append("inf")
+            continue
         k_values = ijk[:, 2]
         if float(k_values.max() - k_values.min()) > _PLANARITY_FRACTION:
             notes.append(
@@ -204,7 +244,7 @@ def _rasterise_roi(
             continue
         if distance_mm > tol_mm:
             off_plane_mm.append(distance_mm)
-        for ref in contour.get("ContourImageSequence", []):  # cross-check only
+        for ref in _items(contour, "ContourImageSequence"):  # cross-check only
             uid = str(ref.get("ReferencedSOPInstanceUID", "") or "")
             if uid and sop_to_k:
                 if uid not in sop_to_k:

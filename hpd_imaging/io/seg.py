@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydicom.errors import InvalidDicomError
 
 from hpd_imaging.domain import CtImage, LesionMask, MaskSource
-from hpd_imaging.errors import DicomReadError, MaskError
+from hpd_imaging.errors import DicomReadError, GeometryError, MaskError
+from hpd_imaging.io._dicomread import BoundedReader, read_dicom
+from hpd_imaging.io._limits import check_dicom_pixel_size
 from hpd_imaging.io._placement import geometry_from_hd_affine, match_to_grid
 from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
@@ -86,9 +89,18 @@ def read_seg(
 
     path = Path(path)
     try:
-        seg = hd.seg.segread(str(path))
-    except Exception as exc:  # highdicom/pydicom raise many types for malformed files
+        header, pixel_offset = read_dicom(path, stop_before_pixels=True, what="DICOM SEG")
+    except InvalidDicomError as exc:
         raise DicomReadError(f"{path}: cannot read as DICOM SEG: {exc}", path=str(path)) from exc
+    # memory-bomb guard: Rows x Columns x frames (bit-packed) vs the limit and the file, before highdicom
+    check_dicom_pixel_size(path, header, settings, pixel_offset=pixel_offset)
+    try:
+        with BoundedReader(path) as fp:
+            seg = hd.seg.segread(fp)
+    except Exception as exc:  # highdicom/pydicom raise many types for malformed files
+        raise DicomReadError(
+            f"{path}: cannot read as DICOM SEG: {type(exc).__name__}: {exc}", path=str(path)
+        ) from exc
     for_uid = str(seg.get("FrameOfReferenceUID", "") or "")
     if for_uid and ct.frame_of_reference_uid and for_uid != ct.frame_of_reference_uid:
         raise MaskError(
@@ -97,11 +109,28 @@ def read_seg(
             "(coordinates cannot be compared without registration)",
             path=str(path),
         )
-    seg_type = str(seg.SegmentationType)
+    seg_type = str(seg.get("SegmentationType", ""))
     masks: list[LesionMask] = []
-    for number in seg.segment_numbers:
-        description = seg.get_segment_description(number)
-        label = str(description.segment_label)
+    try:
+        segment_numbers = list(seg.segment_numbers)
+    except Exception as exc:  # noqa: BLE001 - a damaged SegmentSequence
+        raise DicomReadError(
+            f"{path}: SegmentSequence: expected numbered segment descriptions, got "
+            f"{type(exc).__name__}: {exc}",
+            path=str(path),
+        ) from exc
+    for number in segment_numbers:
+        try:
+            description = seg.get_segment_description(number)
+            label = str(description.segment_label)
+            organ, is_ln = segment_site(description)
+            tracking_id, tracking_uid = description.tracking_id, description.tracking_uid
+        except Exception as exc:  # noqa: BLE001 - highdicom validates the description on access
+            raise DicomReadError(
+                f"{path}: segment {number}: expected a valid segment description, got "
+                f"{type(exc).__name__}: {exc}",
+                path=str(path),
+            ) from exc
         notes: list[str] = []
         try:
             volume = seg.get_volume(segment_numbers=[number], combine_segments=False, rescale_fractional=True)
@@ -120,7 +149,10 @@ def read_seg(
         if n_before == 0:
             log.warning("%s: segment %d (%s) is empty; skipped", path, number, label)
             continue
-        source_geometry = geometry_from_hd_affine(volume.affine, tuple(binary.shape))  # type: ignore[arg-type]
+        try:
+            source_geometry = geometry_from_hd_affine(volume.affine, tuple(binary.shape))  # type: ignore[arg-type]
+        except GeometryError as exc:
+            raise MaskError(f"{path}: segment {number} ({label}): {exc}", path=str(path)) from exc
         try:
             placed = match_to_grid(
                 binary.astype(np.uint8), source_geometry, ct.geometry, tol=settings.labelmap_tolerance_mm
@@ -137,7 +169,6 @@ def read_seg(
             note = f"segment {number} ({label}): {lost} of {n_before} voxels lie outside the CT volume"
             log.warning("%s: %s", path, note)
             notes.append(note)
-        organ, is_ln = segment_site(description)
         masks.append(
             LesionMask(
                 mask=placed,
@@ -145,8 +176,8 @@ def read_seg(
                 label=label,
                 source=MaskSource.SEG,
                 source_path=str(path),
-                lesion_id=description.tracking_id or None,
-                tracking_uid=description.tracking_uid or None,
+                lesion_id=tracking_id or None,
+                tracking_uid=tracking_uid or None,
                 organ=organ,
                 is_lymph_node=is_ln,
                 label_value=int(number),

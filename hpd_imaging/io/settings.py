@@ -35,6 +35,9 @@ class LoaderSettings(Section):
     max_contour_points: int = Field(default=5_000_000, gt=0)
     # safety limit on the decoded CT volume (voxels), checked from headers before any allocation
     max_ct_voxels: int = Field(default=2_000_000_000, gt=0)
+    # safety limit on the pixel data one file declares (Rows x Columns x SamplesPerPixel x BitsAllocated/8 x
+    # NumberOfFrames, or a NIfTI/NRRD header's size), checked before any decoding (docs/robustness.md)
+    max_pixel_data_bytes: int = Field(default=4 * 2**30, gt=0)
 
 
 # the defaults, as one frozen instance usable as a keyword default

@@ -1,0 +1,155 @@
+"""Read DICOM headers defensively: bounded reads, every element converted inside one ``try``.
+
+Two failure modes of damaged or hostile files that a plain ``pydicom.dcmread`` lets through:
+
+* an element length field of, say, 0xFFFFFFF0 makes the file object allocate that many bytes *before*
+  finding out that the file is short (CPython's ``read(n)`` allocates ``n``). :class:`BoundedReader` caps
+  every read at the bytes left in the file, so a lying length costs nothing;
+* pydicom converts element values lazily, so a damaged VR or value raises (``NotImplementedError``,
+  ``ValueError``, ``struct.error`` ...) wherever the loader happens to touch it first. :func:`read_dicom`
+  converts every element (into sequences) at once and turns any failure into one :class:`DicomReadError`
+  that names the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+
+from hpd_imaging.errors import DicomReadError
+
+_CLAMP_FROM = 1 << 16  # reads smaller than this are never clamped (no need for the extra tell())
+
+
+class BoundedReader(io.BufferedReader):
+    """A buffered file whose ``read(n)`` never asks for more than the bytes left in the file."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(io.FileIO(os.fspath(path), "rb"))
+        self._size = os.fstat(self.fileno()).st_size
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is not None and size > _CLAMP_FROM:
+            size = max(0, min(size, self._size - self.tell()))
+        return super().read(size)
+
+
+def convert_all(ds: Dataset, skip_tags: frozenset[int] | set[int] = frozenset()) -> None:
+    """Convert every raw element (recursively) so that broken values raise here, not later.
+
+    ``skip_tags`` stay raw (e.g. ContourData, whose millions of values the caller parses itself).
+    """
+    for tag in list(ds.keys()):
+        if tag in skip_tags:
+            continue
+        elem = ds[tag]  # item access converts the raw element
+        if elem.VR == "SQ" and elem.value is not None:
+            for item in elem.value:
+                if isinstance(item, Dataset):
+                    convert_all(item, skip_tags)
+
+
+def read_dicom(
+    path: Path | str,
+    *,
+    stop_before_pixels: bool = False,
+    what: str = "DICOM",
+    force: bool = False,
+    skip_tags: frozenset[int] | set[int] = frozenset(),
+) -> tuple[Dataset, int]:
+    """Read and fully convert a DICOM file; returns the dataset and the offset where reading stopped.
+
+    Raises :class:`DicomReadError` naming the file for anything pydicom cannot parse. ``InvalidDicomError``
+    (not DICOM at all) is re-raised as is, so that callers may skip non-DICOM files.
+    """
+    where = str(path)
+    try:
+        with BoundedReader(path) as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=force)
+            offset = fp.tell()
+            convert_all(ds, skip_tags)
+            if getattr(ds, "file_meta", None) is not None:
+                convert_all(ds.file_meta)
+    except InvalidDicomError:
+        raise
+    except OSError as exc:
+        raise DicomReadError(f"{where}: cannot open: {exc}", path=where) from exc
+    except Exception as exc:  # pydicom raises many types on damaged files (struct, value, recursion, VR)
+        raise DicomReadError(
+            f"{where}: cannot read as {what}: expected a well-formed DICOM file, got "
+            f"{type(exc).__name__}: {exc}".rstrip(": "),
+            path=where,
+        ) from exc
+    return ds, offset
+
+
+def as_int(value: Any, where: str, keyword: str) -> int:
+    """An integer attribute value, or a DicomReadError naming the file, the attribute and the value."""
+    try:
+        if isinstance(value, bytes | bytearray | list | tuple) or value is None:
+            raise TypeError
+        number = int(value)
+        if number != float(value):
+            raise ValueError
+        return number
+    except (TypeError, ValueError, OverflowError):
+        raise DicomReadError(
+            f"{where}: expected {keyword} to be an integer, got {value!r}", path=where
+        ) from None
+
+
+def raw_ds_bytes(ds: Dataset, tag: int) -> bytes | None:
+    """The stored bytes of a (long) DS attribute without pydicom's per-value conversion, or None.
+
+    Why: pydicom turns every value into a DSfloat object (~100 bytes each); ContourData of a million points
+    would cost hundreds of MB and seconds before any limit could be checked.
+    """
+    if tag not in ds:
+        return None
+    elem = ds.get_item(tag)
+    if isinstance(elem, RawDataElement):
+        return bytes(elem.value or b"")
+    value = ds[tag].value
+    if value is None:
+        return None
+    values = value if isinstance(value, MultiValue | list | tuple) else [value]
+    return "\\".join(str(v) for v in values).encode("ascii", errors="replace")
+
+
+def count_ds_values(raw: bytes | None) -> int:
+    """Number of backslash-separated values in a raw DS/IS value (0 for an empty one)."""
+    text = (raw or b"").strip(b" \x00")
+    return text.count(b"\\") + 1 if text else 0
+
+
+def parse_ds_array(raw: bytes, where: str) -> np.ndarray:
+    """A raw DS multi-value as float64 (parsed in C by ``numpy.loadtxt``; no Python object per value).
+
+    Raises :class:`DicomReadError` naming ``where`` for text that is not a list of decimal numbers (an empty
+    value in the middle would silently shift every following coordinate, so it is refused too).
+    """
+    text = raw.decode("ascii", errors="replace").strip(" \x00")
+    if not text:
+        return np.zeros(0)
+    n_values = text.count("\\") + 1
+    try:
+        values = np.loadtxt(io.StringIO(text.replace("\\", "\n")), dtype=np.float64, ndmin=1)
+    except ValueError as exc:
+        raise DicomReadError(
+            f"{where}: expected decimal numbers, got {exc}", path=where.split(": ")[0]
+        ) from exc
+    if values.size != n_values:
+        raise DicomReadError(
+            f"{where}: expected {n_values} decimal numbers, got {n_values - values.size} empty value(s)",
+            path=where.split(": ")[0],
+        )
+    return values

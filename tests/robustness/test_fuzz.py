@@ -1,0 +1,80 @@
+"""Fixed-seed fuzz runs: every mutated input ends in a valid result or a clear HpdImagingError.
+
+The harness (hpd_imaging.fuzz) runs each case in a child process under a memory budget (RLIMIT_AS) and a
+per-case time limit; a case fails when a reader raises anything but an HpdImagingError naming the file, when
+the archive scan raises at all, when MemoryError appears (a guard is missing), or on a hang or crash.
+The long run is ``uv run python -m hpd_imaging.fuzz --cases 100000`` (docs/robustness.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from hpd_imaging.fuzz.harness import FuzzReport, run_fuzz
+
+log = logging.getLogger(__name__)
+
+N_SYNTHETIC_CASES = 1200
+N_REAL_CASES = 300
+SEED = 0
+
+
+def _explain(report: FuzzReport) -> str:
+    return "\n".join(json.dumps(f, default=str)[:800] for f in report.failures[:10])
+
+
+@pytest.fixture(scope="module")
+def synthetic_report(tmp_path_factory: pytest.TempPathFactory, fuzz_summaries: list[str]) -> FuzzReport:
+    report = run_fuzz(N_SYNTHETIC_CASES, SEED, work_dir=tmp_path_factory.mktemp("fuzz"), memory_mb=1024)
+    fuzz_summaries.append(report.summary())
+    log.warning("%s", report.summary())
+    return report
+
+
+def test_fuzz_synthetic_seeds_every_case_ends_in_a_clear_error_or_a_valid_result(
+    synthetic_report: FuzzReport,
+) -> None:
+    report = synthetic_report
+    assert len(report.records) == N_SYNTHETIC_CASES
+    assert [r["case"] for r in report.records] == list(range(N_SYNTHETIC_CASES))
+    assert not report.failures, f"{len(report.failures)} failing cases:\n{_explain(report)}"
+    assert report.worker_restarts == 0
+
+
+def test_fuzz_reaches_every_reader_and_both_outcomes(synthetic_report: FuzzReport) -> None:
+    """The mutations are neither all harmless nor all fatal, for every target."""
+    by_target = synthetic_report.by_target()
+    assert set(by_target) == {"ct", "seg", "rtstruct", "labelmap"}
+    for target, counts in by_target.items():
+        assert sum(counts.values()) >= 200, (target, counts)
+        assert counts["refused"] >= 0.2 * sum(counts.values()), (target, counts)
+        assert counts["ok"] >= 1, (target, counts)
+    mutations = " ".join(r["mutation"] for r in synthetic_report.records)
+    for family in ("bytes: truncate", "bytes: flip bits", "delete_attribute", "wrong_vr", "absurd_value",
+                   "declare_gigabytes", "wrong_modality", "million_points", "bad_contour_data",
+                   "other_frame_of_reference", "empty_pixels", "series:", "NIfTI dim"):  # fmt: skip
+        assert family in mutations, family
+
+
+def test_fuzz_memory_bombs_are_refused_by_the_guard(synthetic_report: FuzzReport) -> None:
+    """Headers declaring gigabytes end in InputLimitError or a file-size DicomReadError, never MemoryError."""
+    bombs = [r for r in synthetic_report.records if "declares gigabytes" in r["mutation"]]
+    assert len(bombs) >= 20
+    for r in bombs:
+        loader = r["results"]["loader"]
+        assert loader["status"] == "refused", r
+        assert "declares" in loader["detail"] or "Rows" in loader["detail"], r
+
+
+def test_fuzz_real_seeds(real_data: Path, tmp_path: Path, fuzz_summaries: list[str]) -> None:
+    report = run_fuzz(N_REAL_CASES, SEED + 1, real_data=real_data, work_dir=tmp_path, memory_mb=1024)
+    fuzz_summaries.append(report.summary())
+    log.warning("%s", report.summary())
+    assert len(report.records) == N_REAL_CASES
+    assert report.n_seeds > 20  # synthetic + real seeds
+    assert any(r["seed"].startswith("real/") for r in report.records)
+    assert not report.failures, f"{len(report.failures)} failing cases:\n{_explain(report)}"
