@@ -8,20 +8,25 @@ module), which skips big private blocks (Siemens CSA in 0x0029) and the pixels; 
 
 from __future__ import annotations
 
+import io
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
+from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
 logger = logging.getLogger(__name__)
 
 # Bump when the record layout or the extraction rules change: the cache drops records of other versions.
-RECORD_VERSION = 4
+RECORD_VERSION = 5
 
 SEG_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
@@ -58,10 +63,13 @@ def _floats(ds: Dataset, keyword: str) -> list[float] | None:
         return None
     try:
         if isinstance(value, pydicom.multival.MultiValue | list | tuple):
-            return [float(v) for v in value]
-        return [float(value)]
-    except (TypeError, ValueError):
+            values = [float(v) for v in value]
+        else:
+            values = [float(value)]
+    except (TypeError, ValueError, OverflowError):
         return None
+    # NaN/inf (damaged or hostile files) count as missing: the grouping rules round and compare positions
+    return values if all(math.isfinite(v) for v in values) else None
 
 
 def _float(ds: Dataset, keyword: str) -> float | None:
@@ -202,6 +210,32 @@ def _seg_fields(ds: Dataset) -> dict[str, Any]:
     }
 
 
+def _contour_values(contour: Dataset) -> np.ndarray | None:
+    """Finite ContourData values parsed from the raw bytes with numpy (None when absent or unparsable).
+
+    Why not ``contour.ContourData``: pydicom makes one Python object per value; a contour of a million points
+    (hostile or just huge) took seconds and hundreds of MB per file (docs/robustness.md).
+    """
+    tag = 0x30060050
+    if tag not in contour:
+        return None
+    elem = contour.get_item(tag)
+    if isinstance(elem, RawDataElement):
+        text = bytes(elem.value or b"").decode("ascii", errors="replace")
+    else:
+        value = contour[tag].value
+        text = "\\".join(str(v) for v in (value if isinstance(value, MultiValue | list | tuple) else [value]))
+    text = text.strip(" \x00")
+    if not text:
+        return None
+    try:
+        values = np.loadtxt(io.StringIO(text.replace("\\", "\n")), dtype=np.float64, ndmin=1, comments=None)
+    except ValueError:
+        return None
+    values = values[: values.size - values.size % 3]
+    return values if values.size and np.all(np.isfinite(values)) else None  # the loader reports bad ones
+
+
 def _rtstruct_fields(ds: Dataset) -> dict[str, Any]:
     ref_series: list[str] = []
     ref_instances: set[str] = set()
@@ -237,14 +271,13 @@ def _rtstruct_fields(ds: Dataset) -> dict[str, Any]:
                 sop = _text(img, "ReferencedSOPInstanceUID")
                 if sop:
                     contour_refs.add(sop)
-            data = contour.get("ContourData", None)
-            if not data:
+            pts = _contour_values(contour)
+            if pts is None or pts.size < 3:
                 continue
-            pts = [float(v) for v in data]
             for axis in range(3):
                 axis_values = pts[axis::3]
-                lo[axis] = min(lo[axis], min(axis_values))
-                hi[axis] = max(hi[axis], max(axis_values))
+                lo[axis] = min(lo[axis], float(axis_values.min()))
+                hi[axis] = max(hi[axis], float(axis_values.max()))
     ref_instances.update(contour_refs)
     return {
         "ref_series": ref_series,

@@ -228,7 +228,10 @@ def _duplicate_free(items: list[tuple[Path, dict[str, Any]]], tol: float) -> boo
         ipp = r.get("ipp")
         if not ipp or len(ipp) < 3:
             continue
-        q = round((ipp[0] * n[0] + ipp[1] * n[1] + ipp[2] * n[2]) / tol)
+        scaled = (ipp[0] * n[0] + ipp[1] * n[1] + ipp[2] * n[2]) / tol
+        if not math.isfinite(scaled):  # absurd positions (1e308 mm): the loader refuses them
+            continue
+        q = round(scaled)
         if q in seen:
             return False
         seen.add(q)
