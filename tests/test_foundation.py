@@ -71,3 +71,15 @@ def test_default_config_is_valid_and_hash_is_stable() -> None:
     assert first == second and len(first) == 64
     changed = PipelineConfig.model_validate({"tracking": {"max_match_distance_mm": 5.0}})
     assert changed.config_hash() != PipelineConfig().config_hash()
+
+
+def test_log_lines_go_to_stderr_not_stdout(capsys) -> None:
+    import logging
+
+    from hpd_imaging.commands._common import configure_logging
+
+    configure_logging("INFO")
+    logging.getLogger("hpd_imaging.test").warning("a warning for the console")
+    captured = capsys.readouterr()
+    assert "a warning for the console" in captured.err
+    assert "a warning for the console" not in captured.out

@@ -22,11 +22,14 @@ T = TypeVar("T")
 
 def configure_logging(level: str = "INFO", log_file: Path | None = None, quiet: bool = False) -> None:
     """Configure the root logger: rich console output (unless quiet) plus an optional log file."""
+    from rich.console import Console
     from rich.logging import RichHandler
 
     handlers: list[logging.Handler] = []
     if not quiet:
-        handlers.append(RichHandler(show_path=False, rich_tracebacks=False, markup=False))
+        # stderr, so that machine-readable stdout (``measure --json``) is never mixed with log lines
+        handlers.append(RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False,
+                                    markup=False))
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(log_file, encoding="utf-8")
