@@ -71,3 +71,62 @@ VENV_BIN = Path(sys.executable).parent  # the `dask` and `hpd-imaging` scripts o
 def cli(*args: str | Path) -> list[str]:
     """Command line of `hpd-imaging ...` in this environment (what `uv run hpd-imaging` runs)."""
     return [str(VENV_BIN / "hpd-imaging"), *map(str, args)]
+
+
+def train_test_model(radiomics_patient: Path, path: Path, n_features: int = 4) -> list[str]:
+    """A small risk model whose inputs are columns of our radiomics_patient table (the shipped demo model
+    reads feature-level synthetic columns that image radiomics do not produce), trained on random rows.
+    Returns its feature names. Only the wiring is under test here, not the model's skill."""
+    import numpy as np
+
+    from hpd_imaging.model import ModelSettings, save_model, train
+
+    table = pd.read_parquet(radiomics_patient)
+    columns = [c for c in table.columns if c.startswith("largest_original_firstorder_")][: n_features - 1]
+    columns.append("total_volume_mm3")
+    rng = np.random.default_rng(0)
+    n = 40
+    X = pd.DataFrame(rng.normal(size=(n, len(columns))), columns=columns)
+    y = X[columns[0]] + rng.normal(scale=0.5, size=n) > 0.4
+    X.insert(0, "patient_id", [f"T{i:03d}" for i in range(n)])
+    labels = pd.DataFrame({"patient_id": X["patient_id"], "hpd_champiat2017": np.where(y, "hpd", "no_hpd")})
+    settings = ModelSettings(
+        clinical_covariates=[],
+        clinical_in_model=False,
+        k_best_grid=[2],
+        c_grid=[1.0],
+        inner_splits=2,
+        calibration_folds=2,
+        n_permutations=0,
+    )
+    save_model(train(X, labels, "champiat2017", settings), path)
+    return columns
+
+
+def champiat_labels_within_one_pixel(
+    truth: dict, clinical: pd.DataFrame, config: object, pixel_mm: float
+) -> dict[str, set[str]]:
+    """Per patient, the Champiat 2017 labels of the exact measurements and of the exact measurements with
+    the pre-baseline diameters moved by +- one pixel: what a correct measurement on this grid may give.
+
+    Why: TGR_ref comes from the pre-baseline -> baseline change, often 1-2 mm over two months on the sample,
+    below the in-plane pixel (2.8 mm); TGR ratios (TGR_exp >= 2 x TGR_ref) then follow voxel quantisation.
+    (sample_dicom SYN003: one 16 mm node growing 2 mm; truth TGR ratio 0.93, a correct mask gives 3.59.)"""
+    from hpd_imaging.response import run_response
+
+    table = truth_lesions(truth)
+    pre = {
+        p["patient_id"]: next(t["scan_date"] for t in p["timepoints"] if t["role"] == "pre_baseline")
+        for p in truth["patients"]
+    }
+    labels: dict[str, set[str]] = {}
+    for delta in (0.0, pixel_mm, -pixel_mm):
+        moved = table.copy()
+        rows = moved["scan_date"] == moved["patient_id"].map(pre)
+        rows &= moved["longest_axial_diameter_mm"] > 0
+        for col in ("longest_axial_diameter_mm", "short_axis_mm"):
+            moved.loc[rows, col] = (moved.loc[rows, col] + delta).clip(lower=0.1)
+        kinetics = run_response(moved, clinical, config).kinetics
+        for pid, label in zip(kinetics["patient_id"], kinetics["hpd_champiat2017"], strict=True):
+            labels.setdefault(str(pid), set()).add(label)
+    return labels

@@ -32,17 +32,37 @@ def dask_cluster(tmp_path: Path):
     scheduler_file = tmp_path / "scheduler.json"
     common = ["--no-dashboard"]
     scheduler = subprocess.Popen(
-        [str(VENV_BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-         "--scheduler-file", str(scheduler_file), *common],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(VENV_BIN / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--scheduler-file",
+            str(scheduler_file),
+            *common,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     procs = [scheduler]
     try:
         _wait_for(scheduler_file.exists, 60, "the scheduler file", scheduler)
         worker = subprocess.Popen(
-            [str(VENV_BIN / "dask"), "worker", "--scheduler-file", str(scheduler_file),
-             "--nworkers", "1", "--nthreads", "1", *common],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(VENV_BIN / "dask"),
+                "worker",
+                "--scheduler-file",
+                str(scheduler_file),
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                *common,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         procs.append(worker)
         address = json.loads(scheduler_file.read_text())["address"]

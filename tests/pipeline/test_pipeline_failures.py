@@ -44,9 +44,22 @@ def corrupt_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_corrupt_patients_are_rows_and_the_others_finish(corrupt_archive: Path, tmp_path: Path) -> None:
     out, log = tmp_path / "out", tmp_path / "logs" / "run.log"
     proc = subprocess.run(
-        cli("run", corrupt_archive, "--out", out, "--config", FAST_CONFIG, "--quiet",
-            "--log-file", log, "--log-level", "INFO"),
-        capture_output=True, text=True, timeout=600,
+        cli(
+            "run",
+            corrupt_archive,
+            "--out",
+            out,
+            "--config",
+            FAST_CONFIG,
+            "--quiet",
+            "--log-file",
+            log,
+            "--log-level",
+            "INFO",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 1, proc.stderr
     errors = pd.read_csv(out / "errors.csv", dtype=str, keep_default_na=False)
@@ -82,19 +95,22 @@ def test_usage_errors_exit_2(tiny_archive: Path, tmp_path: Path, monkeypatch: py
     monkeypatch.delenv("HPD_PSEUDONYM_KEY", raising=False)
     o = {n: str(tmp_path / f"o{n}") for n in range(1, 7)}
     cases = {
-        "bad YAML": (["run", str(tiny_archive), "--out", o[1], "--config", str(bad_yaml)],
-                     "invalid YAML"),
-        "unknown key": (["run", str(tiny_archive), "--out", o[2], "--config", str(unknown_key)],
-                        "wokers"),
+        "bad YAML": (["run", str(tiny_archive), "--out", o[1], "--config", str(bad_yaml)], "invalid YAML"),
+        "unknown key": (["run", str(tiny_archive), "--out", o[2], "--config", str(unknown_key)], "wokers"),
         "missing study": (["run", str(tmp_path / "nowhere"), "--out", o[3]], "study folder"),
-        "out inside the archive": (["run", str(tiny_archive), "--out", str(tiny_archive / "results")],
-                                   "outside the input archive"),
-        "pseudonymize without key": (["run", str(tiny_archive), "--out", o[4], "--pseudonymize"],
-                                     "expected a secret key"),
-        "short key": (["run", str(tiny_archive), "--out", o[5], "--pseudonymize",
-                       "--pseudonym-key", "short"], "at least 16 characters"),
-        "bad log level": (["run", str(tiny_archive), "--out", o[6], "--log-level", "LOUD"],
-                          "LOUD"),
+        "out inside the archive": (
+            ["run", str(tiny_archive), "--out", str(tiny_archive / "results")],
+            "outside the input archive",
+        ),
+        "pseudonymize without key": (
+            ["run", str(tiny_archive), "--out", o[4], "--pseudonymize"],
+            "expected a secret key",
+        ),
+        "short key": (
+            ["run", str(tiny_archive), "--out", o[5], "--pseudonymize", "--pseudonym-key", "short"],
+            "at least 16 characters",
+        ),
+        "bad log level": (["run", str(tiny_archive), "--out", o[6], "--log-level", "LOUD"], "LOUD"),
     }
     for name, (args, message) in cases.items():
         result = runner.invoke(app, args)
