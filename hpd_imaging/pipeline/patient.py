@@ -116,22 +116,24 @@ def duplicate_masks(
     label map of the same ROI): both are then measured as separate lesions and the tumour burden (sum of
     diameters) doubles. We do not guess which one to drop; the pipeline reports a warning instead.
     """
-    boxes = []
+    boxes: list[tuple[tuple[int, int], ...] | None] = []
     for m in masks:
         idx = (
             np.nonzero(m.mask.any(axis=(1, 2)))[0],
             np.nonzero(m.mask.any(axis=(0, 2)))[0],
             np.nonzero(m.mask.any(axis=(0, 1)))[0],
         )
-        boxes.append(None if any(len(a) == 0 for a in idx) else tuple((a[0], a[-1] + 1) for a in idx))
+        boxes.append(
+            None if any(len(a) == 0 for a in idx) else tuple((int(a[0]), int(a[-1]) + 1) for a in idx)
+        )
     out = []
     for i in range(len(masks)):
         for j in range(i + 1, len(masks)):
-            a, b = masks[i], masks[j]
-            if a.source_path == b.source_path or boxes[i] is None or boxes[j] is None:
+            a, b, box_a, box_b = masks[i], masks[j], boxes[i], boxes[j]
+            if a.source_path == b.source_path or box_a is None or box_b is None:
                 continue
-            lo = [max(p[0], q[0]) for p, q in zip(boxes[i], boxes[j], strict=True)]
-            hi = [min(p[1], q[1]) for p, q in zip(boxes[i], boxes[j], strict=True)]
+            lo = [max(p[0], q[0]) for p, q in zip(box_a, box_b, strict=True)]
+            hi = [min(p[1], q[1]) for p, q in zip(box_a, box_b, strict=True)]
             if any(h <= lo_ for lo_, h in zip(lo, hi, strict=True)):
                 continue
             window = tuple(slice(lo_, h) for lo_, h in zip(lo, hi, strict=True))
@@ -261,7 +263,9 @@ def _radiomics(job: PatientJob, exams: list, base_exam: Any, label_to_id: dict) 
     cfg = job.config.radiomics
     params = load_params(resolve_resource(cfg.params_file, job.config_dir))
     chosen = exams if cfg.timepoints == "all" else [base_exam]
-    feats, diags, errors = [], [], []
+    feats: list[pd.DataFrame] = []
+    diags: list[pd.DataFrame] = []
+    errors: list[dict[str, str]] = []
     for exam in chosen:
         masks = [m for m in exam.masks if (exam.scan_date, m.label) in label_to_id]
         if not masks:
@@ -367,7 +371,7 @@ def _save_snapshots(path: Path, snapshots: list) -> None:
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy stub: **kwds of arrays
 
     atomic._atomic(path, write)
 
