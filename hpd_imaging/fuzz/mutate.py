@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.tag import Tag
 from pydicom.uid import ImplicitVRLittleEndian
 
 NAN, INF = float("nan"), float("inf")
@@ -292,6 +291,13 @@ def dataset_bytes(ds: Dataset) -> bytes:
     if getattr(ds, "file_meta", None) is not None:
         ds.file_meta.pop("FileMetaInformationGroupLength", None)
     implicit, little = getattr(ds, "_hpd_encoding", None) or ds.original_encoding
+    splice = getattr(ds, "_hpd_splice", None)
+    if splice is not None:  # sequences of undefined length: the spliced element changes no outer length
+        for _, elem in walk(ds):
+            if elem.VR == "SQ":
+                elem.is_undefined_length = True
+                for item in elem.value or []:
+                    item.is_undefined_length_sequence_item = True
     pydicom.dcmwrite(
         buf,
         ds,
@@ -300,7 +306,7 @@ def dataset_bytes(ds: Dataset) -> bytes:
         enforce_file_format=False,
         force_encoding=True,
     )
-    return buf.getvalue()
+    return _splice(buf.getvalue(), *splice) if splice is not None else buf.getvalue()
 
 
 def read_dataset(data: bytes) -> Dataset:
@@ -371,24 +377,38 @@ def _contours(ds: Dataset) -> list[Dataset]:
 
 
 _MILLION: list[bytes] = []
+_PLACEHOLDER = "9.87654321\\8.7654321\\7.654321"
 
 
 def million_points(ds: Dataset, rng: random.Random) -> str:
-    """One contour with a million points, written as a raw element in implicit VR (explicit VR DS values
-    cannot exceed 64 KB, which is why real files this big are implicit VR)."""
+    """One contour with a million points in implicit VR (explicit VR DS values cannot exceed 64 KB, which is
+    why real files this big are implicit VR).
+
+    Why the splice (see :func:`dataset_bytes`): pydicom converts a 3-million-value DS while writing it
+    (seconds per case); instead a short placeholder is written and replaced by the prebuilt bytes.
+    """
     contours = _contours(ds)
     if not contours:
         return "no contour to inflate"
     contour = rng.choice(contours)
     n = 1_000_000
-    if not _MILLION:  # raw bytes built once: 3 million DS objects would take seconds and ~1 GB
+    if not _MILLION:
         _MILLION.append(b"\\".join([b"1.5\\2.5\\0.0"] * n))
-    value = _MILLION[0]
-    contour[0x30060050] = RawDataElement(Tag(0x30060050), "DS", len(value), value, 0, True, True)
+    contour.ContourData = _PLACEHOLDER.split("\\")
     contour.NumberOfContourPoints = rng.choice([n, 4])  # a lying count too
     ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     ds._hpd_encoding = (True, True)  # type: ignore[attr-defined]
+    ds._hpd_splice = (_PLACEHOLDER.encode("ascii"), _MILLION[0])  # type: ignore[attr-defined]
     return f"one contour with {n} points (NumberOfContourPoints {contour.NumberOfContourPoints})"
+
+
+def _splice(data: bytes, placeholder: bytes, value: bytes) -> bytes:
+    """Replace the implicit-VR little-endian ContourData element holding ``placeholder`` by ``value``."""
+    padded = placeholder + b" " * (len(placeholder) % 2)
+    tag = struct.pack("<HH", 0x3006, 0x0050)
+    old = tag + struct.pack("<I", len(padded)) + padded
+    value = value + b" " * (len(value) % 2)
+    return data.replace(old, tag + struct.pack("<I", len(value)) + value, 1)
 
 
 def bad_contour_data(ds: Dataset, rng: random.Random) -> str:

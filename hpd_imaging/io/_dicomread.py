@@ -73,7 +73,11 @@ def read_dicom(
     """
     where = str(path)
     try:
-        with BoundedReader(path) as fp:
+        fp = BoundedReader(path)
+    except OSError as exc:
+        raise DicomReadError(f"{where}: cannot open: {exc}", path=where) from exc
+    try:
+        with fp:
             ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=force)
             offset = fp.tell()
             convert_all(ds, skip_tags)
@@ -81,8 +85,6 @@ def read_dicom(
                 convert_all(ds.file_meta)
     except InvalidDicomError:
         raise
-    except OSError as exc:
-        raise DicomReadError(f"{where}: cannot open: {exc}", path=where) from exc
     except Exception as exc:  # pydicom raises many types on damaged files (struct, value, recursion, VR)
         raise DicomReadError(
             f"{where}: cannot read as {what}: expected a well-formed DICOM file, got "

@@ -18,8 +18,8 @@ from hpd_imaging.fuzz.harness import FuzzReport, run_fuzz
 
 log = logging.getLogger(__name__)
 
-N_SYNTHETIC_CASES = 1200
-N_REAL_CASES = 300
+N_SYNTHETIC_CASES = 1000
+N_REAL_CASES = 200
 SEED = 0
 
 
@@ -50,7 +50,7 @@ def test_fuzz_reaches_every_reader_and_both_outcomes(synthetic_report: FuzzRepor
     by_target = synthetic_report.by_target()
     assert set(by_target) == {"ct", "seg", "rtstruct", "labelmap"}
     for target, counts in by_target.items():
-        assert sum(counts.values()) >= 200, (target, counts)
+        assert sum(counts.values()) == N_SYNTHETIC_CASES // 4, (target, counts)
         assert counts["refused"] >= 0.2 * sum(counts.values()), (target, counts)
         assert counts["ok"] >= 1, (target, counts)
     mutations = " ".join(r["mutation"] for r in synthetic_report.records)
@@ -62,8 +62,12 @@ def test_fuzz_reaches_every_reader_and_both_outcomes(synthetic_report: FuzzRepor
 
 def test_fuzz_memory_bombs_are_refused_by_the_guard(synthetic_report: FuzzReport) -> None:
     """Headers declaring gigabytes end in InputLimitError or a file-size DicomReadError, never MemoryError."""
-    bombs = [r for r in synthetic_report.records if "declares gigabytes" in r["mutation"]]
-    assert len(bombs) >= 20
+    bombs = [
+        r
+        for r in synthetic_report.records
+        if "declares gigabytes" in r["mutation"] and r["target"] in ("ct", "seg")  # images, not RTSTRUCT
+    ]
+    assert len(bombs) >= 10
     for r in bombs:
         loader = r["results"]["loader"]
         assert loader["status"] == "refused", r
