@@ -81,6 +81,7 @@ def dask_cluster(tmp_path: Path):
                 proc.kill()
 
 
+@pytest.mark.slow
 def test_external_dask_scheduler_gives_the_local_tables(
     dask_cluster: str, tiny_archive: Path, reference_run: RunSummary, tmp_path: Path
 ) -> None:
@@ -98,6 +99,7 @@ def test_external_dask_scheduler_gives_the_local_tables(
     )
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_bytes_and_force_recomputes(
     tiny_archive: Path, reference_run: RunSummary, tmp_path: Path
 ) -> None:

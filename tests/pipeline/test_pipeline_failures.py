@@ -41,6 +41,7 @@ def corrupt_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_corrupt_patients_are_rows_and_the_others_finish(corrupt_archive: Path, tmp_path: Path) -> None:
     out, log = tmp_path / "out", tmp_path / "logs" / "run.log"
     proc = subprocess.run(

@@ -81,6 +81,7 @@ def sample_run(sample_dicom: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return out
 
 
+@pytest.mark.slow
 def test_every_output(sample_run: Path, sample_dicom: Path) -> None:
     assert [name for name in OUTPUTS if not (sample_run / name).is_file()] == []
     info = json.loads((sample_run / "run.json").read_text())
@@ -103,6 +104,7 @@ def test_every_output(sample_run: Path, sample_dicom: Path) -> None:
             assert refs == {tp["series_instance_uid"]}
 
 
+@pytest.mark.slow
 def test_measurements_and_labels_match_ground_truth(sample_run: Path, sample_dicom: Path) -> None:
     truth = read_truth(sample_dicom)
     tol = truth["tolerances"]
