@@ -66,6 +66,7 @@ logger = logging.getLogger(__name__)
 _radiomics_logger = logging.getLogger("radiomics")
 for _handler in list(_radiomics_logger.handlers):
     _radiomics_logger.removeHandler(_handler)
+# pyradiomics logs per-voxel-class debug records; a WARNING floor avoids building them (the CLI may lower it)
 _radiomics_logger.setLevel(logging.WARNING)
 
 PYRADIOMICS_VERSION: str = str(radiomics.__version__)

@@ -83,3 +83,20 @@ def test_log_lines_go_to_stderr_not_stdout(capsys) -> None:
     captured = capsys.readouterr()
     assert "a warning for the console" in captured.err
     assert "a warning for the console" not in captured.out
+
+
+def test_quiet_console_keeps_full_log_file(tmp_path, capsys) -> None:
+    import logging
+
+    from hpd_imaging.commands._common import configure_logging
+
+    log_file = tmp_path / "run.log"
+    configure_logging("INFO", log_file, quiet=True)
+    logging.getLogger("hpd_imaging.test").info("an info line")
+    logging.getLogger("hpd_imaging.test").warning("a warning line")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    err = capsys.readouterr().err
+    assert "a warning line" in err and "an info line" not in err
+    text = log_file.read_text()
+    assert "INFO hpd_imaging.test: an info line" in text and "WARNING hpd_imaging.test: a warning line" in text

@@ -25,21 +25,20 @@ def configure_logging(level: str = "INFO", log_file: Path | None = None, quiet: 
     from rich.console import Console
     from rich.logging import RichHandler
 
-    handlers: list[logging.Handler] = []
-    if not quiet:
-        # stderr, so that machine-readable stdout (``measure --json``) is never mixed with log lines
-        handlers.append(RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False,
-                                    markup=False))
+    numeric = getattr(logging, level.upper(), None)
+    if not isinstance(numeric, int):
+        raise typer.BadParameter(f"expected one of DEBUG, INFO, WARNING, ERROR, got {level!r}")
+    # stderr, so that machine-readable stdout (``measure --json``) is never mixed with log lines;
+    # --quiet keeps warnings and errors on the console while the --log-file still gets the asked level
+    console = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False)
+    console.setLevel(max(numeric, logging.WARNING) if quiet else numeric)
+    handlers: list[logging.Handler] = [console]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(log_file, encoding="utf-8")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handlers.append(fh)
-    numeric = getattr(logging, level.upper(), None)
-    if not isinstance(numeric, int):
-        raise typer.BadParameter(f"expected one of DEBUG, INFO, WARNING, ERROR, got {level!r}")
-    logging.basicConfig(level=numeric if not quiet else max(numeric, logging.WARNING), handlers=handlers,
-                        force=True, format="%(message)s")
+    logging.basicConfig(level=numeric, handlers=handlers, force=True, format="%(message)s")
     # pyradiomics configures its own logger at import; keep it quiet unless asked
     # (its per-lesion notices such as "GLCM is symmetrical" would flood the console of a cohort run)
     logging.getLogger("radiomics").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.ERROR)

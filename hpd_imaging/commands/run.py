@@ -73,8 +73,6 @@ def run(
     import hpd_imaging.radiomics  # noqa: F401
 
     configure_logging(log_level, log_file, quiet)
-    if quiet:
-        _quiet_console_full_log_file(log_level)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -152,19 +150,6 @@ def run(
             f"[red]failed patients:[/red] {', '.join(summary.failed_patients)} (details in errors.csv)"
         )
     raise typer.Exit(summary.exit_code)
-
-
-def _quiet_console_full_log_file(log_level: str) -> None:
-    """--quiet silences the console down to warnings, but the --log-file keeps the asked --log-level
-    (configure_logging caps the root level at WARNING when quiet, which would empty the log file too)."""
-    import logging
-
-    root = logging.getLogger()
-    root.setLevel(getattr(logging, log_level.upper()))
-    console = logging.StreamHandler()
-    console.setLevel(logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root.addHandler(console)
 
 
 def register(app: typer.Typer) -> None:
