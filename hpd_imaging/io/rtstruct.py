@@ -166,12 +166,13 @@ def read_rtstruct(
     }
     observations = _observations(ds)
     masks: list[LesionMask] = []
+    fill_work = [0]  # vertex x pixel tests spent filling polygons in this file (see max_contour_fill_work)
     for roi in _items(ds, "ROIContourSequence"):
         number = _int_or(roi.get("ReferencedROINumber"), -1)
         name = names.get(number, f"ROI {number}")
         if roi_names is not None and name not in roi_names:
             continue
-        mask, notes = _rasterise_roi(roi, ct, name, sop_to_k, settings, where)
+        mask, notes = _rasterise_roi(roi, ct, name, sop_to_k, settings, where, fill_work)
         for note in notes:
             log.warning("%s: %s", path, note)
         if not mask.any():
@@ -201,8 +202,22 @@ def read_rtstruct(
     return masks
 
 
+def _fill_work(rows: np.ndarray, cols: np.ndarray, n_j: int, n_i: int) -> int:
+    """Vertex x pixel tests ``skimage.draw.polygon`` will make: it tests every pixel centre of the polygon's
+    bounding box (clipped to the grid) against every edge, so the cost grows with both."""
+    height = min(n_j - 1, int(np.ceil(rows.max()))) - max(0, int(rows.min())) + 1
+    width = min(n_i - 1, int(np.ceil(cols.max()))) - max(0, int(cols.min())) + 1
+    return len(rows) * max(height, 0) * max(width, 0)
+
+
 def _rasterise_roi(
-    roi: Dataset, ct: CtImage, name: str, sop_to_k: dict[str, int], settings: LoaderSettings, where: str
+    roi: Dataset,
+    ct: CtImage,
+    name: str,
+    sop_to_k: dict[str, int],
+    settings: LoaderSettings,
+    where: str,
+    fill_work: list[int],
 ) -> tuple[np.ndarray, list[str]]:
     geometry = ct.geometry
     n_k, n_j, n_i = geometry.shape
@@ -254,6 +269,14 @@ def _rasterise_roi(
         rows, cols = ijk[:, 1], ijk[:, 0]
         if rows.min() < -0.5 or cols.min() < -0.5 or rows.max() > n_j - 0.5 or cols.max() > n_i - 0.5:
             clipped += 1
+        fill_work[0] += _fill_work(rows, cols, n_j, n_i)
+        if fill_work[0] > settings.max_contour_fill_work:  # time-bomb guard: checked before filling
+            raise InputLimitError(
+                f"{where}: ROI {name}: filling the contours needs more than max_contour_fill_work="
+                f"{settings.max_contour_fill_work} vertex x pixel tests (a contour of {len(rows)} points "
+                f"over {n_j} x {n_i} pixels); pass roi_names to read only the lesion ROIs or raise the limit",
+                path=where,
+            )
         rr, cc = fill_polygon(rows, cols, shape=(n_j, n_i))  # pixel centres inside the polygon
         if rr.size:
             mask[k, rr, cc] ^= True  # even-odd rule across the polygons of this slice

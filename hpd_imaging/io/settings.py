@@ -33,6 +33,9 @@ class LoaderSettings(Section):
     fractional_threshold: float = Field(default=0.5, gt=0, le=1)
     # RTSTRUCT safety limit: total contour points in one file (a hostile file must not exhaust memory)
     max_contour_points: int = Field(default=5_000_000, gt=0)
+    # RTSTRUCT time limit: polygon filling tests every pixel of a contour's bounding box against every vertex;
+    # at ~2 ns per test 1e11 is a few minutes (a million-point contour over 512 x 512 would be ~10 minutes)
+    max_contour_fill_work: int = Field(default=100_000_000_000, gt=0)
     # safety limit on the decoded CT volume (voxels), checked from headers before any allocation
     max_ct_voxels: int = Field(default=2_000_000_000, gt=0)
     # safety limit on the pixel data one file declares (Rows x Columns x SamplesPerPixel x BitsAllocated/8 x

@@ -179,3 +179,18 @@ def test_a_million_contour_points_are_counted_from_the_raw_bytes_and_refused(tmp
     masks = load_masks(path, ct)
     assert {m.label for m in masks} == {"GTV lesion", "lymph node 1"}
     assert np.all([m.mask.shape == ct.geometry.shape for m in masks])
+
+
+def test_polygon_fill_work_is_limited_before_filling(tmp_path: Path, ct: Any) -> None:
+    """Filling costs vertices x bounding-box pixels; a file over max_contour_fill_work is refused up front."""
+    angles = np.linspace(0, 2 * np.pi, 1000, endpoint=False)
+    circle = np.stack([2.5 * np.cos(angles), 2.5 * np.sin(angles), np.zeros_like(angles)], axis=1)
+    path = tmp_path / "rt.dcm"
+    corpus.rtstruct([("GTV round", [circle])]).save_as(path, enforce_file_format=True)
+    [mask] = read_rtstruct(path, ct)  # 1000 vertices x 6 x 6 pixels: fine under the default limit
+    assert int(mask.mask.sum()) == 21  # integer points with x^2 + y^2 < 2.5^2: 5 + 2 x 5 + 2 x 3
+    with pytest.raises(
+        InputLimitError,
+        match=r"rt\.dcm: ROI GTV round: .*max_contour_fill_work=10000 .*a contour of 1000 points",
+    ):
+        read_rtstruct(path, ct, settings=LoaderSettings(max_contour_fill_work=10_000))
