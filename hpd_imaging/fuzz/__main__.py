@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
+    import shutil
     import tempfile
 
     from hpd_imaging.fuzz.corpus import build_corpus
@@ -65,10 +66,12 @@ def _rebuild(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         build_corpus(Path(tmp), args.real_data)
         seed, mutant = build_case(load_corpus(Path(tmp)), args.seed, args.case)
-    inputs = write_case(mutant, keep)
+        inputs = write_case(mutant, keep)
+        if seed["ct"]:  # mask cases are read on this CT
+            shutil.copytree(Path(tmp) / seed["ct"], keep / "reference_ct")
     print(f"case {args.case}: seed {seed['name']} ({mutant.target}), {mutant.mutation}; files in {inputs}")
     if seed["ct"]:
-        print(f"reference CT: the corpus folder {seed['ct']} (rebuild with build_corpus)")
+        print(f"reference CT (load_ct it, then load_masks the case file on it): {keep / 'reference_ct'}")
     return 0
 
 

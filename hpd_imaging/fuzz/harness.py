@@ -126,6 +126,7 @@ def run_fuzz(
     memory_mb: int = 1024,
     time_limit_s: float = 10.0,
     start: int = 0,
+    kill_grace_s: float = 15.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> FuzzReport:
     """Run cases ``start .. start + n_cases - 1`` of fuzz run ``seed``; never raises on a finding."""
@@ -146,7 +147,9 @@ def run_fuzz(
                     "--memory-mb", str(memory_mb), "--time-limit-s", str(time_limit_s),
                 ]  # fmt: skip
                 worker = _Worker(args, stderr)
-                next_case = _drive(worker, report, next_case, stop, time_limit_s, stderr_path, progress)
+                next_case = _drive(
+                    worker, report, next_case, stop, time_limit_s + kill_grace_s, stderr_path, progress
+                )
                 if next_case < stop:
                     report.worker_restarts += 1
         report.seconds = time.perf_counter() - t0
@@ -159,7 +162,7 @@ def _drive(
     report: FuzzReport,
     next_case: int,
     stop: int,
-    time_limit_s: float,
+    kill_after_s: float,
     stderr_path: Path,
     progress: Callable[[int, int], None] | None,
 ) -> int:
@@ -168,7 +171,7 @@ def _drive(
     ready = False
     try:
         while True:
-            limit = (time_limit_s + 15.0) if ready else STARTUP_LIMIT_S
+            limit = kill_after_s if ready else STARTUP_LIMIT_S
             try:
                 record = worker.next(limit)
             except queue.Empty:

@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGALRM, _on_alarm)
     _emit({"ready": True, "vm_mb": vm_bytes // 2**20, "n_seeds": len(seeds)})
     case_dir = args.work / f"case_{os.getpid()}"
+    selftest = _parse_self_test(os.environ.get("HPD_FUZZ_SELFTEST", ""))
     for index in range(args.start, args.stop):
         t0 = time.perf_counter()
         seed, mutant = build_case(seeds, args.seed, index)
@@ -205,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         inputs = write_case(mutant, case_dir)
         signal.setitimer(signal.ITIMER_REAL, args.time_limit_s)
         try:
-            results = run_case(seed, mutant, inputs, references, settings)
+            if index in selftest:
+                results = _self_test(selftest[index])
+            else:
+                results = run_case(seed, mutant, inputs, references, settings)
         except CaseTimeout:
             results = {"case": {"status": "hang", "detail": f"over {args.time_limit_s} s"}}
         finally:
@@ -223,6 +227,37 @@ def main(argv: list[str] | None = None) -> int:
         )
     shutil.rmtree(case_dir, ignore_errors=True)
     return 0
+
+
+def _parse_self_test(text: str) -> dict[int, str]:
+    """``HPD_FUZZ_SELFTEST="hang:3,crash:5"``: make those cases misbehave, to test the harness's verdicts."""
+    out: dict[int, str] = {}
+    for part in filter(None, text.split(",")):
+        kind, _, index = part.partition(":")
+        out[int(index)] = kind
+    return out
+
+
+def _self_test(kind: str) -> dict[str, dict[str, Any]]:
+    """Misbehave like a broken reader would: the harness must report each of these as a failure."""
+    if kind == "hang":  # Python-level: interrupted by SIGALRM
+        time.sleep(3600)
+    elif kind == "stall":  # deaf to SIGALRM (like a loop in C code): the parent must kill the worker
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(3600)
+    elif kind == "crash":  # a native library dying
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "memory":  # an allocation beyond the budget
+        try:
+            bytearray(8 * 2**30)
+        except MemoryError as exc:
+            return {"loader": _classify(exc, "")}
+    elif kind == "bug":
+        try:
+            raise KeyError("self-test")
+        except KeyError as exc:
+            return {"loader": _classify(exc, "")}
+    return {"loader": {"status": "ok", "detail": f"self-test {kind}"}}
 
 
 def _vm_size() -> int:

@@ -82,3 +82,18 @@ def test_fuzz_real_seeds(real_data: Path, tmp_path: Path, fuzz_summaries: list[s
     assert report.n_seeds > 20  # synthetic + real seeds
     assert any(r["seed"].startswith("real/") for r in report.records)
     assert not report.failures, f"{len(report.failures)} failing cases:\n{_explain(report)}"
+
+
+def test_the_harness_reports_hangs_crashes_memory_and_bugs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The verdicts can fail: cases made to misbehave (HPD_FUZZ_SELFTEST) are each reported, and the run goes
+    on after a worker is killed (stall: deaf to SIGALRM, like a loop in C) or dies (crash)."""
+    monkeypatch.setenv("HPD_FUZZ_SELFTEST", "hang:0,stall:1,crash:2,memory:3,bug:4")
+    report = run_fuzz(5, SEED, work_dir=tmp_path, time_limit_s=1.0, kill_grace_s=2.0)
+    statuses = [r["status"] for r in report.records]
+    assert statuses == ["hang", "hang", "crash", "memory", "bug"]
+    assert report.worker_restarts == 2
+    assert [r["case"] if "case" in r else r["start"] for r in report.records] == list(range(5))
+    assert len(report.failures) == 5
+    assert "MemoryError" in report.records[3]["results"]["loader"]["detail"]
