@@ -1,9 +1,11 @@
 """The input archive is never modified, outputs go only under --out, a read-only archive works.
 
-``hpd-imaging run`` runs in a child process on a copy of one sample_dicom patient (or, without sample_dicom, a
-tiny synthetic archive) made read-only with chmod; its working directory and TMPDIR are empty folders inside
-tmp_path. Afterwards every archive file has the same sha256, no file was added to or removed from the archive,
-and nothing exists in tmp_path outside --out except the archive and the (empty) working/temporary folders.
+``hpd-imaging run`` runs in a child process on a copy of two sample_dicom patients (or, without sample_dicom,
+a tiny synthetic archive) made read-only with chmod; one patient has a truncated CT slice. Its working
+directory and TMPDIR are empty folders inside tmp_path. Afterwards every archive file has the same sha256, no
+file was added to or removed from the archive, nothing exists in tmp_path outside --out except the archive and
+the (empty) working/temporary folders, and the damaged patient is rows in errors.csv while the other is
+measured.
 """
 
 from __future__ import annotations
@@ -24,23 +26,38 @@ SAMPLE = REPO / "sample_dicom"
 CONFIG = Path(__file__).resolve().parent / "data" / "config_fast.yaml"
 
 
-def _copy_archive(dst: Path) -> str:
-    """One sample_dicom patient (4 exams, CT + SEG) with its clinical row; a tiny synthetic one without it."""
-    if (SAMPLE / "clinical.csv").exists() and (SAMPLE / "SYN001").is_dir():
-        shutil.copytree(SAMPLE / "SYN001", dst / "SYN001")
+def _truncate(path: Path) -> Path:
+    """Cut a CT slice to 60 % of its bytes: the header survives, the pixel data does not."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.6)])
+    return path
+
+
+def _copy_archive(dst: Path) -> tuple[str, Path]:
+    """Two patients, two exams each: GOOD (untouched) and BAD (one CT slice truncated).
+
+    From sample_dicom (SYN001 good, SYN002 bad, with their clinical rows) when it exists, else a tiny
+    synthetic archive. Returns the source name and the truncated file.
+    """
+    if (SAMPLE / "clinical.csv").exists() and (SAMPLE / "SYN002").is_dir():
+        for pid in ("SYN001", "SYN002"):
+            for exam in sorted((SAMPLE / pid).iterdir())[:2]:
+                shutil.copytree(exam, dst / pid / exam.name)
         with (
             open(SAMPLE / "clinical.csv", newline="") as src,
             open(dst / "clinical.csv", "w", newline="") as out,
         ):
             rows = list(csv.reader(src))
             writer = csv.writer(out, lineterminator="\n")
-            writer.writerows([rows[0], *[r for r in rows[1:] if r and r[0] == "SYN001"]])
-        return "sample_dicom/SYN001"
+            writer.writerows([rows[0], *[r for r in rows[1:] if r and r[0] in ("SYN001", "SYN002")]])
+        second_exam = sorted((dst / "SYN002").iterdir())[1]
+        return "sample_dicom", _truncate(sorted((second_exam / "CT").glob("*.dcm"))[10])
     from hpd_imaging.synth.generate import generate_archive
     from hpd_imaging.synth.settings import SynthSettings
 
-    generate_archive(dst, SynthSettings(n_patients=1, seed=3, matrix=32, n_followups=1))
-    return "synthetic"
+    truth = generate_archive(dst, SynthSettings(n_patients=2, seed=3, matrix=32, n_followups=1))
+    ct_dir = dst / truth["patients"][1]["timepoints"][-1]["ct_dir"]
+    return "synthetic", _truncate(sorted(ct_dir.glob("*.dcm"))[2])
 
 
 def _digest(root: Path) -> dict[str, str]:
@@ -66,17 +83,19 @@ def _make_writable(root: Path) -> None:
 def read_only_archive(tmp_path: Path):  # noqa: ANN201
     archive = tmp_path / "archive"
     archive.mkdir()
-    source = _copy_archive(archive)
+    source, truncated = _copy_archive(archive)
     before = _digest(archive)
     _make_read_only(archive)
-    yield archive, before, source
+    yield archive, before, (source, truncated)
     _make_writable(archive)  # so that pytest can clean tmp_path
 
 
 def test_run_leaves_a_read_only_archive_byte_identical_and_writes_only_under_out(
-    read_only_archive: tuple[Path, dict[str, str], str], tmp_path: Path
+    read_only_archive: tuple[Path, dict[str, str], tuple[str, Path]], tmp_path: Path
 ) -> None:
-    archive, before, source = read_only_archive
+    """One run, three properties: the archive is untouched, outputs stay under --out, and the hostile patient
+    (a truncated slice) is error rows while the other patient is measured."""
+    archive, before, (source, truncated) = read_only_archive
     assert len(before) > 10
     assert not os.access(archive / "clinical.csv", os.W_OK) or os.geteuid() == 0  # root ignores mode bits
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
@@ -103,7 +122,7 @@ def test_run_leaves_a_read_only_archive_byte_identical_and_writes_only_under_out
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 0, f"{source}: exit {proc.returncode}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 1, f"{source}: exit {proc.returncode}\n{proc.stderr[-3000:]}"  # 1: some failed
     # the archive: same files, same bytes, still read-only
     assert _digest(archive) == before
     assert all(not (p.stat().st_mode & stat.S_IWUSR) for p in [archive, *archive.rglob("*")])
@@ -115,11 +134,22 @@ def test_run_leaves_a_read_only_archive_byte_identical_and_writes_only_under_out
         if not p.is_relative_to(out) and not p.is_relative_to(archive) and p not in (cwd, tmp)
     )
     assert outside == [], f"files created outside --out: {outside}"
-    errors = (out / "errors.csv").read_text().strip().splitlines()
-    assert len(errors) == 1, errors  # header only: the read-only archive cost nothing
+    with open(out / "errors.csv", newline="") as f:
+        errors = list(csv.DictReader(f))
+    good, bad = sorted({p.name for p in archive.iterdir() if p.is_dir()})
+    assert errors and {e["patient_id"] for e in errors} == {bad}, errors
+    load_errors = [e for e in errors if e["stage"] == "load_ct"]
+    assert len(load_errors) == 1, errors
+    assert load_errors[0]["file"].endswith(truncated.name) or truncated.name in load_errors[0]["message"]
+    assert "DicomReadError" in load_errors[0]["message"] or "pixel data" in load_errors[0]["message"]
+    with open(out / "lesions.csv", newline="") as f:
+        measured = {row["patient_id"] for row in csv.DictReader(f)}
+    assert measured == {good}
 
 
-def test_out_inside_the_archive_is_refused(read_only_archive: tuple[Path, dict[str, str], str]) -> None:
+def test_out_inside_the_archive_is_refused(
+    read_only_archive: tuple[Path, dict[str, str], tuple[str, Path]],
+) -> None:
     from typer.testing import CliRunner
 
     from hpd_imaging.cli import app
