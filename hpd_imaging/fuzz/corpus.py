@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -97,9 +98,9 @@ REAL_SEEDS: tuple[tuple[str, str, str | None], ...] = (
 
 def _meta(sop_class: str, sop_uid: str, syntax: str = ExplicitVRLittleEndian) -> FileMetaDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = syntax
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+    meta.TransferSyntaxUID = UID(syntax)
     return meta
 
 
@@ -149,7 +150,7 @@ def ct_slice(k: int, syntax: str = ExplicitVRLittleEndian) -> Dataset:
     if syntax == RLELossless:
         ds.compress(RLELossless, encoding_plugin="pydicom")
     elif syntax != ExplicitVRLittleEndian:
-        ds.file_meta.TransferSyntaxUID = syntax
+        ds.file_meta.TransferSyntaxUID = UID(syntax)
     return ds
 
 
@@ -382,12 +383,12 @@ def build_corpus(out_dir: Path, real_data: Path | None = None) -> dict[str, Any]
             if not src.exists() or (ref is not None and not ref.exists()):
                 log.info("real seed %s not found; skipped", src)
                 continue
-            files = _copy_real(src, out_dir / "real" / rel)
+            copied = _copy_real(src, out_dir / "real" / rel)
             ref_rel = None
             if ref is not None:
                 ref_rel = f"real/{ref_folder}" + (f"_without_{exclude}" if exclude else "")
                 _copy_real(ref, out_dir / ref_rel, exclude={exclude})
-            add(f"real/{rel}", target, [f.relative_to(out_dir).as_posix() for f in files], ref_rel)
+            add(f"real/{rel}", target, [f.relative_to(out_dir).as_posix() for f in copied], ref_rel)
     index = {"seeds": seeds}
     (out_dir / "corpus.json").write_text(json.dumps(index, indent=1))
     return index

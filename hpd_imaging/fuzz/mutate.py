@@ -32,7 +32,7 @@ import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ImplicitVRLittleEndian
+from pydicom.uid import UID, ImplicitVRLittleEndian
 
 NAN, INF = float("nan"), float("inf")
 
@@ -257,7 +257,7 @@ def _ds(value: Any) -> str:
 
 def transfer_syntax(ds: Dataset, rng: random.Random) -> str:
     syntax = rng.choice(TRANSFER_SYNTAXES)
-    ds.file_meta.TransferSyntaxUID = syntax
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
     return f"TransferSyntaxUID = {syntax} (pixels unchanged)"
 
 
@@ -635,10 +635,10 @@ def _mutate(seed: dict[str, Any], files: dict[str, bytes], rng: random.Random) -
     ds = copy.deepcopy(_parsed(files[main]))
     family = "semantic" if roll >= 0.75 else "dataset"
     mutators = SEMANTIC[target] if family == "semantic" else DATASET_MUTATORS
-    mutator = rng.choice(mutators)
-    what = mutator(ds, rng)
+    ds_mutator = rng.choice(mutators)
+    what = ds_mutator(ds, rng)
     out[main] = dataset_bytes(ds)
-    return Mutant(target, out, f"{family}: {mutator.__name__}: {what}", main)
+    return Mutant(target, out, f"{family}: {ds_mutator.__name__}: {what}", main)
 
 
 _PARSED: dict[int, Dataset] = {}

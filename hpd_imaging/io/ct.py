@@ -377,7 +377,7 @@ def _finish(
             geometry = ImageGeometry(
                 shape=hu.shape,
                 spacing_mm=(stack.pixel_spacing_mm[0], stack.pixel_spacing_mm[1], stack.slice_spacing_mm),
-                origin_mm=tuple(float(x) for x in stack.first_position),
+                origin_mm=tuple(float(x) for x in stack.first_position),  # type: ignore[arg-type]
                 direction=regular_direction(stack),
             )
         except GeometryError as exc:

@@ -129,7 +129,7 @@ def read_rtstruct(
     path = Path(path)
     where = str(path)
     try:
-        ds, _ = read_dicom(path, what="DICOM RTSTRUCT", skip_tags={_CONTOUR_DATA})
+        ds, _offset = read_dicom(path, what="DICOM RTSTRUCT", skip_tags={_CONTOUR_DATA})
     except InvalidDicomError as exc:
         raise DicomReadError(f"{path}: cannot read as DICOM: {exc}", path=where) from exc
     if str(ds.get("Modality", "")) != "RTSTRUCT":
