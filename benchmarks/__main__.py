@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
     p.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     p.add_argument("--ct-matrix", type=int, help="CT loading/radiomics: in-plane matrix (default 512)")
     p.add_argument("--ct-slices", type=int, help="CT loading/radiomics: slices over 240 mm (default 96)")
-    p.add_argument("--archive-patients", type=int, help="archive indexing: patients x 4 exams (default 8)")
+    p.add_argument("--archive-patients", type=int, help="archive indexing: patients x 4 exams (default 5)")
     p.add_argument("--archive-slice-mm", type=float, help="archive indexing: slice thickness (default 1)")
     p.add_argument("--lesion-sizes", type=_floats,
                    help="measurement: lesion diameters in mm (default 10,20,50)")

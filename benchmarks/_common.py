@@ -36,7 +36,7 @@ class BenchOptions:
     ct_matrix: int = 512
     ct_slices: int = 96
     ct_compressions: tuple[str, ...] = ("none", "jpeg2000")
-    archive_patients: int = 8
+    archive_patients: int = 5
     archive_slice_mm: float = 1.0
     lesion_sizes_mm: tuple[float, ...] = (10.0, 20.0, 50.0)
     lesion_spacing_mm: float = 0.7
