@@ -44,12 +44,13 @@ class BoundedReader(io.BufferedReader):
 
 
 def convert_all(ds: Dataset, skip_tags: frozenset[int] | set[int] = frozenset()) -> None:
-    """Convert every raw element (recursively) so that broken values raise here, not later.
+    """Convert every standard element (recursively) so that broken values raise here, not later.
 
-    ``skip_tags`` stay raw (e.g. ContourData, whose millions of values the caller parses itself).
+    Private elements (odd groups, often large vendor blocks) are left raw: no loader reads them. ``skip_tags``
+    stay raw (e.g. ContourData, whose millions of values the caller parses itself).
     """
     for tag in list(ds.keys()):
-        if tag in skip_tags:
+        if tag in skip_tags or tag.is_private:  # private elements are never read by the loaders
             continue
         elem = ds[tag]  # item access converts the raw element
         if elem.VR == "SQ" and elem.value is not None:
