@@ -56,6 +56,7 @@ def _check_schema(payload: dict, results_dir: Path, name: str) -> None:
     assert len(on_disk["machine"]["load_avg_1_5_15"]) == 3
 
 
+@pytest.mark.slow  # two `hpd-imaging synth` subprocesses (tiny archives): ~15 s on 2 idle cores
 @pytest.mark.parametrize("name", ["ct_load", "archive_index", "measure_diameters", "radiomics_overhead"])
 def test_benchmark_runs_and_same_answer_holds(tiny: BenchOptions, name: str) -> None:
     payload = BENCHMARKS[name](tiny)
