@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from benchmarks import BENCHMARKS
-from benchmarks._common import BenchOptions, log
+from benchmarks._common import PACKAGE_DIR, RESULTS_DIR, BenchOptions, log
 from benchmarks.summary import write_summary
 
 
@@ -27,9 +27,14 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def parse_args(argv: list[str] | None = None) -> BenchOptions:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smallest sizes, 3 repeats (a smoke run)")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smallest sizes, 3 repeats (a smoke run; results go to benchmarks/_work/quick_results)",
+    )
     p.add_argument("--sizes", type=_ints, help="end-to-end archive sizes in patients (default 2,4,8)")
     p.add_argument("--repeats", type=int, help="repeats per measurement (median reported; default 5)")
     p.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
@@ -37,21 +42,34 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
     p.add_argument("--ct-slices", type=int, help="CT loading/radiomics: slices over 240 mm (default 96)")
     p.add_argument("--archive-patients", type=int, help="archive indexing: patients x 4 exams (default 5)")
     p.add_argument("--archive-slice-mm", type=float, help="archive indexing: slice thickness (default 1)")
-    p.add_argument("--lesion-sizes", type=_floats,
-                   help="measurement: lesion diameters in mm (default 10,20,50)")
+    p.add_argument(
+        "--lesion-sizes", type=_floats, help="measurement: lesion diameters in mm (default 10,20,50)"
+    )
     p.add_argument("--e2e-matrix", type=int, help="end to end: in-plane matrix (default 256)")
     p.add_argument("--e2e-workers", type=int, help="end to end: Dask workers (default 2)")
-    p.add_argument("--no-radiomics-ct-yaml", action="store_true",
-                   help="radiomics: skip the slow pipelines/radiomics_ct.yaml comparison")
+    p.add_argument(
+        "--no-radiomics-ct-yaml",
+        action="store_true",
+        help="radiomics: skip the slow pipelines/radiomics_ct.yaml comparison",
+    )
     p.add_argument("--data-dir", type=Path, help="where generated archives live (default benchmarks/_data)")
     p.add_argument("--results-dir", type=Path, help="where results go (default benchmarks/results)")
     a = p.parse_args(argv)
     opts = BenchOptions.quick_defaults() if a.quick else BenchOptions()
+    if a.quick and a.results_dir is None:  # a smoke run never overwrites the committed results
+        opts = dataclasses.replace(opts, results_dir=PACKAGE_DIR / "_work" / "quick_results")
     overrides = {
-        "e2e_sizes": a.sizes, "repeats": a.repeats, "ct_matrix": a.ct_matrix, "ct_slices": a.ct_slices,
-        "archive_patients": a.archive_patients, "archive_slice_mm": a.archive_slice_mm,
-        "lesion_sizes_mm": a.lesion_sizes, "e2e_matrix": a.e2e_matrix, "e2e_workers": a.e2e_workers,
-        "data_dir": a.data_dir, "results_dir": a.results_dir,
+        "e2e_sizes": a.sizes,
+        "repeats": a.repeats,
+        "ct_matrix": a.ct_matrix,
+        "ct_slices": a.ct_slices,
+        "archive_patients": a.archive_patients,
+        "archive_slice_mm": a.archive_slice_mm,
+        "lesion_sizes_mm": a.lesion_sizes,
+        "e2e_matrix": a.e2e_matrix,
+        "e2e_workers": a.e2e_workers,
+        "data_dir": a.data_dir,
+        "results_dir": a.results_dir,
     }
     opts = dataclasses.replace(opts, **{k: v for k, v in overrides.items() if v is not None})
     if a.no_radiomics_ct_yaml:
@@ -71,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         BENCHMARKS[name](opts)
         log(f"--- {name} done in {time.perf_counter() - t:.0f} s")
-    path = write_summary(opts.results_dir)
+    # the README's results section follows the committed results folder only
+    readme = PACKAGE_DIR / "README.md" if opts.results_dir.resolve() == RESULTS_DIR.resolve() else None
+    path = write_summary(opts.results_dir, readme)
     log(f"all done in {time.perf_counter() - t0:.0f} s; summary: {path}")
     return 0
 

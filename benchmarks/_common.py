@@ -167,12 +167,23 @@ def ratio(numerator: Timing, denominator: Timing) -> float:
 
 
 def figure(
-    label: str, value: float, *, unit: str = "x", goal: str | None = None, met: bool | None = None,
-    context: str = ""
+    label: str,
+    value: float,
+    *,
+    unit: str = "x",
+    goal: str | None = None,
+    met: bool | None = None,
+    context: str = "",
 ) -> dict[str, Any]:
     """One row of the summary table."""
-    return {"label": label, "value": round(value, 4), "unit": unit, "goal": goal, "met": met,
-            "context": context}
+    return {
+        "label": label,
+        "value": round(value, 4),
+        "unit": unit,
+        "goal": goal,
+        "met": met,
+        "context": context,
+    }
 
 
 # --------------------------------------------------------------------------------------------------

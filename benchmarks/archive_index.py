@@ -104,8 +104,16 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     archive = synth_archive(
         f"archive_{opts.archive_patients}p_{opts.archive_slice_mm:g}mm",
-        ["--patients", str(opts.archive_patients), "--matrix", "64",
-         "--slice-thickness-mm", f"{opts.archive_slice_mm:g}", "--seed", "1"],
+        [
+            "--patients",
+            str(opts.archive_patients),
+            "--matrix",
+            "64",
+            "--slice-thickness-mm",
+            f"{opts.archive_slice_mm:g}",
+            "--seed",
+            "1",
+        ],
         opts.data_dir,
     )
     expected = _expected_exams(archive)
@@ -222,17 +230,23 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         "started": started,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": machine_state(),
-        "options": {"repeats": opts.repeats, "archive_patients": opts.archive_patients,
-                    "archive_slice_mm": opts.archive_slice_mm},
+        "options": {
+            "repeats": opts.repeats,
+            "archive_patients": opts.archive_patients,
+            "archive_slice_mm": opts.archive_slice_mm,
+        },
         "archive": str(archive),
         "n_files": n_files,
         "n_exams": sum(len(v) for v in expected.values()),
         "timings": {k: v.as_json() for k, v in timings.items()},
         "files_per_s": {k: round(n_files / v.median_s) for k, v in timings.items()},
         "real_header_context": real_context,
-        "checks": {"exams_match_ground_truth": True, "warm_scan_headers_parsed": 0,
-                   "touched_scan_headers_parsed": len(touched),
-                   "plain_loop_headers_read": int(last["plain_pydicom_loop"])},
+        "checks": {
+            "exams_match_ground_truth": True,
+            "warm_scan_headers_parsed": 0,
+            "touched_scan_headers_parsed": len(touched),
+            "plain_loop_headers_read": int(last["plain_pydicom_loop"]),
+        },
         "figures": figures,
         "notes": [
             "Warm page cache for every candidate; 'cold' means an empty header cache, not a cold disk.",

@@ -85,9 +85,15 @@ def run_monitored(cmd: list[str]) -> dict[str, Any]:
                     cmdline = " ".join(p.cmdline())
                 except psutil.Error:
                     continue
-                kind = ("driver" if p.pid == proc.pid else
-                        "resource_tracker" if "resource_tracker" in cmdline else
-                        "worker" if "spawn_main" in cmdline or "multiprocessing" in cmdline else "other")
+                kind = (
+                    "driver"
+                    if p.pid == proc.pid
+                    else "resource_tracker"
+                    if "resource_tracker" in cmdline
+                    else "worker"
+                    if "spawn_main" in cmdline or "multiprocessing" in cmdline
+                    else "other"
+                )
                 entry = peaks[p.pid] = {"kind": kind, "peak_kib": 0}
             kib = _peak_kib(p.pid)
             if kib is not None:
@@ -95,8 +101,11 @@ def run_monitored(cmd: list[str]) -> dict[str, Any]:
         time.sleep(_SAMPLE_S)
     output = proc.stdout.read() if proc.stdout else ""
     wall = time.perf_counter() - t0
-    procs = [{"pid": pid, "kind": e["kind"], "peak_rss_mib": round(e["peak_kib"] / 1024, 1)}
-             for pid, e in peaks.items() if e["peak_kib"] > 0]
+    procs = [
+        {"pid": pid, "kind": e["kind"], "peak_rss_mib": round(e["peak_kib"] / 1024, 1)}
+        for pid, e in peaks.items()
+        if e["peak_kib"] > 0
+    ]
     return {"wall_s": wall, "returncode": proc.returncode, "processes": procs, "output_tail": output[-2000:]}
 
 
@@ -118,7 +127,9 @@ def patient_image_mib(archive: Path, matrix: int) -> float:
         for tp in p["timepoints"]:
             voxels = int(tp["n_slices"]) * matrix * matrix
             present = sum(
-                1 for les in p["lesions"] for m in les["measurements"]
+                1
+                for les in p["lesions"]
+                for m in les["measurements"]
                 if m["scan_date"] == tp["scan_date"] and m["present"]
             )
             total += voxels * 2 + voxels * present
@@ -153,8 +164,16 @@ def subset_archive(full: Path, n: int) -> Path:
 def _run_once(archive: Path, workers: int) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix="hpd_bench_e2e_"))
     try:
-        cmd = [*hpd_imaging_command(), "run", str(archive), "--out", str(out / "out"),
-               "--workers", str(workers), "--quiet"]
+        cmd = [
+            *hpd_imaging_command(),
+            "run",
+            str(archive),
+            "--out",
+            str(out / "out"),
+            "--workers",
+            str(workers),
+            "--quiet",
+        ]
         result = run_monitored(cmd)
         result["command"] = " ".join(["hpd-imaging", *cmd[1:]])
         assert result["returncode"] == 0, (
@@ -190,8 +209,9 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     for n in sizes:
         archive = subset_archive(full, n)
         image_mib = patient_image_mib(archive, opts.e2e_matrix)
-        for workers in (opts.e2e_workers, 1) if n == next((s for s in sizes if s > 1), None) else (
-                opts.e2e_workers,):
+        for workers in (
+            (opts.e2e_workers, 1) if n == next((s for s in sizes if s > 1), None) else (opts.e2e_workers,)
+        ):
             # a few-minute run: the repeats are the sizes themselves; one run per (size, workers)
             log(f"{NAME}: {n} patients, --workers {workers}")
             r = _run_once(archive, workers)
@@ -200,60 +220,77 @@ def run(opts: BenchOptions) -> dict[str, Any]:
             driver_rss = max(
                 (p["peak_rss_mib"] for p in r["processes"] if p["kind"] == "driver"), default=0.0
             )
-            runs.append({
-                "patients": n,
-                "workers": workers,
-                "wall_s": round(r["wall_s"], 2),
-                "patients_per_min": round(n / r["wall_s"] * 60, 2),
-                "driver_peak_rss_mib": driver_rss,
-                "worker_peak_rss_mib": workers_rss,
-                "largest_patient_image_mib": round(image_mib, 1),
-                "stage_timings_s": r["stage_timings_s"],
-                "per_patient_mean_s": r["per_patient_mean_s"],
-                "command": r["command"],
-            })
+            runs.append(
+                {
+                    "patients": n,
+                    "workers": workers,
+                    "wall_s": round(r["wall_s"], 2),
+                    "patients_per_min": round(n / r["wall_s"] * 60, 2),
+                    "driver_peak_rss_mib": driver_rss,
+                    "worker_peak_rss_mib": workers_rss,
+                    "largest_patient_image_mib": round(image_mib, 1),
+                    "stage_timings_s": r["stage_timings_s"],
+                    "per_patient_mean_s": r["per_patient_mean_s"],
+                    "command": r["command"],
+                }
+            )
     main = [r for r in runs if r["workers"] == opts.e2e_workers]
     first, last = main[0], main[-1]
     for r in main:
-        figures.append(figure(
-            f"End to end {r['patients']} patients x 3 timepoints ({opts.e2e_matrix}x{opts.e2e_matrix}), "
-            f"{opts.e2e_workers} workers: patients per minute",
-            r["patients_per_min"], unit="patients/min", context=f"{r['wall_s']:.0f} s wall",
-        ))
+        figures.append(
+            figure(
+                f"End to end {r['patients']} patients x 3 timepoints ({opts.e2e_matrix}x{opts.e2e_matrix}), "
+                f"{opts.e2e_workers} workers: patients per minute",
+                r["patients_per_min"],
+                unit="patients/min",
+                context=f"{r['wall_s']:.0f} s wall",
+            )
+        )
     if last["patients"] > first["patients"]:
         growth = last["wall_s"] / first["wall_s"]
         linear = last["patients"] / first["patients"]
         slope = np.polyfit([r["patients"] for r in main], [r["wall_s"] for r in main], 1)
-        figures.append(figure(
-            f"End to end time growth {first['patients']} -> {last['patients']} patients",
-            growth, goal=f"<= {linear:g} (linear)", met=growth <= linear * 1.1,
-            context=f"{slope[0]:.1f} s per extra patient + {slope[1]:.1f} s fixed (least squares)",
-        ))
+        figures.append(
+            figure(
+                f"End to end time growth {first['patients']} -> {last['patients']} patients",
+                growth,
+                goal=f"<= {linear:g} (linear)",
+                met=growth <= linear * 1.1,
+                context=f"{slope[0]:.1f} s per extra patient + {slope[1]:.1f} s fixed (least squares)",
+            )
+        )
     single = [r for r in runs if r["workers"] == 1]
     if single and opts.e2e_workers > 1:
         twin = next(r for r in main if r["patients"] == single[0]["patients"])
-        figures.append(figure(
-            f"End to end {twin['patients']} patients: {opts.e2e_workers} workers vs 1 (patient level)",
-            ratio(Timing([single[0]["wall_s"]]), Timing([twin["wall_s"]])),
-            goal=f"ideal {opts.e2e_workers:g} on idle cores",
-            context=f"{twin['wall_s']:.0f} s vs {single[0]['wall_s']:.0f} s, Dask LocalCluster start-up "
-            "included",
-        ))
+        figures.append(
+            figure(
+                f"End to end {twin['patients']} patients: {opts.e2e_workers} workers vs 1 (patient level)",
+                ratio(Timing([single[0]["wall_s"]]), Timing([twin["wall_s"]])),
+                goal=f"ideal {opts.e2e_workers:g} on idle cores",
+                context=f"{twin['wall_s']:.0f} s vs {single[0]['wall_s']:.0f} s, Dask LocalCluster start-up "
+                "included",
+            )
+        )
     peaks = [(r["patients"], max(r["worker_peak_rss_mib"] or [r["driver_peak_rss_mib"]])) for r in main]
     work_mib = peaks[-1][1] - base_rss
-    figures.append(figure(
-        "Peak worker RSS above the imported code / largest patient's image data",
-        work_mib / last["largest_patient_image_mib"],
-        context=f"peak {peaks[-1][1]:.0f} MiB - imports {base_rss:.0f} MiB vs "
-        f"{last['largest_patient_image_mib']:.0f} MiB (CT int16 + masks, all timepoints)",
-    ))
+    figures.append(
+        figure(
+            "Peak worker RSS above the imported code / largest patient's image data",
+            work_mib / last["largest_patient_image_mib"],
+            context=f"peak {peaks[-1][1]:.0f} MiB - imports {base_rss:.0f} MiB vs "
+            f"{last['largest_patient_image_mib']:.0f} MiB (CT int16 + masks, all timepoints)",
+        )
+    )
     if len(peaks) > 1:
-        figures.append(figure(
-            f"Peak worker RSS at {peaks[-1][0]} patients / at {peaks[0][0]} patients",
-            peaks[-1][1] / peaks[0][1], goal="~1 (no accumulation across patients)",
-            met=peaks[-1][1] / peaks[0][1] <= 1.25,
-            context=f"{peaks[-1][1]:.0f} MiB vs {peaks[0][1]:.0f} MiB",
-        ))
+        figures.append(
+            figure(
+                f"Peak worker RSS at {peaks[-1][0]} patients / at {peaks[0][0]} patients",
+                peaks[-1][1] / peaks[0][1],
+                goal="~1 (no accumulation across patients)",
+                met=peaks[-1][1] / peaks[0][1] <= 1.25,
+                context=f"{peaks[-1][1]:.0f} MiB vs {peaks[0][1]:.0f} MiB",
+            )
+        )
     payload = {
         "name": NAME,
         "title": "hpd-imaging run end to end: patients per minute, growth with archive size, peak memory",

@@ -66,8 +66,9 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         assert abs(d_hull - d_brute) <= 1e-9 * d_brute, f"hull {d_hull} != brute force {d_brute}"
         d_measured = float(last["measure_lesion"].max_3d_diameter_mm)
         assert abs(d_measured - d_brute) <= 1e-9 * d_brute, f"measure_lesion {d_measured} != {d_brute}"
-        hull, brute, full = (timings[k] for k in ("hull_max_diameter", "brute_force_max_diameter",
-                                                  "measure_lesion"))
+        hull, brute, full = (
+            timings[k] for k in ("hull_max_diameter", "brute_force_max_diameter", "measure_lesion")
+        )
         figures.append(
             figure(
                 f"3D diameter, {d_mm:g} mm lesion at {opts.lesion_spacing_mm:g} mm: brute force / hull",
@@ -93,8 +94,11 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         "started": started,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": machine_state(),
-        "options": {"repeats": opts.repeats, "lesion_sizes_mm": list(opts.lesion_sizes_mm),
-                    "lesion_spacing_mm": opts.lesion_spacing_mm},
+        "options": {
+            "repeats": opts.repeats,
+            "lesion_sizes_mm": list(opts.lesion_sizes_mm),
+            "lesion_spacing_mm": opts.lesion_spacing_mm,
+        },
         "cases": cases,
         "checks": {"hull_equals_brute_force_rel_1e-9": True},
         "figures": figures,

@@ -66,8 +66,20 @@ def _load_exam(opts: BenchOptions) -> tuple[Any, list[Any]]:
 
     archive = synth_archive(
         f"ct_{opts.ct_matrix}x{opts.ct_slices}_none",
-        ["--patients", "1", "--followups", "1", "--matrix", str(opts.ct_matrix),
-         "--slice-thickness-mm", f"{240.0 / opts.ct_slices:g}", "--compression", "none", "--seed", "0"],
+        [
+            "--patients",
+            "1",
+            "--followups",
+            "1",
+            "--matrix",
+            str(opts.ct_matrix),
+            "--slice-thickness-mm",
+            f"{240.0 / opts.ct_slices:g}",
+            "--compression",
+            "none",
+            "--seed",
+            "0",
+        ],
         opts.data_dir,
     )
     truth = json.loads((archive / "ground_truth.json").read_text())
@@ -175,16 +187,21 @@ def _settings_block(label: str, rows: list[dict[str, Any]]) -> tuple[dict[str, A
     block = {
         "settings": label,
         "lesions": [
-            {**{k: v for k, v in r.items() if k != "timings"},
-             "timings": {k: t.as_json() for k, t in r["timings"].items()},
-             "speedup_vs_plain": round(ratio(r["timings"]["plain_pyradiomics"],
-                                             r["timings"]["ours_extract_lesion_features"]), 3)}
+            {
+                **{k: v for k, v in r.items() if k != "timings"},
+                "timings": {k: t.as_json() for k, t in r["timings"].items()},
+                "speedup_vs_plain": round(
+                    ratio(r["timings"]["plain_pyradiomics"], r["timings"]["ours_extract_lesion_features"]), 3
+                ),
+            }
             for r in rows
         ],
-        "ms_per_lesion": {"plain_pyradiomics": plain.median_s / n * 1000,
-                          "plain_pyradiomics_on_crop": crop.median_s / n * 1000,
-                          "ours_fast_shape": fast.median_s / n * 1000,
-                          "ours_extract_lesion_features": full.median_s / n * 1000},
+        "ms_per_lesion": {
+            "plain_pyradiomics": plain.median_s / n * 1000,
+            "plain_pyradiomics_on_crop": crop.median_s / n * 1000,
+            "ours_fast_shape": fast.median_s / n * 1000,
+            "ours_extract_lesion_features": full.median_s / n * 1000,
+        },
     }
     return block, figures
 
@@ -203,16 +220,18 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     # each call takes seconds on a 512x512 CT (pyradiomics works on the whole image): at most 3 repeats
     n_rep = max(1, min(opts.repeats, 3))
     log(f"{NAME}: pyradiomics defaults, {len(masks)} lesions, {n_rep} repeats")
-    block, figs = _settings_block("pyradiomics defaults (CT)", _per_lesion(ct, masks, defaults, n_rep,
-                                                                           warmup=True))
+    block, figs = _settings_block(
+        "pyradiomics defaults (CT)", _per_lesion(ct, masks, defaults, n_rep, warmup=True)
+    )
     blocks.append(block)
     figures += figs
 
     if opts.radiomics_ct_yaml:
         ct_yaml = load_params(PACKAGE_DIR.parent / "pipelines" / "radiomics_ct.yaml")
         log(f"{NAME}: radiomics_ct.yaml on the largest lesion, {n_rep} repeats")
-        block, figs = _settings_block("radiomics_ct.yaml", _per_lesion(ct, masks[-1:], ct_yaml, n_rep,
-                                                                       warmup=False))
+        block, figs = _settings_block(
+            "radiomics_ct.yaml", _per_lesion(ct, masks[-1:], ct_yaml, n_rep, warmup=False)
+        )
         blocks.append(block)
         figures += figs
 
@@ -244,8 +263,12 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         "started": started,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": machine_state(),
-        "options": {"repeats": opts.repeats, "ct_matrix": opts.ct_matrix, "ct_slices": opts.ct_slices,
-                    "radiomics_ct_yaml": opts.radiomics_ct_yaml},
+        "options": {
+            "repeats": opts.repeats,
+            "ct_matrix": opts.ct_matrix,
+            "ct_slices": opts.ct_slices,
+            "radiomics_ct_yaml": opts.radiomics_ct_yaml,
+        },
         "ct": {"shape_kji": list(ct.hu.shape), "spacing_mm": list(ct.geometry.spacing_mm)},
         "settings_blocks": blocks,
         "parallel": {k: v.as_json() for k, v in par.items()},
@@ -258,4 +281,3 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     }
     write_result(opts.results_dir, NAME, payload)
     return payload
-
