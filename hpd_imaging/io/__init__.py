@@ -101,7 +101,7 @@ def load_masks(
 
     out: list[LesionMask] = []
     for m in masks:
-        parts = connected_components(m.mask)
+        parts = connected_components(m.mask, settings, str(path))
         if len(parts) == 1:
             out.append(m)
             continue

@@ -123,6 +123,19 @@ def check_dicom_pixel_size(
     return declared
 
 
+def check_mask_count(
+    n_masks: int, shape: tuple[int, ...], settings: LoaderSettings, where: str, what: str
+) -> None:
+    """Refuse a segmentation that would become more dense masks (one byte per CT voxel) than allowed."""
+    n_bytes = n_masks * math.prod(shape)
+    if n_bytes > settings.max_mask_bytes:
+        raise InputLimitError(
+            f"{where}: {n_masks} {what} on a {shape} CT grid would take {n_bytes} bytes of masks; "
+            f"expected at most max_mask_bytes={settings.max_mask_bytes}",
+            path=where,
+        )
+
+
 def check_image_header(path: Path | str, settings: LoaderSettings, *, max_voxels: int | None = None) -> None:
     """Refuse a NIfTI/NRRD/MetaImage whose header declares more voxels or bytes than the limits allow.
 

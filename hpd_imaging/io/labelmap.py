@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
 from hpd_imaging.errors import DicomReadError, GeometryError, MaskError
-from hpd_imaging.io._limits import check_image_header
+from hpd_imaging.io._limits import check_image_header, check_mask_count
 from hpd_imaging.io._placement import match_to_grid
 from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
@@ -128,6 +128,7 @@ def read_labelmap(
     path = Path(path)
     values, notes = labelmap_on_ct_grid(path, ct, settings)
     present = [int(v) for v in np.unique(values) if v != 0]
+    check_mask_count(len(present), ct.geometry.shape, settings, str(path), "label values")
     if not present:
         raise MaskError(
             f"{path}: expected at least one non-zero label, got an empty label map", path=str(path)
@@ -173,14 +174,17 @@ def read_labelmap(
             LesionMask(
                 mask=part, label=f"{v}.{n}", lesion_id=f"{lesion_id}.{n}" if lesion_id else None, **base
             )  # type: ignore[arg-type]
-            for n, part in enumerate(connected_components(mask), start=1)
+            for n, part in enumerate(connected_components(mask, settings, str(path)), start=1)
         )
     return masks
 
 
-def connected_components(mask: np.ndarray) -> list[np.ndarray]:
+def connected_components(
+    mask: np.ndarray, settings: LoaderSettings = DEFAULT_LOADER_SETTINGS, where: str = "mask"
+) -> list[np.ndarray]:
     """26-connected components of a boolean mask, largest first (scipy.ndimage.label)."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    check_mask_count(n, mask.shape, settings, where, "connected components")
     if n <= 1:
         return [mask] if n == 1 else []
     sizes = np.bincount(labels.ravel())[1:]

@@ -29,6 +29,7 @@ from skimage.draw import polygon as fill_polygon
 from hpd_imaging.domain import CtImage, LesionMask, MaskSource
 from hpd_imaging.errors import DicomReadError, InputLimitError, MaskError
 from hpd_imaging.io._dicomread import count_ds_values, parse_ds_array, raw_ds_bytes, read_dicom
+from hpd_imaging.io._limits import check_mask_count
 from hpd_imaging.io.seg import organ_name
 from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
@@ -167,6 +168,12 @@ def read_rtstruct(
     observations = _observations(ds)
     masks: list[LesionMask] = []
     fill_work = [0]  # vertex x pixel tests spent filling polygons in this file (see max_contour_fill_work)
+    n_rois = sum(
+        1
+        for roi in _items(ds, "ROIContourSequence")
+        if roi_names is None or names.get(_int_or(roi.get("ReferencedROINumber"), -1)) in roi_names
+    )
+    check_mask_count(n_rois, ct.geometry.shape, settings, where, "ROIs")
     for roi in _items(ds, "ROIContourSequence"):
         number = _int_or(roi.get("ReferencedROINumber"), -1)
         name = names.get(number, f"ROI {number}")

@@ -20,7 +20,7 @@ from pydicom.errors import InvalidDicomError
 from hpd_imaging.domain import CtImage, LesionMask, MaskSource
 from hpd_imaging.errors import DicomReadError, GeometryError, MaskError
 from hpd_imaging.io._dicomread import BoundedReader, read_dicom
-from hpd_imaging.io._limits import check_dicom_pixel_size
+from hpd_imaging.io._limits import check_dicom_pixel_size, check_mask_count
 from hpd_imaging.io._placement import geometry_from_hd_affine, match_to_grid
 from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
@@ -119,6 +119,7 @@ def read_seg(
             f"{type(exc).__name__}: {exc}",
             path=str(path),
         ) from exc
+    check_mask_count(len(segment_numbers), ct.geometry.shape, settings, str(path), "segments")
     for number in segment_numbers:
         try:
             description = seg.get_segment_description(number)

@@ -41,6 +41,9 @@ class LoaderSettings(Section):
     # safety limit on the pixel data one file declares (Rows x Columns x SamplesPerPixel x BitsAllocated/8 x
     # NumberOfFrames, or a NIfTI/NRRD header's size), checked before any decoding (docs/robustness.md)
     max_pixel_data_bytes: int = Field(default=4 * 2**30, gt=0)
+    # safety limit on the masks one segmentation file becomes: masks x CT voxels (one byte each), checked
+    # before they are built (a label map with thousands of values, or of noise split into components)
+    max_mask_bytes: int = Field(default=8 * 2**30, gt=0)
 
 
 # the defaults, as one frozen instance usable as a keyword default

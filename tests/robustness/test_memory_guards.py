@@ -194,3 +194,34 @@ def test_polygon_fill_work_is_limited_before_filling(tmp_path: Path, ct: Any) ->
         match=r"rt\.dcm: ROI GTV round: .*max_contour_fill_work=10000 .*a contour of 1000 points",
     ):
         read_rtstruct(path, ct, settings=LoaderSettings(max_contour_fill_work=10_000))
+
+
+def test_masks_per_file_are_limited_before_they_are_built(tmp_path: Path, ct: Any) -> None:
+    """A label map of noise (one value per voxel) would become 192 dense masks; the limit refuses it first."""
+    noise = np.arange(1, corpus.N_SLICES * corpus.N_ROWS * corpus.N_COLUMNS + 1, dtype=np.uint16)
+    path = corpus.write_labelmap(tmp_path / "noise.nii.gz", noise.reshape(corpus.N_SLICES, corpus.N_ROWS, -1))
+    assert len(read_labelmap(path, ct)) == 192  # 192 masks x 192 voxels: fine by default
+    small = LoaderSettings(max_mask_bytes=192 * 100)
+    with pytest.raises(InputLimitError, match=r"noise\.nii\.gz: 192 label values .*max_mask_bytes=19200"):
+        read_labelmap(path, ct, settings=small)
+    dots = np.zeros((corpus.N_SLICES, corpus.N_ROWS, corpus.N_COLUMNS), dtype=np.uint8)
+    dots[::2, ::2, ::2] = 1  # one label, 32 isolated voxels (no 26-neighbours)
+    dotted = corpus.write_labelmap(tmp_path / "dots.nii.gz", dots)
+    assert len(load_masks(dotted, ct, split_components=True)) == 32
+    with pytest.raises(
+        InputLimitError, match=r"dots\.nii\.gz: 32 connected components .*max_mask_bytes=1000"
+    ):
+        load_masks(dotted, ct, settings=LoaderSettings(max_mask_bytes=1000), split_components=True)
+    seg = tmp_path / "seg.dcm"
+    corpus._seg([corpus.ct_slice(k) for k in range(corpus.N_SLICES)], False).save_as(
+        seg, enforce_file_format=True
+    )
+    with pytest.raises(InputLimitError, match=r"seg\.dcm: 2 segments"):
+        read_seg(seg, ct, settings=LoaderSettings(max_mask_bytes=300))
+    rt = tmp_path / "rt.dcm"
+    corpus.rtstruct().save_as(rt, enforce_file_format=True)
+    with pytest.raises(InputLimitError, match=r"rt\.dcm: 2 ROIs"):
+        read_rtstruct(rt, ct, settings=LoaderSettings(max_mask_bytes=300))
+    assert (
+        len(read_rtstruct(rt, ct, settings=LoaderSettings(max_mask_bytes=300), roi_names=["GTV lesion"])) == 1
+    )
