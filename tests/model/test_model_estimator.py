@@ -14,7 +14,23 @@ from hpd_imaging.model import CorrelationFilter, ModelSettings, build_pipeline, 
 from hpd_imaging.model.estimator import build_model
 
 
-@parametrize_with_checks([CorrelationFilter(), CorrelationFilter(threshold=0.5, method="pearson")])
+def _estimator_checks() -> pytest.MarkDecorator:
+    """scikit-learn's estimator checks for our custom transformer, minus check_array_api_input.
+
+    Why excluded, not skipped: that check only runs when SCIPY_ARRAY_API=1 is set before scipy is imported (a
+    process-wide switch we do not want under every other test), and CorrelationFilter works on numpy/pandas
+    only and does not declare array-API support (its tags say so), so the check has nothing to verify.
+    """
+    mark = parametrize_with_checks(
+        [CorrelationFilter(), CorrelationFilter(threshold=0.5, method="pearson")]
+    )
+    names, params = mark.args
+    kept = [p for p in params if "check_array_api_input" not in str(getattr(p, "values", p))]
+    assert 0 < len(params) - len(kept) <= 2 and len(kept) > 40
+    return pytest.mark.parametrize(names, kept, **mark.kwargs)
+
+
+@_estimator_checks()
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
