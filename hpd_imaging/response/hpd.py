@@ -85,12 +85,14 @@ def ratio_criterion(
     if policy == "strict_ratio":
         if ref == 0:
             return Criterion(None, f"{name}_ref = 0: ratio undefined (policy strict_ratio)")
+        # Spec 1.5: with a negative reference the naive ratio's meaning is inverted (-30/-10 = 3 is faster
+        # *shrinkage*; 73/-24 = -3 is growth after shrinkage), so the strict ratio form says "no" (spec 7:
+        # strict_ratio -> no), never HPD.
         r = exp / ref
-        met = thr.holds(r)
         return Criterion(
-            met,
-            f"naive {name} ratio {_fmt(r)} with {name}_ref {_fmt(ref)} < 0 "
-            f"{'meets' if met else 'fails'} {thr.text()} (policy strict_ratio)",
+            False,
+            f"{name}_ref {_fmt(ref)} < 0: naive {name} ratio {_fmt(r)} is not an acceleration, "
+            f"ratio form not met (policy strict_ratio)",
         )
     met = exp > 0
     form = "inequality form" if policy == "inequality_if_exp_positive" else "infinite acceleration"
