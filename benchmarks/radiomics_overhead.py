@@ -230,7 +230,7 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         ct_yaml = load_params(PACKAGE_DIR.parent / "pipelines" / "radiomics_ct.yaml")
         log(f"{NAME}: radiomics_ct.yaml on the largest lesion, {n_rep} repeats")
         block, figs = _settings_block(
-            "radiomics_ct.yaml", _per_lesion(ct, masks[-1:], ct_yaml, n_rep, warmup=False)
+            "radiomics_ct.yaml", _per_lesion(ct, masks[-1:], ct_yaml, n_rep, warmup=True)
         )
         blocks.append(block)
         figures += figs
