@@ -81,6 +81,8 @@ class ResponseConfig(Section):
     missing_target_at_followup: Literal["zero", "not_evaluable"] = "zero"
     too_small_to_measure_mm: float = Field(default=5.0, ge=0)
     early_death_policy: Literal["not_evaluable", "hpd"] = "not_evaluable"
+    # early_death_policy = hpd is Gandara-style: death within 12 weeks of ICI start (spec section 7)
+    early_death_window_days: float = Field(default=84.0, gt=0)
     kato_pace_basis: Literal["relative", "absolute"] = "relative"
     matos_new_lesion_rule: Literal[
         "two_in_involved_or_new_organ", "new_lesions_in_two_organs", "any_multiple"

@@ -633,11 +633,13 @@ def evaluate(definition: HpdDefinition, f: PatientFacts, cfg: ResponseConfig) ->
             and cfg.early_death_policy == "hpd"
             and f.death_from_progression is not False
             and len(missing) == 1
+            and compare(float(f.death_days), "<=", cfg.early_death_window_days)
         ):
             return HpdAssessment(
                 definition.key,
                 HpdLabel.HPD,
-                f"died on day {f.death_days} before the first evaluation scan (early_death_policy = hpd).",
+                f"died on day {f.death_days} <= {cfg.early_death_window_days:g} d, before the first "
+                "evaluation scan (early_death_policy = hpd).",
             )
         extra = (
             " (died before the first evaluation scan)"

@@ -113,3 +113,33 @@ def test_negative_reference_and_shrinking_on_treatment_is_never_hpd(policy):
     expected = "not_evaluable" if policy == "not_evaluable" else "no_hpd"
     for key in ("saada_bouzid2017", "ji2019", "refae2020", "kim2019_tgk", "kim2019_tgr"):
         assert lab[key] == expected, (key, r[f"hpd_{key}_reason"])
+
+
+# ---- early_death_policy -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("death", "expected"),
+    [
+        ("2024-02-10", "hpd"),
+        ("2024-03-29", "hpd"),
+        ("2024-03-30", "not_evaluable"),
+        ("2024-11-01", "not_evaluable"),
+    ],
+)
+def test_early_death_policy_hpd_only_within_12_weeks(death, expected):
+    """Spec 7: early_death_policy hpd is Gandara-style (death <= 12 weeks = 84 d); ICI 2024-01-05: day 36 and
+    day 84 count, day 85 and day 301 without an evaluation scan stay not evaluable."""
+    rows = lesion("d", "T1", {"2023-11-01": 40, "2024-01-02": 44})
+    clin = [
+        {
+            "patient_id": "d",
+            "ici_start_date": "2024-01-05",
+            "death_date": death,
+            "death_from_progression": True,
+        }
+    ]
+    r = one(rows, clin, ResponseConfig(early_death_policy="hpd"))
+    assert labels(r)["ferrara2018"] == expected, r["hpd_ferrara2018_reason"]
+    r = one(rows, clin, ResponseConfig(early_death_policy="hpd", early_death_window_days=400))
+    assert labels(r)["ferrara2018"] == "hpd"
