@@ -78,7 +78,9 @@ class ResponseConfig(Section):
     ] = "sld_power3"
     burden_lesion_set: Literal["baseline_targets", "targets_plus_new", "all_lesions"] = "baseline_targets"
     missing_target_at_prebaseline: Literal["zero", "too_small", "exclude"] = "zero"
-    missing_target_at_followup: Literal["zero", "not_evaluable"] = "zero"
+    # A target without a row on an on-treatment scan was not measured (a disappeared lesion has a 0 mm row,
+    # spec section A): RECIST 1.1 makes the target response NE unless the measured targets alone give PD.
+    missing_target_at_followup: Literal["zero", "not_evaluable"] = "not_evaluable"
     too_small_to_measure_mm: float = Field(default=5.0, ge=0)
     early_death_policy: Literal["not_evaluable", "hpd"] = "not_evaluable"
     # early_death_policy = hpd is Gandara-style: death within 12 weeks of ICI start (spec section 7)

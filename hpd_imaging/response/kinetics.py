@@ -103,6 +103,8 @@ class PatientFacts:
     baseline_date: dt.date | None = None
     first_eval_date: dt.date | None = None
     n_targets: int = 0
+    n_targets_not_measured_pre_baseline: int | None = None  # baseline targets without a row on that scan
+    n_targets_not_measured_first_eval: int | None = None
     t_ref_days: int | None = None
     t_exp_days: int | None = None
     days_pre_baseline_to_ici: int | None = None
@@ -230,6 +232,10 @@ def compute_facts(
     )
     targets = selection.targets
     pre, base, first, ici = roles.pre_baseline, roles.baseline, roles.first_eval, roles.ici_start
+    if pre is not None:
+        f.n_targets_not_measured_pre_baseline = sum(1 for lid in targets if patient.size(lid, pre) is None)
+    if first is not None:
+        f.n_targets_not_measured_first_eval = sum(1 for lid in targets if patient.size(lid, first) is None)
 
     def s_at(d: dt.date | None, kind: str = "diameter") -> float | None:
         return sum_over(patient, targets, d, roles, cfg, kind) if d is not None and targets else None

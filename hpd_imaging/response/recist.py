@@ -111,9 +111,21 @@ def target_response(
     s_base: float | None,
     nadir: float | None,
     cfg: ResponseConfig,
+    s_measured: float | None = None,
 ) -> str:
+    """``s_measured``: the sum over the targets that have a row on ``date`` (used when ``s_now`` is None
+    because a target was not measured: RECIST 1.1 still calls PD when the measured ones alone give it)."""
     if not targets:
         return "NA"
+    if s_now is None and s_measured is not None and s_base is not None and nadir is not None:
+        pct = pct_change(s_measured, nadir)
+        if (
+            pct is not None
+            and compare(pct, ">=", cfg.pd_pct)
+            and compare(s_measured - nadir, ">=", cfg.pd_min_abs_mm)
+        ):
+            return "PD"
+        return "NE"
     if s_now is None or s_base is None or nadir is None:
         return "NE"
     increase = s_now - nadir
@@ -144,8 +156,10 @@ def overall_response(target: str, non_target: str, n_new: int) -> str:
     """RECIST 1.1 overall response table (Eisenhauer 2009, table 1 and 2)."""
     if target == "PD" or non_target == "PD" or n_new > 0:
         return "PD"
-    if target == "NE" or non_target == "NE":
+    if target == "NE":
         return "NE"
+    if non_target == "NE":  # table 1: non-targets "non-PD or not all evaluated": CR -> PR, PR/SD unchanged
+        return {"CR": "PR", "NA": "NE"}.get(target, target)
     if target == "NA":
         return {"CR": "CR", "NA": "NE"}.get(non_target, "NON_CR_NON_PD")
     if target == "CR":
@@ -199,6 +213,7 @@ def assess_recist(
                 "sld_mm": s,
                 "volume_mm3": v,
                 "n_targets": len(targets),
+                "n_targets_not_measured": sum(1 for lid in targets if patient.size(lid, date) is None),
             }
         )
     history: list[dt.date] = [base] if base else []
@@ -212,7 +227,13 @@ def assess_recist(
         v = sum_over(patient, targets, date, roles, cfg, "volume") if targets else None
         nadir = min(sums_hist) if sums_hist else None
         v_nadir = min(vols_hist) if vols_hist else None
-        t_resp = target_response(patient, targets, date, s, s_base, nadir, cfg)
+        not_measured = [lid for lid in targets if patient.size(lid, date) is None]
+        s_measured = sum(
+            recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0
+            for lid in targets
+            if lid not in not_measured
+        )
+        t_resp = target_response(patient, targets, date, s, s_base, nadir, cfg, s_measured)
         nt = non_target_state(patient, selection, date, history, roles, cfg)
         new_now = new_lesions_present(patient, date, cfg)
         overall = overall_response(t_resp, nt.response, len(new_now))
@@ -238,6 +259,7 @@ def assess_recist(
                 "sld_mm": s,
                 "volume_mm3": v,
                 "n_targets": len(targets),
+                "n_targets_not_measured": len(not_measured),
                 "nadir_sld_mm": nadir,
                 "sld_change_from_baseline_pct": pct_change(s, s_base),
                 "sld_change_from_nadir_pct": pct_change(s, nadir),

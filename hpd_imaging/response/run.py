@@ -51,6 +51,7 @@ RESPONSE_COLUMNS = [
     "role",
     "days_from_ici",
     "n_targets",
+    "n_targets_not_measured",
     "sld_mm",
     "nadir_sld_mm",
     "sld_change_from_baseline_pct",
@@ -110,6 +111,8 @@ def _kinetics_row(f: PatientFacts, cfg: ResponseConfig) -> dict[str, Any]:
         "baseline_date": f.baseline_date,
         "first_eval_date": f.first_eval_date,
         "n_targets": f.n_targets,
+        "n_targets_not_measured_pre_baseline": f.n_targets_not_measured_pre_baseline,
+        "n_targets_not_measured_first_eval": f.n_targets_not_measured_first_eval,
         "t_ref_days": f.t_ref_days,
         "t_exp_days": f.t_exp_days,
         "t_ref_months": tm(f.t_ref_days),
@@ -162,6 +165,8 @@ def _kinetics_row(f: PatientFacts, cfg: ResponseConfig) -> dict[str, Any]:
         "burden_lesion_set": cfg.burden_lesion_set,
         "pd1_mode": cfg.pd1_mode,
         "nonpositive_reference_policy": cfg.nonpositive_reference_policy,
+        "missing_target_at_prebaseline": cfg.missing_target_at_prebaseline,
+        "missing_target_at_followup": cfg.missing_target_at_followup,
         "ttf_threshold_days": cfg.ttf_threshold_days,
     }
     for a in evaluate_all(f, cfg):

@@ -143,3 +143,72 @@ def test_early_death_policy_hpd_only_within_12_weeks(death, expected):
     assert labels(r)["ferrara2018"] == expected, r["hpd_ferrara2018_reason"]
     r = one(rows, clin, ResponseConfig(early_death_policy="hpd", early_death_window_days=400))
     assert labels(r)["ferrara2018"] == "hpd"
+
+
+# ---- a target measured 0 (disappeared) vs a target without a row (not measured) ---------------------------
+
+PRE, BASE, EVAL = "2024-01-02", "2024-03-01", "2024-05-03"
+ICI = [{"patient_id": "m", "ici_start_date": "2024-03-08", "treatment_stop_date": "2024-05-03"}]
+
+
+def two_targets(t1_eval: float, t2_eval: float | None, cfg: ResponseConfig | None = None) -> dict:
+    """T1 (lung) 30 -> 33 -> t1_eval and T2 (liver) 20 -> 22 -> t2_eval; None: no T2 row at first eval."""
+    rows = lesion("m", "T1", {PRE: 30, BASE: 33, EVAL: t1_eval}, organ="lung")
+    t2 = {PRE: 20, BASE: 22} | ({} if t2_eval is None else {EVAL: t2_eval})
+    rows += lesion("m", "T2", t2, organ="liver")
+    return one(rows, ICI, cfg)
+
+
+def test_target_measured_zero_is_a_disappearance():
+    r = two_targets(33, 0)
+    assert r["sld_first_eval_mm"] == 33 and r["n_targets_not_measured_first_eval"] == 0
+    assert r["recist_first_eval"] == "PR"  # 55 -> 33 = -40 %
+
+
+def test_target_without_a_row_is_not_measured_by_default():
+    """RECIST 1.1: a target not assessed makes the target response NE (a missing row is not a 0 mm row,
+    spec section A); the count and the policy are reported in kinetics.csv."""
+    r = two_targets(33, None)
+    assert r["missing_target_at_followup"] == "not_evaluable"
+    assert r["n_targets_not_measured_first_eval"] == 1
+    assert r["sld_first_eval_mm"] is None and r["tgr_exp_pct_per_month"] is None
+    assert r["recist_first_eval"] == "NE" and r["pd1"] is None
+    assert labels(r)["champiat2017"] == "not_evaluable"
+    # the documented alternative: a missing row counts as 0 mm (disappeared)
+    r = two_targets(33, None, ResponseConfig(missing_target_at_followup="zero"))
+    assert r["missing_target_at_followup"] == "zero" and r["sld_first_eval_mm"] == 33
+    assert r["recist_first_eval"] == "PR"
+
+
+def test_missing_target_still_pd_when_measured_targets_alone_progress():
+    """RECIST 1.1: with a target not assessed the response is NE *unless* the measured lesions alone already
+    give PD: 55 -> T1 67 + T2 unknown: 67 >= 1.2 x 55 = 66 and +12 mm."""
+    r = two_targets(67, None)
+    assert r["recist_first_eval"] == "PD" and r["pd1"] is True
+    assert r["sld_first_eval_mm"] is None  # the sum itself stays unknown
+    assert two_targets(65, None)["recist_first_eval"] == "NE"  # 65 < 66: could be anything
+
+
+def test_missing_prebaseline_target_policies():
+    """missing_target_at_prebaseline: T2 has no row on the pre-baseline scan. zero: S_pre = 30;
+    too_small: 30 + 5 = 35; exclude: TGR_ref not evaluable."""
+    rows = lesion("m", "T1", {PRE: 30, BASE: 33, EVAL: 40}, organ="lung")
+    rows += lesion("m", "T2", {BASE: 22, EVAL: 25}, organ="liver")
+    r = one(rows, ICI)
+    assert r["missing_target_at_prebaseline"] == "zero" and r["n_targets_not_measured_pre_baseline"] == 1
+    assert r["sld_pre_baseline_mm"] == 30
+    r = one(rows, ICI, ResponseConfig(missing_target_at_prebaseline="too_small"))
+    assert r["sld_pre_baseline_mm"] == 35
+    r = one(rows, ICI, ResponseConfig(missing_target_at_prebaseline="too_small", too_small_to_measure_mm=3))
+    assert r["sld_pre_baseline_mm"] == 33
+    r = one(rows, ICI, ResponseConfig(missing_target_at_prebaseline="exclude"))
+    assert r["sld_pre_baseline_mm"] is None and r["tgr_ref_pct_per_month"] is None
+    assert labels(r)["saada_bouzid2017"] == "not_evaluable"  # no RECIST PD (+18 %): Champiat is 'no' anyway
+
+
+def test_non_target_not_assessed_does_not_hide_target_response():
+    """RECIST 1.1 table 1: target PR with non-targets 'non-PD or not all evaluated' is PR, not NE."""
+    rows = lesion("m", "T1", {PRE: 30, BASE: 40, EVAL: 20}, organ="lung")
+    rows += lesion("m", "NT", {PRE: 8, BASE: 8}, organ="bone")  # 8 mm: non-target, no row at first eval
+    r = one(rows, ICI)
+    assert r["recist_first_eval"] == "PR"
