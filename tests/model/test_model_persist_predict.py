@@ -138,18 +138,3 @@ def test_predict_refuses_missing_features_and_missing_clinical(trained, cohort):
         predict(trained, feats, clinical=cohort.clinical)
     with pytest.raises(ModelError, match="expected a clinical table"):
         predict(trained, cohort.features)
-
-
-def test_shipped_demo_model_loads_and_is_marked_synthetic():
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "models" / "hpd_demo_synthetic_features.skops"
-    model = load_model(path)  # sha256 + trusted types checked
-    card = json.loads(card_path_for(path).read_text())
-    assert card["synthetic"] is True and card["notes"]["rebuild"].startswith("uv run python -m")
-    assert card["metrics"]["auc"]["ci_low"] > 0.5
-    cohort = make_feature_cohort(
-        120, prevalence=0.15, signal_strength=1.5, not_evaluable_fraction=0.1, seed=20240601
-    )
-    out = predict(model, cohort.features, cohort.kinetics)
-    assert len(out) == 120 and out["hpd_risk"].between(0, 1).all()
