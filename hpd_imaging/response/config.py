@@ -111,7 +111,7 @@ class ResponseConfig(Section):
     non_target_pd_volume_ratio: float = 1.728
     non_target_pd_min_abs_mm: float = 5.0
     confirmation_min_days: int = 28  # iRECIST / irRC / imRECIST: >= 4 weeks
-    irecist_confirmation_max_days: int = 56  # iRECIST: next assessment 4-8 weeks later (informative only)
+    irecist_confirmation_max_days: int = 56  # iRECIST: next assessment 4-8 weeks later (later: flagged)
     irrecist_confirmation_max_days: int = 84  # irRECIST: 4-12 weeks
     irrc_pd_pct: float = 25.0
     irrc_pr_pct: float = 50.0

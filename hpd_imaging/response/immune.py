@@ -112,6 +112,13 @@ def assess_immune(
     def irrc_burden(d: dt.date) -> float | None:
         total = 0.0
         for lid in (*index, *[n for n in _irrc_new(patient, [x for x in dates if x <= d], cfg)]):
+            if (
+                lid in index
+                and d > base
+                and patient.size(lid, d) is None
+                and cfg.missing_target_at_followup == "not_evaluable"
+            ):
+                return None  # an index lesion not measured on this scan (a disappeared one has a 0 mm row)
             p = _product(patient, lid, d)
             if p is None:
                 return None

@@ -339,7 +339,13 @@ class _IrecistTracker:
             self.confirmed = True
             self.episodes.append((ref["date"], "confirmed"))
             self.ref = None
-            return "iCPD", "confirmed: " + ", ".join(reasons)
+            late = ""
+            if days > self.cfg.irecist_confirmation_max_days:  # due 4-8 weeks after iUPD; later still counts
+                late = (
+                    f" (scan {days} d after iUPD > {self.cfg.irecist_confirmation_max_days} d: "
+                    "outside the recommended window)"
+                )
+            return "iCPD", "confirmed: " + ", ".join(reasons) + late
         return "iUPD", "unconfirmed (no further increase)"
 
     def finalise(self, rows: list[dict]) -> None:
