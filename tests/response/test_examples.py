@@ -70,7 +70,8 @@ def ex2(cfg: ResponseConfig | None = None) -> dict:
 
 def test_example2_negative_reference():
     r = ex2()
-    assert r["t_ref_months"] == A(1.97125, abs=1e-5)
+    assert r["t_ref_months"] == A(1.97125, abs=1e-5) and r["t_exp_months"] == A(1.83984, abs=1e-5)
+    assert r["days_ici_to_first_eval"] == 51
     assert r["tgr_ref_pct_per_month"] == A(-24.230, abs=1e-3)
     assert r["tgr_exp_pct_per_month"] == A(73.091, abs=1e-3)
     assert r["tgr_ratio"] == A(-3.017, abs=1e-3)
@@ -192,6 +193,7 @@ def test_example4_matos_window_day57():
 def test_example5a_all_nonnodal_targets_gone():
     rows = lesion("ex5", "T1", {"2024-01-05": 30, "2024-03-05": 36, "2024-05-06": 0})
     r = one(rows, [{"patient_id": "ex5", "ici_start_date": "2024-03-06"}])
+    assert r["t_ref_months"] == A(1.97125, abs=1e-5) and r["t_exp_months"] == A(2.03696, abs=1e-5)
     assert r["tgr_ref_pct_per_month"] == A(31.979, abs=1e-3)
     assert r["tgr_exp_pct_per_month"] == -100.0  # the limit, no log(0) error
     assert r["delta_tgr"] == A(-131.979, abs=1e-3)
@@ -383,7 +385,8 @@ def test_example8_kato_positive():
     assert r["ttf_days"] == 54
     assert r["pace_exp"] == A(32.117, abs=1e-3) and r["pace_ref"] == A(4.909, abs=1e-3)
     assert r["pace_ratio"] == A(6.54, abs=1e-2)
-    assert r["days_pre_baseline_to_ici"] == 65
+    assert r["days_pre_baseline_to_ici"] == 65 and r["days_ici_to_first_eval"] == 53
+    assert r["ttf_days"] / 30.4375 == A(1.774, abs=1e-3)
     lab = labels(r)
     for key in ("kato2017", "champiat2017", "ferrara2018", "saada_bouzid2017", "kim2019", "matos2020"):
         assert lab[key] == "hpd", key
@@ -464,6 +467,7 @@ def ex10(cfg: ResponseConfig | None = None) -> dict:
 
 def test_example10_experimental_period_from_baseline_scan():
     r = ex10()
+    assert r["t_ref_months"] == A(1.83984, abs=1e-5) and r["t_exp_months"] == A(1.83984, abs=1e-5)
     assert r["tgr_ref_pct_per_month"] == A(8.281, abs=1e-3)
     assert r["tgr_exp_pct_per_month"] == A(57.533, abs=1e-3)
     assert r["delta_tgr"] == A(49.252, abs=1e-3)
@@ -479,7 +483,8 @@ def test_example10_experimental_period_from_baseline_scan():
 
 def test_example10_experimental_period_from_ici_start():
     r = ex10(ResponseConfig(exp_period_start="ici_start"))
-    assert r["t_exp_days"] == 42
+    assert r["t_exp_days"] == 42 and r["t_exp_months"] == A(1.37988, abs=1e-5)
+    assert r["tgr_ref_pct_per_month"] == A(8.281, abs=1e-3)  # the reference period does not move
     assert r["tgr_exp_pct_per_month"] == A(83.300, abs=1e-3)
     assert r["delta_tgr"] == A(75.019, abs=1e-3)
     lab = labels(r)
@@ -492,6 +497,7 @@ def test_example10_thirty_day_months():
     assert r["tgr_exp_pct_per_month"] == A(56.507, abs=1e-3)
     assert r["delta_tgr"] == A(48.35, abs=1e-2)
     assert r["tgr_ratio"] == A(6.927, abs=1e-3)
+    assert labels(r)["ferrara2018"] == "no_hpd" and labels(r)["champiat2017"] == "hpd"
 
 
 # ---- Example 11: Gandara fast progression -----------------------------------------------------------------
