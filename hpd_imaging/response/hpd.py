@@ -318,6 +318,8 @@ def _gandara(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
                 )
             ]
         best = max((p for _, p in early if p is not None), default=None)
+        if best is None:  # every early scan has an unknown sum (a target not measured): cannot tell
+            return [Criterion(None, f"SLD change unknown on every scan within {scan_win.text()} d")]
         return [
             Criterion(
                 False,

@@ -212,3 +212,13 @@ def test_non_target_not_assessed_does_not_hide_target_response():
     rows += lesion("m", "NT", {PRE: 8, BASE: 8}, organ="bone")  # 8 mm: non-target, no row at first eval
     r = one(rows, ICI)
     assert r["recist_first_eval"] == "PR"
+
+
+def test_gandara_unevaluable_early_scan_is_not_a_no():
+    """A scan on day 30 whose target sum is unknown (a target not measured) cannot show +50 %: NE, not no."""
+    rows = lesion("g", "T1", {"2024-01-02": 30, "2024-02-03": 30}) + lesion(
+        "g", "T2", {"2024-01-02": 20}, organ="liver"
+    )
+    r = one(rows, [{"patient_id": "g", "ici_start_date": "2024-01-04"}])
+    assert r["sld_first_eval_mm"] is None
+    assert labels(r)["gandara2021"] == "not_evaluable", r["hpd_gandara2021_reason"]
