@@ -222,3 +222,18 @@ def test_gandara_unevaluable_early_scan_is_not_a_no():
     r = one(rows, [{"patient_id": "g", "ici_start_date": "2024-01-04"}])
     assert r["sld_first_eval_mm"] is None
     assert labels(r)["gandara2021"] == "not_evaluable", r["hpd_gandara2021_reason"]
+
+
+def test_docs_rows_match_registry_rule_citation_and_inputs():
+    """docs/hpd_definitions.md: each key row has the registry rule, inputs and citation."""
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "hpd_definitions.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in docs.splitlines() if line.startswith("| `")}
+    for key, d in DEFINITIONS.items():
+        cells = [c.strip() for c in rows[key].split("|")[1:-1]]
+        assert cells[1] == d.summary, key
+        assert cells[3] == ", ".join(d.required_inputs), key
+        assert cells[5] == d.citation, key
+        for name, thr in d.default_thresholds.items():
+            assert f"`{name}`: {thr.comparator} {thr.value:g}" in cells[2], (key, name)
