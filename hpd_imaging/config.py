@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -32,6 +32,11 @@ DEFAULT_CONFIG = REPO_PIPELINES / "default.yaml"
 class RunSettings(Section):
     workers: int | None = None  # None: sized to the machine
     scheduler: str | None = None  # address of an existing Dask scheduler
+    # A follow-up exam with a CT but no segmentation: archives (and `hpd-imaging synth`) often store no mask when
+    # every lesion has disappeared. "no_lesions" reads it as no visible lesion (each tracked lesion measured
+    # 0 mm, i.e. RECIST CR unless nodes remain) and writes a warning row; "error" refuses the patient. A
+    # pre-baseline or baseline exam without a segmentation is always an error: targets are chosen there.
+    follow_up_without_mask: Literal["no_lesions", "error"] = "no_lesions"
 
 
 class PipelineConfig(Section):

@@ -41,6 +41,8 @@ def configure_logging(level: str = "INFO", log_file: Path | None = None, quiet: 
     logging.basicConfig(level=numeric, handlers=handlers, force=True, format="%(message)s")
     # pyradiomics configures its own logger at import; keep it quiet unless asked
     # (its per-lesion notices such as "GLCM is symmetrical" would flood the console of a cohort run)
+    # Dask's scheduler/nanny lifecycle messages are INFO noise for a user of `run`
+    logging.getLogger("distributed").setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
     logging.getLogger("radiomics").setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.ERROR)
 
 

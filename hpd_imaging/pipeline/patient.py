@@ -183,15 +183,28 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
                 errors.append(error_row(pid, "load_masks", str(ref.path), exc))
                 failed_load = True
         if not tp.masks:
-            errors.append(
-                error_row(
-                    pid,
-                    "load_masks",
-                    folder,
-                    f"exam {tp.scan_date}: expected a lesion segmentation paired with the CT, got none",
+            if tp.role is TimepointRole.FOLLOW_UP and cfg.run.follow_up_without_mask == "no_lesions":
+                errors.append(
+                    error_row(
+                        pid,
+                        "load_masks",
+                        folder,
+                        f"follow-up exam {tp.scan_date} has no segmentation: read as no visible lesion (every "
+                        "tracked lesion measured 0 mm); set run.follow_up_without_mask: error to refuse instead",
+                        severity="warning",
+                    )
                 )
-            )
-            failed_load = True
+            else:
+                errors.append(
+                    error_row(
+                        pid,
+                        "load_masks",
+                        folder,
+                        f"exam {tp.scan_date} ({tp.role.value}): expected a lesion segmentation paired with the "
+                        "CT, got none",
+                    )
+                )
+                failed_load = True
         for i, j, dice in duplicate_masks(masks):
             a, b = masks[i], masks[j]
             msg = (
