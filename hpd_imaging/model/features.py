@@ -23,6 +23,8 @@ _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
 
+_IDENTIFIER_COLUMNS = frozenset({"scan_date", "largest_lesion_id", "lesion_id", "region"})
+
 def _src(df: pd.DataFrame, default: str) -> str:
     return str(df.attrs.get("source", default))
 
@@ -86,12 +88,14 @@ def numeric_features(features: pd.DataFrame) -> pd.DataFrame:
             keep[str(col)] = s.astype(float)
         else:
             dropped.append(str(col))
+    # identifier columns the radiomics aggregation always writes are expected, not worth a warning
+    unexpected = [c for c in dropped if c not in _IDENTIFIER_COLUMNS]
     if dropped:
-        log.warning(
+        (log.warning if unexpected else log.info)(
             "%s: %d non-numeric column(s) are not model inputs and were dropped: %s",
             src,
             len(dropped),
-            dropped[:10],
+            (unexpected or dropped)[:10],
         )
     if not keep:
         raise ModelError(f"{src}: expected numeric feature columns besides patient_id, got none", path=src)
