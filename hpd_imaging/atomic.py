@@ -1,7 +1,8 @@
 """Crash-safe output files: write to a temporary name in the same folder, fsync, then rename.
 
 A run killed at any moment (even ``kill -9``) therefore leaves either the previous complete file or the new
-complete file, never a half-written one; a rerun then completes to the same result. ``os.replace`` is atomic on
+complete file, never a half-written one; a rerun then completes to the same result.
+``os.replace`` is atomic on
 POSIX when source and target are on the same filesystem, which writing next to the target guarantees.
 """
 

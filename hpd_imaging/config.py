@@ -32,7 +32,8 @@ DEFAULT_CONFIG = REPO_PIPELINES / "default.yaml"
 class RunSettings(Section):
     workers: int | None = None  # None: sized to the machine
     scheduler: str | None = None  # address of an existing Dask scheduler
-    # A follow-up exam with a CT but no segmentation: archives (and `hpd-imaging synth`) often store no mask when
+    # A follow-up exam with a CT but no segmentation: archives (and `hpd-imaging synth`) often store no mask
+    # when
     # every lesion has disappeared. "no_lesions" reads it as no visible lesion (each tracked lesion measured
     # 0 mm, i.e. RECIST CR unless nodes remain) and writes a warning row; "error" refuses the patient. A
     # pre-baseline or baseline exam without a segmentation is always an error: targets are chosen there.
@@ -66,8 +67,10 @@ def resolve_resource(path: Path, relative_to: Path | None = None) -> Path:
     for c in candidates:
         if c.exists():
             return c.resolve()
-    raise ConfigError(f"settings file not found: expected {path} (looked in {', '.join(map(str, candidates))})",
-                      path=str(path))
+    raise ConfigError(
+        f"settings file not found: expected {path} (looked in {', '.join(map(str, candidates))})",
+        path=str(path),
+    )
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -81,7 +84,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}", path=str(path))
+        raise ConfigError(
+            f"{path}: expected a mapping at the top level, got {type(data).__name__}", path=str(path)
+        )
     return data
 
 
@@ -95,6 +100,7 @@ def load_config(path: Path | None = None) -> PipelineConfig:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
         )
         raise ConfigError(f"{path}: invalid settings: {problems}", path=str(path)) from exc

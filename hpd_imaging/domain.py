@@ -130,7 +130,9 @@ class ImageGeometry:
     def index_to_lps(self, ijk: np.ndarray) -> np.ndarray:
         """Map continuous indices ``(..., 3)`` in ``(i, j, k)`` order to LPS millimetres."""
         ijk = np.asarray(ijk, dtype=float)
-        return ijk @ (self.direction_matrix * np.asarray(self.spacing_mm)[None, :]).T + np.asarray(self.origin_mm)
+        return ijk @ (self.direction_matrix * np.asarray(self.spacing_mm)[None, :]).T + np.asarray(
+            self.origin_mm
+        )
 
     def lps_to_index(self, xyz: np.ndarray) -> np.ndarray:
         """Map LPS millimetres ``(..., 3)`` to continuous ``(i, j, k)`` indices."""
@@ -222,7 +224,9 @@ class MaskRef:
     frame_of_reference_uid: str = ""
     # label value -> (lesion_id, organ, is_lymph_node); from masks.csv for label maps
     label_table: tuple[tuple[int, str, str, bool], ...] = ()
-    pairing: str = ""  # how it was paired: "series_uid", "instances", "frame_of_reference", "geometry", "manifest"
+    pairing: str = (
+        ""  # how it was paired: "series_uid", "instances", "frame_of_reference", "geometry", "manifest"
+    )
 
 
 @dataclass(frozen=True)
@@ -293,10 +297,13 @@ class LesionMask:
 
     def __post_init__(self) -> None:
         if self.mask.dtype != bool:
-            raise MaskError(f"{self.source_path or self.label}: expected a boolean mask, got dtype {self.mask.dtype}")
+            raise MaskError(
+                f"{self.source_path or self.label}: expected a boolean mask, got dtype {self.mask.dtype}"
+            )
         if tuple(self.mask.shape) != self.geometry.shape:
             raise MaskError(
-                f"{self.source_path or self.label}: expected mask shape {self.geometry.shape}, got {self.mask.shape}"
+                f"{self.source_path or self.label}: expected mask shape {self.geometry.shape}, "
+                f"got {self.mask.shape}"
             )
 
     @property

@@ -13,8 +13,18 @@ from importlib import metadata
 from pathlib import Path
 
 TRACKED_PACKAGES = (
-    "hpd-imaging", "pyradiomics", "SimpleITK", "pydicom", "highdicom", "scikit-learn", "scikit-image", "numpy",
-    "scipy", "pandas", "dask", "skops",
+    "hpd-imaging",
+    "pyradiomics",
+    "SimpleITK",
+    "pydicom",
+    "highdicom",
+    "scikit-learn",
+    "scikit-image",
+    "numpy",
+    "scipy",
+    "pandas",
+    "dask",
+    "skops",
 )
 
 
@@ -44,5 +54,7 @@ def files_fingerprint(paths: Iterable[Path]) -> str:
 
 def resume_key(input_fingerprint: str, config_hash: str, versions: dict[str, str], extra: str = "") -> str:
     """Key under which one patient's results are stored: inputs x config x versions."""
-    payload = "\n".join([input_fingerprint, config_hash, *(f"{k}={v}" for k, v in sorted(versions.items())), extra])
+    payload = "\n".join(
+        [input_fingerprint, config_hash, *(f"{k}={v}" for k, v in sorted(versions.items())), extra]
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]

@@ -37,5 +37,7 @@ def real_data(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def sample_dicom() -> Path:
     if not (SAMPLE_DICOM / "ground_truth.json").exists():
-        pytest.fail(f"sample_dicom/ is missing or incomplete at {SAMPLE_DICOM}; regenerate it (see its README)")
+        pytest.fail(
+            f"sample_dicom/ is missing or incomplete at {SAMPLE_DICOM}; regenerate it (see its README)"
+        )
     return SAMPLE_DICOM

@@ -51,8 +51,12 @@ def test_ct_and_mask_must_match_their_grid() -> None:
 
 
 def test_sitk_round_trip_keeps_geometry() -> None:
-    g = ImageGeometry(shape=(2, 3, 4), spacing_mm=(0.7, 0.8, 5.0), origin_mm=(1.0, 2.0, 3.0),
-                      direction=(0, 1, 0, 1, 0, 0, 0, 0, -1))
+    g = ImageGeometry(
+        shape=(2, 3, 4),
+        spacing_mm=(0.7, 0.8, 5.0),
+        origin_mm=(1.0, 2.0, 3.0),
+        direction=(0, 1, 0, 1, 0, 0, 0, 0, -1),
+    )
     hu = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
     back = CtImage.from_sitk(CtImage(hu=hu, geometry=g).to_sitk())
     assert back.geometry.is_close(g)
@@ -99,4 +103,6 @@ def test_quiet_console_keeps_full_log_file(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "a warning line" in err and "an info line" not in err
     text = log_file.read_text()
-    assert "INFO hpd_imaging.test: an info line" in text and "WARNING hpd_imaging.test: a warning line" in text
+    assert (
+        "INFO hpd_imaging.test: an info line" in text and "WARNING hpd_imaging.test: a warning line" in text
+    )

@@ -189,8 +189,9 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
                         pid,
                         "load_masks",
                         folder,
-                        f"follow-up exam {tp.scan_date} has no segmentation: read as no visible lesion (every "
-                        "tracked lesion measured 0 mm); set run.follow_up_without_mask: error to refuse instead",
+                        f"follow-up exam {tp.scan_date} has no segmentation: read as no visible lesion "
+                        "(every tracked lesion measured 0 mm); set run.follow_up_without_mask: error "
+                        "to refuse instead",
                         severity="warning",
                     )
                 )
@@ -200,7 +201,8 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
                         pid,
                         "load_masks",
                         folder,
-                        f"exam {tp.scan_date} ({tp.role.value}): expected a lesion segmentation paired with the "
+                        f"exam {tp.scan_date} ({tp.role.value}): expected a lesion segmentation paired "
+                        "with the "
                         "CT, got none",
                     )
                 )

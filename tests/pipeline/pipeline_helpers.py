@@ -111,8 +111,8 @@ def champiat_labels_within_one_pixel(
 
     Why: TGR_ref comes from the pre-baseline -> baseline change, often 1-2 mm over two months on the sample,
     below the in-plane pixel (2.8 mm); TGR ratios (TGR_exp >= 2 x TGR_ref) then follow voxel quantisation.
-    (seed 2024 of the sample had SYN003: one 16 mm node growing 2 mm; truth TGR ratio 0.93, a correct mask gave
-    3.59; the sample now uses a seed where no label flips within one pixel.)"""
+    (seed 2024 of the sample had SYN003: one 16 mm node growing 2 mm; truth TGR ratio 0.93, a correct mask
+    gave 3.59; the sample now uses a seed where no label flips within one pixel.)"""
     from hpd_imaging.response import run_response
 
     table = truth_lesions(truth)

@@ -1,5 +1,5 @@
-"""A follow-up exam with a CT but no segmentation (every lesion gone) is read as "no visible lesion" by default
-(a warning row), or refuses the patient with run.follow_up_without_mask: error; a baseline without one always fails."""
+"""A follow-up exam with a CT but no segmentation (every lesion gone) is read as "no visible
+lesion" by default (a warning row), or refuses the patient with run.follow_up_without_mask: error."""
 
 from __future__ import annotations
 
@@ -40,11 +40,15 @@ def test_followup_without_mask_is_measured_zero_with_a_warning(tiny_archive: Pat
     at_exam = lesions[(lesions.patient_id == pid) & (lesions.scan_date == date)]
     tracked_before = lesions[(lesions.patient_id == pid) & (lesions.scan_date < date)].lesion_id.unique()
     assert set(at_exam.lesion_id) == set(tracked_before)  # every tracked lesion has a row there ...
-    assert (at_exam.voxel_count == 0).all() and (at_exam.longest_axial_diameter_mm == 0).all()  # ... measured 0
+    assert (at_exam.voxel_count == 0).all() and (
+        at_exam.longest_axial_diameter_mm == 0
+    ).all()  # ... measured 0
     errors = pd.read_csv(tmp_path / "out" / "errors.csv", dtype={"patient_id": str})
     row = errors[(errors.patient_id == pid) & (errors.stage == "load_masks")]
     assert list(row.severity) == ["warning"]
-    assert row.message.iloc[0].startswith(f"follow-up exam {date} has no segmentation: read as no visible lesion")
+    assert row.message.iloc[0].startswith(
+        f"follow-up exam {date} has no segmentation: read as no visible lesion"
+    )
 
 
 def test_followup_without_mask_fails_the_patient_when_asked(tiny_archive: Path, tmp_path: Path) -> None:
