@@ -217,7 +217,7 @@ def machine_state() -> dict[str, Any]:
     import SimpleITK
 
     try:
-        import radiomics
+        import radiomics  # type: ignore[import-untyped]
 
         pyradiomics_version = str(radiomics.__version__)
     except Exception:  # noqa: BLE001 - reporting only

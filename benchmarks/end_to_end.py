@@ -67,7 +67,7 @@ def _peak_kib(pid: int) -> int | None:
 
 def run_monitored(cmd: list[str]) -> dict[str, Any]:
     """Run ``cmd``; return wall time, exit code and the peak RSS (MiB) of each process of its tree."""
-    import psutil
+    import psutil  # type: ignore[import-untyped]
 
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

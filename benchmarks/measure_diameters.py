@@ -13,6 +13,7 @@ one lesion: mesh, volumes, RECIST axes, 3D diameter, fragments) is timed too, as
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ NAME = "measure_diameters"
 
 def ellipsoid_mask(diameter_mm: float, spacing_mm: float) -> Any:
     """A rotated ellipsoid (semi-axes d/2, 0.4 d, 0.325 d; rotated 20/30/40 degrees) as a LesionMask."""
-    from scipy.spatial.transform import Rotation
+    from scipy.spatial.transform import Rotation  # type: ignore[import-untyped]
 
     from hpd_imaging.domain import ImageGeometry, LesionMask, MaskSource
 
@@ -56,9 +57,9 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         log(f"{NAME}: {d_mm:g} mm lesion, {len(verts)} surface vertices, {repeats} repeats")
         timings, last = time_blocks(
             {
-                "hull_max_diameter": lambda v=verts: max_diameter(v)[0],
-                "brute_force_max_diameter": lambda v=verts: brute_force_max_diameter(v),
-                "measure_lesion": lambda m=mask: measure_lesion(m),
+                "hull_max_diameter": partial(lambda v: max_diameter(v)[0], verts),
+                "brute_force_max_diameter": partial(brute_force_max_diameter, verts),
+                "measure_lesion": partial(measure_lesion, mask),
             },
             repeats,
         )

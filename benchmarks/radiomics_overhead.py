@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -113,12 +114,10 @@ def _per_lesion(ct: Any, masks: list[Any], params: Any, repeats: int, warmup: bo
         crop_img, crop_mask = _crop_to_lesion(image, mask_img, m.mask, CROP_MARGIN_VOXELS)
         timings, last = time_interleaved(
             {
-                "plain_pyradiomics": lambda mi=mask_img: plain_pyradiomics(image, mi, params),
-                "ours_fast_shape": lambda mi=mask_img: extract_from_sitk(image, mi, params, fast_shape=True),
-                "ours_extract_lesion_features": lambda mm=m: extract_lesion_features(ct, [mm], params),
-                "plain_pyradiomics_on_crop": (
-                    lambda ci=crop_img, cm=crop_mask: plain_pyradiomics(ci, cm, params)
-                ),
+                "plain_pyradiomics": partial(plain_pyradiomics, image, mask_img, params),
+                "ours_fast_shape": partial(extract_from_sitk, image, mask_img, params, fast_shape=True),
+                "ours_extract_lesion_features": partial(extract_lesion_features, ct, [m], params),
+                "plain_pyradiomics_on_crop": partial(plain_pyradiomics, crop_img, crop_mask, params),
             },
             repeats,
             warmup=warmup,
