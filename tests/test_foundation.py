@@ -106,3 +106,17 @@ def test_quiet_console_keeps_full_log_file(tmp_path, capsys) -> None:
     assert (
         "INFO hpd_imaging.test: an info line" in text and "WARNING hpd_imaging.test: a warning line" in text
     )
+
+
+def test_cli_import_stays_light() -> None:
+    """`hpd-imaging --help` must stay fast: the CLI module may not import the heavy scientific stack."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hpd_imaging.cli\n"
+        "heavy = ['numpy', 'pandas', 'pydicom', 'SimpleITK', 'sklearn', 'radiomics', 'dask', 'highdicom', 'scipy']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == ""
