@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import read_dataset
 from pydicom.pixels import apply_modality_lut
 from pydicom.pixels import pixel_array as decode_pixels
 from pydicom.sequence import Sequence as DicomSequence
@@ -34,6 +33,7 @@ from hpd_imaging.errors import DicomReadError, GeometryError, InputLimitError
 from hpd_imaging.io._dicomread import BoundedReader, read_dicom
 from hpd_imaging.io._geometry import PlaneHeader, StackGeometry, analyse_stack, regular_direction
 from hpd_imaging.io._limits import check_dicom_pixel_size, check_image_header
+from hpd_imaging.io._pixeldecode import decode_workers, is_compressed, iter_stored
 from hpd_imaging.io._resample import resample_stack, target_grid
 from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
@@ -91,28 +91,6 @@ def load_ct(
 # --------------------------------------------------------------------------------------------------
 # headers
 # --------------------------------------------------------------------------------------------------
-
-
-def _decode_slice(path: Path, ds: Dataset) -> np.ndarray:
-    """Decode one single-frame image without parsing its header a second time.
-
-    Why: re-reading every file with ``pixel_array(path)`` parses all header elements again, which doubled the
-    load time of series with long private sequences. The header pass recorded where Pixel Data starts; here
-    pydicom reads just that element, decodes it with the header's attributes, and drops it again.
-    """
-    offset = getattr(ds, "_hpd_pixel_offset", None)  # set by _read_headers
-    if offset is None:
-        return decode_pixels(path)
-    with BoundedReader(path) as fp:  # a corrupt length must not allocate gigabytes
-        fp.seek(offset)
-        pixel_ds = read_dataset(fp, *ds.original_encoding)
-    if "PixelData" not in pixel_ds:
-        return decode_pixels(path)
-    ds.update(pixel_ds)
-    try:
-        return decode_pixels(ds)
-    finally:
-        del ds.PixelData
 
 
 def _has_dicom_preamble(path: Path) -> bool:
@@ -296,9 +274,50 @@ def _load_series(
     shape = (len(ordered), stack.rows, stack.columns)
     _check_size(shape, settings, label)
     hu = np.empty(shape, dtype=dtype)  # allocated once, filled slice by slice
+    # compressed slices are decoded on worker processes (the decoders hold the GIL), in order, at most a few
+    # slices ahead: see hpd_imaging.io._pixeldecode
+    workers = decode_workers(
+        len(ordered),
+        any(is_compressed(ds) for _, ds in ordered),
+        settings.decode_workers,
+        settings.parallel_decode_min_slices,
+    )
+    if workers > 1:
+        log.debug("%s: decoding %d compressed slices on %d processes", label, len(ordered), workers)
+    stored_slices = iter_stored(ordered, workers)
+    try:
+        hu = _fill_series(hu, ordered, stored_slices, stack, progress)
+    finally:
+        stored_slices.close()  # cancels slices still queued when a slice failed
+    sops = tuple(str(ds.get("SOPInstanceUID", "") or "") for _, ds in ordered)
+    provenance: dict[str, Any] = {
+        "reader": f"pydicom {pydicom.__version__}",
+        "n_files": len(ordered),
+        "source_files": tuple(str(p) for p, _ in ordered),
+        "transfer_syntaxes": sorted(
+            {
+                str(getattr(ds.file_meta, "TransferSyntaxUID", ""))
+                for _, ds in ordered
+                if hasattr(ds, "file_meta")
+            }
+        ),
+        "slice_positions_mm": tuple(float(x) for x in stack.positions_mm),
+        "gantry_tilt_deg": stack.tilt_deg,
+    }
+    return _finish(hu, stack, settings, label, first, provenance, sops)
+
+
+def _fill_series(
+    hu: np.ndarray,
+    ordered: Sequence[tuple[Path, Dataset]],
+    stored_slices: Iterator[np.ndarray],
+    stack: StackGeometry,
+    progress: Progress | None,
+) -> np.ndarray:
+    """Write each slice's HU into ``hu`` in stack order; returns ``hu`` (new if widened to float32)."""
     for k, (path, ds) in enumerate(ordered):
         try:
-            stored = _decode_slice(path, ds)
+            stored = next(stored_slices)
             values = apply_modality_lut(stored, ds)
         except Exception as exc:  # decoder plugins raise many types; report the file and the syntax
             syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -316,22 +335,7 @@ def _load_series(
         hu = _store_slice(hu, k, values, str(path))
         if progress is not None:
             progress(k + 1, len(ordered))
-    sops = tuple(str(ds.get("SOPInstanceUID", "") or "") for _, ds in ordered)
-    provenance: dict[str, Any] = {
-        "reader": f"pydicom {pydicom.__version__}",
-        "n_files": len(ordered),
-        "source_files": tuple(str(p) for p, _ in ordered),
-        "transfer_syntaxes": sorted(
-            {
-                str(getattr(ds.file_meta, "TransferSyntaxUID", ""))
-                for _, ds in ordered
-                if hasattr(ds, "file_meta")
-            }
-        ),
-        "slice_positions_mm": tuple(float(x) for x in stack.positions_mm),
-        "gantry_tilt_deg": stack.tilt_deg,
-    }
-    return _finish(hu, stack, settings, label, first, provenance, sops)
+    return hu
 
 
 def _single_slice_spacing(thickness: Any, label: str, n_planes: int) -> float:

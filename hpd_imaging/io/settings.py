@@ -44,6 +44,12 @@ class LoaderSettings(Section):
     # safety limit on the masks one segmentation file becomes: masks x CT voxels (one byte each), checked
     # before they are built (a label map with thousands of values, or of noise split into components)
     max_mask_bytes: int = Field(default=8 * 2**30, gt=0)
+    # processes that decode a compressed (JPEG 2000, JPEG, RLE ...) series; None = the usable cores (CPU
+    # affinity, i.e. os.cpu_count() unless restricted). The decoders hold the GIL, hence processes, not
+    # threads (hpd_imaging/io/_pixeldecode.py); 1 decodes serially in the calling process
+    decode_workers: int | None = Field(default=None, ge=1)
+    # series with fewer slices decode serially: the pool's start-up and hand-over would not pay
+    parallel_decode_min_slices: int = Field(default=16, ge=2)
 
 
 # the defaults, as one frozen instance usable as a keyword default
