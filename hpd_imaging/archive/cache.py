@@ -1,9 +1,11 @@
 """Header-index cache: SQLite file in the run's output folder, one row per file of the archive.
 
 A row is keyed by the file's absolute path and is valid while the file's size and ``st_mtime_ns`` are
-unchanged; it stores the extracted header record as JSON (not the dataset), so a warm re-scan of an unchanged
-archive only stats the files and decodes JSON. All writes of one scan go in one transaction with
-``executemany`` (WAL journal), because one commit per file would dominate the time of a 100,000-file scan.
+unchanged; it stores the extracted header record as JSON (not the dataset). A second table keeps the finished
+index of each archive root (index_cache.py), so a re-scan of an unchanged archive only walks and stats the
+files and loads that one row; after a change it decodes the cached records and re-reads only what changed.
+All writes of one scan go in one transaction with ``executemany`` (WAL journal), because one commit per file
+would dominate the time of a 100,000-file scan.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ CREATE TABLE IF NOT EXISTS headers (
     mtime_ns INTEGER NOT NULL,
     record TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS archive_index (
+    root TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    payload BLOB NOT NULL,  -- pickled Archive, read on every warm re-scan: kept small
+    records BLOB NOT NULL   -- the stacks' header records, read only when one is used (after payload: never
+);                          -- traversed when only payload is selected)
 """
 
 
@@ -46,6 +54,7 @@ class HeaderCache:
                 logger.info("%s: header records of version %s are outdated; re-reading all", db_path, row[0])
             with self._conn:
                 self._conn.execute("DELETE FROM headers")
+                self._conn.execute("DELETE FROM archive_index")
                 self._conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('record_version', ?)",
                     (str(RECORD_VERSION),),
@@ -72,6 +81,25 @@ class HeaderCache:
                 ),
             )
             self._conn.executemany("DELETE FROM headers WHERE path = ?", ((p,) for p in removed))
+
+    def load_index(self, root: str, key: str) -> bytes | None:
+        """The whole-index payload stored for ``root`` when it was stored under ``key``, else None."""
+        row = self._conn.execute(
+            "SELECT payload FROM archive_index WHERE root = ? AND key = ?", (root, key)
+        ).fetchone()
+        return bytes(row[0]) if row is not None else None
+
+    def store_index(self, root: str, key: str, payload: bytes, records: bytes) -> None:
+        """Replace the whole-index payload of ``root`` (one row per archive root)."""
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO archive_index(root, key, payload, records) VALUES (?, ?, ?, ?)",
+                (root, key, payload, records),
+            )
+
+    def drop_index(self, root: str) -> None:
+        with self._conn:
+            self._conn.execute("DELETE FROM archive_index WHERE root = ?", (root,))
 
     def close(self) -> None:
         self._conn.close()

@@ -23,7 +23,9 @@ from typing import Any
 
 import pandas as pd
 
+from hpd_imaging.archive import cache as _cache
 from hpd_imaging.archive import headers as _headers
+from hpd_imaging.archive import index_cache as _index_cache
 from hpd_imaging.archive.cache import HeaderCache
 from hpd_imaging.archive.choose import choose_ct, not_candidate_reason
 from hpd_imaging.archive.manifest import read_manifest
@@ -169,8 +171,67 @@ def scan_archive(
     files = sorted(_walk(study_dir, skip))
     archive.n_files = len(files)
 
-    records = _load_records(files, study_dir, cache_dir, settings, progress)
-    archive.scan_stats.update(records.pop("__stats__"))  # type: ignore[arg-type]
+    with contextlib.ExitStack() as resources:
+        cache: HeaderCache | None = None
+        index_key = ""
+        if cache_dir is not None and settings.use_cache:
+            cache = resources.enter_context(HeaderCache(Path(cache_dir) / settings.cache_file_name))
+            index_key = _index_cache.index_key(study_dir, files, settings, _cache.RECORD_VERSION)
+            reused = _reuse_index(cache, study_dir, index_key, len(files), t0, progress)
+            if reused is not None:
+                return reused
+        records = _load_records(files, study_dir, cache, settings, progress)
+        archive.scan_stats.update(records.pop("__stats__"))
+        _build_index(archive, files, records, settings, issue)
+        archive.scan_stats["seconds"] = time.perf_counter() - t0
+        if cache is not None:
+            cache.store_index(str(study_dir), index_key, *_index_cache.dumps_archive(archive))
+    _log_summary(archive)
+    return archive
+
+
+def _reuse_index(
+    cache: HeaderCache, study_dir: Path, key: str, n_files: int, t0: float, progress: ProgressCallback | None
+) -> Archive | None:
+    """The cached index of an unchanged archive (same files, sizes, mtimes, settings, code), else None."""
+    payload = cache.load_index(str(study_dir), key)
+    if payload is None:
+        return None
+    try:
+        archive = _index_cache.restricted_loads(payload)
+        if not isinstance(archive, Archive):
+            raise TypeError(f"expected an Archive, got {type(archive).__name__}")
+        source = _index_cache.RecordsSource(cache.db_path, str(study_dir), key)
+        _index_cache.attach_records_source(
+            archive.stacks + [m.stack for m in archive.masks if m.stack is not None], source
+        )
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign cache row only costs a full re-scan
+        logger.warning("%s: cached index unusable (%s); re-indexing", cache.db_path, exc)
+        cache.drop_index(str(study_dir))
+        return None
+    if progress:
+        progress(n_files, n_files)
+    for found in archive.issues:  # the log of a re-scan tells the same story as the scan that built it
+        logger.info("%s: %s", found.path, found.message)
+    archive.scan_stats = {
+        "n_read": 0.0,
+        "n_cached": float(n_files),
+        "index_reused": 1.0,
+        "seconds": time.perf_counter() - t0,
+    }
+    _log_summary(archive)
+    return archive
+
+
+def _build_index(
+    archive: Archive,
+    files: list[tuple[str, int, int]],
+    records: dict[str, Any],
+    settings: ArchiveSettings,
+    issue: Callable[[str, Path | str, str], None],
+) -> None:
+    """Group the header records into stacks, pair the masks, choose a CT per exam (fills ``archive``)."""
+    study_dir = archive.study_dir
 
     images: list[tuple[Path, dict[str, Any]]] = []
     dicom_masks: list[tuple[Path, dict[str, Any]]] = []
@@ -233,10 +294,12 @@ def scan_archive(
     archive.masks.extend(paired)
 
     _build_timepoints(archive, paired, settings, issue)
-    archive.scan_stats["seconds"] = time.perf_counter() - t0
+
+
+def _log_summary(archive: Archive) -> None:
     logger.info(
         "%s: %d files (%d read, %d from cache, %d non-DICOM skipped), %d patients, %d issues in %.2f s",
-        study_dir,
+        archive.study_dir,
         archive.n_files,
         archive.scan_stats.get("n_read", 0),
         archive.scan_stats.get("n_cached", 0),
@@ -245,7 +308,6 @@ def scan_archive(
         len(archive.issues),
         archive.scan_stats["seconds"],
     )
-    return archive
 
 
 def _is_labelmap(path: str, settings: ArchiveSettings) -> bool:
@@ -256,50 +318,45 @@ def _is_labelmap(path: str, settings: ArchiveSettings) -> bool:
 def _load_records(
     files: list[tuple[str, int, int]],
     study_dir: Path,
-    cache_dir: Path | None,
+    cache: HeaderCache | None,
     settings: ArchiveSettings,
     progress: ProgressCallback | None,
 ) -> dict[str, Any]:
     """Header record of every file: from the cache when size and mtime_ns match, else read (and cached)."""
-    use_cache = cache_dir is not None and settings.use_cache
-    cache = HeaderCache(Path(cache_dir) / settings.cache_file_name) if use_cache else None  # type: ignore[arg-type]
-    try:
-        cached = cache.load(str(study_dir) + os.sep) if cache else {}
-        out: dict[str, Any] = {}
-        to_read: list[tuple[str, int, int]] = []
-        for path, size, mtime in files:
-            hit = cached.get(path)
-            if hit is not None and hit[0] == size and hit[1] == mtime:
-                out[path] = json.loads(hit[2])
-            else:
-                to_read.append((path, size, mtime))
-        n_cached = len(files) - len(to_read)
-        total = len(files)
-        if progress:
-            progress(n_cached, total)
-        jobs = [(p, _is_labelmap(p, settings)) for p, _, _ in to_read]
-        if settings.workers > 1 and len(jobs) > 256:
-            with ProcessPoolExecutor(max_workers=settings.workers) as pool:
-                results = list(pool.map(_read_one, jobs, chunksize=64))
+    cached = cache.load(str(study_dir) + os.sep) if cache else {}
+    out: dict[str, Any] = {}
+    to_read: list[tuple[str, int, int]] = []
+    loads = json.loads
+    for path, size, mtime in files:
+        hit = cached.get(path)
+        if hit is not None and hit[0] == size and hit[1] == mtime:
+            out[path] = loads(hit[2])
         else:
-            results = []
-            for i, job in enumerate(jobs):
-                results.append(_read_one(job))
-                if progress and (i % 500 == 499):
-                    progress(n_cached + i + 1, total)
-        for (path, _, _), record in zip(to_read, results, strict=True):
-            out[path] = record
-        if progress:
-            progress(total, total)
-        if cache is not None:
-            seen = {p for p, _, _ in files}
-            removed = [p for p in cached if p not in seen]
-            cache.store(((p, s, m, out[p]) for p, s, m in to_read), removed)
-        out["__stats__"] = {"n_read": float(len(to_read)), "n_cached": float(n_cached)}
-        return out
-    finally:
-        if cache is not None:
-            cache.close()
+            to_read.append((path, size, mtime))
+    n_cached = len(files) - len(to_read)
+    total = len(files)
+    if progress:
+        progress(n_cached, total)
+    jobs = [(p, _is_labelmap(p, settings)) for p, _, _ in to_read]
+    if settings.workers > 1 and len(jobs) > 256:
+        with ProcessPoolExecutor(max_workers=settings.workers) as pool:
+            results = list(pool.map(_read_one, jobs, chunksize=64))
+    else:
+        results = []
+        for i, job in enumerate(jobs):
+            results.append(_read_one(job))
+            if progress and (i % 500 == 499):
+                progress(n_cached + i + 1, total)
+    for (path, _, _), record in zip(to_read, results, strict=True):
+        out[path] = record
+    if progress:
+        progress(total, total)
+    if cache is not None:
+        seen = {p for p, _, _ in files}
+        removed = [p for p in cached if p not in seen]
+        cache.store(((p, s, m, out[p]) for p, s, m in to_read), removed)
+    out["__stats__"] = {"n_read": float(len(to_read)), "n_cached": float(n_cached)}
+    return out
 
 
 def _check_dicomdir(path: Path, issue: Callable[[str, Path | str, str], None]) -> None:

@@ -112,6 +112,15 @@ class Stack:
     files: list[Path] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: a stack loaded from the whole-index cache keeps its records
+        # as a pickle until they are first used (index_cache.py says why).
+        if name == "records" and "_records_from" in self.__dict__:
+            from hpd_imaging.archive.index_cache import records_of
+
+            return records_of(self)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     @property
     def stack_id(self) -> str:
         return f"{self.series_uid}#{self.stack_key}" if self.stack_key else self.series_uid
