@@ -5,7 +5,8 @@ tilt as a rotation with only a warning (specs/dicom_io_notes.md 1.2); highdicom 
 (1.5). Here headers are read with pydicom (``stop_before_pixels``), the stack is checked by
 :mod:`hpd_imaging.io._geometry`, and pixels are decoded one slice at a time straight into one preallocated
 volume (pydicom 3 + pylibjpeg plugins for JPEG 2000 / JPEG lossless / JPEG-LS, native RLE), converted to HU
-with :func:`pydicom.pixels.apply_modality_lut`.
+with :func:`pydicom.pixels.apply_modality_lut`. Compressed series are decoded on a small process pool, in
+slice order and a few slices ahead at most (:mod:`hpd_imaging.io._pixeldecode`: the decoders hold the GIL).
 
 Irregular stacks (gaps, uneven spacing, gantry tilt) are refused unless ``LoaderSettings.irregular_geometry``
 is ``"resample"``; then they are resampled onto a regular orthogonal grid, recorded in
