@@ -115,8 +115,10 @@ def test_cli_import_stays_light() -> None:
 
     code = (
         "import sys, hpd_imaging.cli\n"
-        "heavy = ['numpy', 'pandas', 'pydicom', 'SimpleITK', 'sklearn', 'radiomics', 'dask', 'highdicom', 'scipy']\n"
+        "heavy = ['numpy', 'pandas', 'pydicom', 'SimpleITK', 'sklearn', 'radiomics', 'dask', 'highdicom',"
+        " 'scipy']\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = result.stdout.strip()
     assert loaded == ""
