@@ -133,6 +133,16 @@ def test_worker_count_policy() -> None:
         LoaderSettings(decode_workers=0)
 
 
+def test_daemonic_process_decodes_serially(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask worker processes are daemonic (distributed.worker.daemon) and may not start children."""
+
+    class _Daemon:
+        daemon = True
+
+    monkeypatch.setattr(_pixeldecode.multiprocessing, "current_process", lambda: _Daemon())
+    assert _pixeldecode.decode_workers(96, compressed=True, workers=8, min_slices=16) == 1
+
+
 def test_totalsegmentator_j2k_series_parallel_equals_serial(real_data: Path) -> None:
     folder = real_data / "totalseg_ct_jpeg2000" / "tests" / "reference_files" / "example_ct_dicom"
     serial = load_ct(folder, SERIAL)
