@@ -169,7 +169,8 @@ def scan_archive(
     skip: set[Path] = set()
     if cache_dir is not None:
         skip.add(Path(cache_dir).resolve())
-    files = sorted(_walk(study_dir, skip))
+    with _gc_paused():  # one small tuple per file, no cycles
+        files = sorted(_walk(study_dir, skip))
     archive.n_files = len(files)
 
     with contextlib.ExitStack() as resources:
@@ -178,7 +179,8 @@ def scan_archive(
         if cache_dir is not None and settings.use_cache:
             cache = resources.enter_context(HeaderCache(Path(cache_dir) / settings.cache_file_name))
             index_key = _index_cache.index_key(study_dir, files, settings, _cache.RECORD_VERSION)
-            reused = _reuse_index(cache, study_dir, index_key, len(files), t0, progress)
+            with _gc_paused():  # unpickling a Path per file, no cycles
+                reused = _reuse_index(cache, study_dir, index_key, len(files), t0, progress)
             if reused is not None:
                 return reused
         records = _load_records(files, study_dir, cache, settings, progress)
