@@ -2,7 +2,8 @@
 
 ``scan_archive(study_dir, cache_dir=..., settings=...)`` walks any folder layout (flat, nested, DICOMDIR,
 mixed with other files, symbolic links followed), reads DICOM headers only (optionally through an SQLite
-header-index cache in ``cache_dir``), and returns an :class:`Archive`:
+header-index cache in ``cache_dir``, which also keeps the finished index: an archive whose files, sizes and
+mtimes are all unchanged is only walked and stat'ed -- ``index_cache.py``), and returns an :class:`Archive`:
 
 * images are grouped into series (SeriesInstanceUID; blank UIDs: Frame of Reference + orientation + matrix +
   date) and series into stacks (orientation, matrix, pixel spacing, LOCALIZER, multi-frame file; acquisition /
