@@ -28,7 +28,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 
 from hpd_imaging.model.card import json_clean, package_versions
 from hpd_imaging.model.estimator import CvPlan, plan_folds, selected_features
-from hpd_imaging.model.features import TrainingTable, build_training_table, find_volume_columns
+from hpd_imaging.model.features import TrainingTable, find_volume_columns, table_from_settings
 from hpd_imaging.model.metrics import corrected_t_ci, decision_curve, fold_metrics, summarise
 from hpd_imaging.model.settings import ModelSettings
 from hpd_imaging.model.training import choose_threshold, fit_model, quiet_fit_warnings
@@ -200,16 +200,7 @@ def evaluate(
     out_dir: Path | None = None,
 ) -> EvaluationResult:
     """Nested CV of the model, baselines and permutation check; with ``out_dir`` writes every output file."""
-    settings = settings or ModelSettings()
-    definition = definition or settings.definition
-    table = build_training_table(
-        features,
-        labels,
-        definition,
-        clinical=clinical,
-        covariates=settings.clinical_covariates,
-        clinical_in_model=settings.clinical_in_model,
-    )
+    table, settings = table_from_settings(features, labels, definition, settings, clinical=clinical)
     return evaluate_table(table, settings, out_dir=out_dir)
 
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from hpd_imaging.errors import ModelError
+
+if TYPE_CHECKING:
+    from hpd_imaging.model.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -312,3 +316,27 @@ def find_volume_columns(columns: list[str], preferred: list[str]) -> list[str]:
     if found:
         return found
     return [c for c in columns if "volume" in c.lower()][:2]
+
+
+def table_from_settings(
+    features: pd.DataFrame,
+    labels: pd.DataFrame,
+    definition: str | None,
+    settings: ModelSettings | None,
+    *,
+    clinical: pd.DataFrame | None = None,
+) -> tuple[TrainingTable, ModelSettings]:
+    """The training table for ``definition`` (default: the settings' one) with the settings' covariate rules;
+    one place, so that train and evaluate cannot drift apart in what they feed the model."""
+    from hpd_imaging.model.settings import ModelSettings
+
+    settings = settings or ModelSettings()
+    table = build_training_table(
+        features,
+        labels,
+        definition or settings.definition,
+        clinical=clinical,
+        covariates=settings.clinical_covariates,
+        clinical_in_model=settings.clinical_in_model,
+    )
+    return table, settings

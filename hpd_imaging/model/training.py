@@ -27,11 +27,11 @@ from hpd_imaging.errors import ModelError
 from hpd_imaging.model.estimator import CvPlan, best_params, build_model, plan_folds, selected_features
 from hpd_imaging.model.features import (
     TrainingTable,
-    build_training_table,
     clinical_covariates,
     label_column,
     numeric_features,
     read_labels,
+    table_from_settings,
 )
 from hpd_imaging.model.settings import ModelSettings
 
@@ -130,16 +130,7 @@ def train(
     metrics: dict[str, Any] | None = None,
 ) -> TrainedModel:
     """Fit the risk model on every evaluable patient (not_evaluable labels left out and counted)."""
-    settings = settings or ModelSettings()
-    definition = definition or settings.definition
-    table = build_training_table(
-        features,
-        labels,
-        definition,
-        clinical=clinical,
-        covariates=settings.clinical_covariates,
-        clinical_in_model=settings.clinical_in_model,
-    )
+    table, settings = table_from_settings(features, labels, definition, settings, clinical=clinical)
     return train_table(table, settings, metrics=metrics)
 
 
