@@ -22,7 +22,7 @@ Steps 1 and 2 are cached in ``--work`` (an archive is reused only when its groun
 same generator settings; the pipeline resumes finished patients), so an interrupted rebuild continues.
 Deterministic for the same code and library versions (the archive bit for bit, the model up to
 floating-point summation order).
-Measured on a shared 2-core machine: synth 27 min (under heavy load), run ~6 min, evaluate + train ~3 min.
+Measured on a shared 2-core machine: synth 27 min (under heavy load), run 6-9 min, evaluate + train 2-3 min.
 """
 
 from __future__ import annotations

@@ -122,6 +122,15 @@ def test_shipped_model_loads_and_card_says_synthetic(shipped) -> None:
     assert summary["n_patients"] == cohort["n_evaluable_with_features"]
     assert summary["n_hpd"] == cohort["n_hpd"]
     assert 0.08 <= cohort["prevalence_hpd"] <= 0.25
+    # every generated patient went through the pipeline (a follow-up CT without a SEG, written by synth when
+    # every lesion disappeared, reads as no visible lesion): no patient is lost before labelling, so the
+    # only exclusions are not_evaluable labels
+    assert cohort["pipeline_failed_patients"] == []
+    assert sum(cohort["labels"].values()) == cohort["n_patients_generated"]
+    assert set(cohort["labels"]) <= {"hpd", "no_hpd", "not_evaluable"}
+    assert cohort["n_evaluable_with_features"] == cohort["labels"]["hpd"] + cohort["labels"]["no_hpd"]
+    # complete responders are in the training set as no_hpd (the previous build lost 9 of them)
+    assert cohort["phenotype_by_label"]["responder"] == {"no_hpd": cohort["phenotypes"]["responder"]}
     for metric in ("auc", "balanced_accuracy", "brier"):
         m = card["metrics"][metric]
         assert m["ci_low"] <= m["estimate"] <= m["ci_high"], metric
