@@ -321,12 +321,7 @@ def _fill_series(
             stored = next(stored_slices)
             values = apply_modality_lut(stored, ds)
         except Exception as exc:  # decoder plugins raise many types; report the file and the syntax
-            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-            raise DicomReadError(
-                f"{path}: cannot decode pixel data (transfer syntax "
-                f"{getattr(syntax, 'name', syntax)}): {exc}",
-                path=str(path),
-            ) from exc
+            raise _decode_error(path, ds, "pixel data", exc) from exc
         if stored.shape != (stack.rows, stack.columns):
             raise DicomReadError(
                 f"{path}: expected a {stack.rows}x{stack.columns} single-frame image, got pixel "
@@ -337,6 +332,15 @@ def _fill_series(
         if progress is not None:
             progress(k + 1, len(ordered))
     return hu
+
+
+def _decode_error(path: Path, ds: Dataset, what: str, exc: Exception) -> DicomReadError:
+    """The error for pixels that fail to decode: names the file, what failed and the transfer syntax."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    return DicomReadError(
+        f"{path}: cannot decode {what} (transfer syntax {getattr(syntax, 'name', syntax)}): {exc}",
+        path=str(path),
+    )
 
 
 def _single_slice_spacing(thickness: Any, label: str, n_planes: int) -> float:
@@ -492,12 +496,7 @@ def _load_enhanced(path: Path, ds: Dataset, settings: LoaderSettings, label: str
             with BoundedReader(path) as fp:
                 stored = decode_pixels(fp, index=f)  # one frame at a time
         except Exception as exc:  # decoder plugins raise many types; report the file, frame and syntax
-            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-            raise DicomReadError(
-                f"{path}: cannot decode frame {f + 1} (transfer syntax "
-                f"{getattr(syntax, 'name', syntax)}): {exc}",
-                path=str(path),
-            ) from exc
+            raise _decode_error(path, ds, f"frame {f + 1}", exc) from exc
         if stored.shape != (stack.rows, stack.columns):
             raise DicomReadError(
                 f"{path}: frame {f + 1}: expected a {stack.rows}x{stack.columns} frame, got {stored.shape}",
