@@ -27,7 +27,9 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+def write_with(path: Path, write: Callable[[Path], None]) -> Path:
+    """Atomically create ``path`` with ``write(tmp)``, which fills the temporary file ``tmp`` (any writer
+    that takes a path: numpy, pandas, pydicom, ...); on any exception the target is left untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -46,7 +48,7 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
-    return _atomic(path, lambda tmp: tmp.write_bytes(data))
+    return write_with(path, lambda tmp: tmp.write_bytes(data))
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -59,8 +61,10 @@ def write_json(path: Path, obj: Any) -> Path:
 
 def write_csv(path: Path, df: pd.DataFrame) -> Path:
     """CSV with a fixed line terminator and float format so that equal tables give equal bytes."""
-    return _atomic(path, lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n", float_format="%.10g"))
+    return write_with(
+        path, lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n", float_format="%.10g")
+    )
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> Path:
-    return _atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+    return write_with(path, lambda tmp: df.to_parquet(tmp, index=False))

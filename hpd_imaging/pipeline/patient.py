@@ -382,13 +382,12 @@ def _save_snapshots(path: Path, snapshots: list) -> None:
             }
         )
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy stub: **kwds of arrays
 
-    atomic._atomic(path, write)
+    atomic.write_with(path, write)
 
 
 def load_snapshots(path: Path) -> list:

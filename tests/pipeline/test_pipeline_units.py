@@ -62,6 +62,6 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> 
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        atomic._atomic(target, boom)
+        atomic.write_with(target, boom)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
