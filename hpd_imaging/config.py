@@ -90,6 +90,17 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def format_validation_error(exc: ValidationError) -> str:
+    """Every problem of a pydantic ValidationError on one line: ``loc: msg (got input)``, ``; ``-joined.
+
+    Shared by every settings loader so a bad value reads the same whichever file it came from.
+    """
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+        for err in exc.errors()
+    )
+
+
 def load_config(path: Path | None = None) -> PipelineConfig:
     """Load and validate a pipeline config (default: pipelines/default.yaml)."""
     path = path or DEFAULT_CONFIG
@@ -99,8 +110,6 @@ def load_config(path: Path | None = None) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: invalid settings: {problems}", path=str(path)) from exc
+        raise ConfigError(
+            f"{path}: invalid settings: {format_validation_error(exc)}", path=str(path)
+        ) from exc

@@ -89,7 +89,7 @@ def load_model_settings(path: Path | None = None, overrides: dict[str, Any] | No
     pipelines/default.yaml, then command-line ``overrides`` (None values ignored). Errors name the file."""
     from pydantic import ValidationError
 
-    from hpd_imaging.config import DEFAULT_CONFIG, read_yaml
+    from hpd_imaging.config import DEFAULT_CONFIG, format_validation_error, read_yaml
     from hpd_imaging.errors import ConfigError
 
     source = Path(path) if path is not None else DEFAULT_CONFIG
@@ -107,8 +107,6 @@ def load_model_settings(path: Path | None = None, overrides: dict[str, Any] | No
     try:
         return ModelSettings.model_validate(merged)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{source}: invalid model settings: {problems}", path=str(source)) from exc
+        raise ConfigError(
+            f"{source}: invalid model settings: {format_validation_error(exc)}", path=str(source)
+        ) from exc
