@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -163,12 +162,8 @@ def write_report(
     A run killed while writing leaves either the previous report or none, never a half-written one.
     ``progress`` is called with each patient ID as its section is rendered.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     html = render_report(inputs, progress)
-    path = out_dir / REPORT_FILENAME
-    atomic.write_text(path, html)
-    os.chmod(path, 0o644)  # temporary files are created 0600; a report is meant to be shared
+    path = atomic.write_text(Path(out_dir) / REPORT_FILENAME, html)
     logger.info("wrote %s (%d patients, %.0f kB)", path, len(inputs.patients), len(html) / 1024)
     return path
 
