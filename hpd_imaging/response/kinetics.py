@@ -24,6 +24,7 @@ from hpd_imaging.response.patient import (
     PatientData,
     Roles,
     TargetSelection,
+    baseline_organs,
     new_lesions_present,
     new_measurable_lesions,
     recist_diameter,
@@ -311,7 +312,7 @@ def compute_facts(
             else first_row["volumetric_target_response"]
         )
         f.vol_pd1 = None if vol_resp in ("NE", "NA") else vol_resp == "PD"
-        organs = {patient.lesions[lid].organ for lid in (*selection.targets, *selection.non_targets)}
+        organs = baseline_organs(patient, selection)
         new_now = new_lesions_present(patient, first, cfg)
         f.n_new_first_eval = len(new_now)
         per_organ: dict[str, int] = {}

@@ -276,12 +276,6 @@ def baseline_organs(patient: PatientData, selection: TargetSelection) -> set[str
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LesionSum:
-    value: float | None  # None: not evaluable
-    note: str = ""
-
-
 def target_value(
     patient: PatientData, lid: str, date: dt.date, roles: Roles, cfg: ResponseConfig, kind: str = "diameter"
 ) -> float | None:
