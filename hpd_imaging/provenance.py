@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -28,14 +28,17 @@ TRACKED_PACKAGES = (
 )
 
 
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages whose behaviour determines our numbers."""
-    versions = {"python": platform.python_version()}
-    for name in TRACKED_PACKAGES:
+def package_versions(
+    packages: Iterable[str] = TRACKED_PACKAGES, missing: str | None = "not installed"
+) -> dict[str, str | None]:
+    """Installed versions of the packages whose behaviour determines our numbers (``missing`` for a package
+    that is not installed), plus the Python version."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in packages:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+            versions[name] = missing
     return versions
 
 
@@ -52,7 +55,9 @@ def files_fingerprint(paths: Iterable[Path]) -> str:
     return h.hexdigest()
 
 
-def resume_key(input_fingerprint: str, config_hash: str, versions: dict[str, str], extra: str = "") -> str:
+def resume_key(
+    input_fingerprint: str, config_hash: str, versions: Mapping[str, str | None], extra: str = ""
+) -> str:
     """Key under which one patient's results are stored: inputs x config x versions."""
     payload = "\n".join(
         [input_fingerprint, config_hash, *(f"{k}={v}" for k, v in sorted(versions.items())), extra]

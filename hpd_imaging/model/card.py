@@ -8,12 +8,12 @@ and the sha256 of the .skops file, which :func:`hpd_imaging.model.persist.load_m
 
 from __future__ import annotations
 
-import platform
 from datetime import UTC, datetime
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from hpd_imaging import provenance
 
 if TYPE_CHECKING:
     from hpd_imaging.model.training import TrainedModel
@@ -57,13 +57,8 @@ def json_clean(o: Any) -> Any:
 
 
 def package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in VERSIONED_PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    """The model card's versions: the packages a saved model depends on, None for one not installed."""
+    return provenance.package_versions(VERSIONED_PACKAGES, missing=None)
 
 
 def build_card(

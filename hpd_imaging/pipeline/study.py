@@ -97,7 +97,7 @@ class RunSummary:
 
 
 def _patient_key(
-    pid: str, tps: Sequence[Timepoint], config: PipelineConfig, versions: dict[str, str], flags: str
+    pid: str, tps: Sequence[Timepoint], config: PipelineConfig, versions: dict[str, str | None], flags: str
 ) -> str:
     files = [f for tp in tps for f in tp.ct.files] + [m.path for tp in tps for m in tp.masks]
     return resume_key(files_fingerprint(files), config.config_hash(), versions, extra=f"{pid}|{flags}")
