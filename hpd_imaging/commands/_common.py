@@ -6,18 +6,15 @@ This is the only place (with hpd_imaging/cli.py) where logging is configured.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 import typer
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
-
-T = TypeVar("T")
 
 
 def configure_logging(level: str = "INFO", log_file: Path | None = None, quiet: bool = False) -> None:
@@ -56,8 +53,3 @@ def usage_errors() -> Iterator[None]:
     except HpdImagingError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(EXIT_USAGE) from exc
-
-
-def run_or_exit(fn: Callable[[], T]) -> T:
-    with usage_errors():
-        return fn()
