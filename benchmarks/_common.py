@@ -108,6 +108,32 @@ def synth_archive(name: str, args: Sequence[str], data_dir: Path = DATA_DIR) -> 
     return out
 
 
+def ct_archive(opts: BenchOptions, compression: str) -> Path:
+    """The one-patient CT archive (opts.ct_matrix x opts.ct_slices over synth's 240 mm scan, seed 0).
+
+    ct_load times it per compression and radiomics_overhead extracts from its uncompressed copy; one name and
+    one argument list here means both use the same generated archive instead of generating it twice.
+    """
+    return synth_archive(
+        f"ct_{opts.ct_matrix}x{opts.ct_slices}_{compression}",
+        [
+            "--patients",
+            "1",
+            "--followups",
+            "1",
+            "--matrix",
+            str(opts.ct_matrix),
+            "--slice-thickness-mm",
+            f"{240.0 / opts.ct_slices:g}",  # synth's default scan length is 240 mm
+            "--compression",
+            compression,
+            "--seed",
+            "0",
+        ],
+        opts.data_dir,
+    )
+
+
 def first_ct_dir(archive: Path) -> Path:
     """The CT folder of the first timepoint of the first patient (from ground_truth.json)."""
     truth = json.loads((archive / "ground_truth.json").read_text())
@@ -238,6 +264,22 @@ def machine_state() -> dict[str, Any]:
             "SimpleITK": SimpleITK.Version_VersionString(),
             "pyradiomics": pyradiomics_version,
         },
+    }
+
+
+def timestamp() -> str:
+    """Local wall-clock time as the result files store it (``started``, ``finished``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def result_head(name: str, title: str, started: str) -> dict[str, Any]:
+    """The first keys of every result file: name, title, started, finished (now) and machine (now)."""
+    return {
+        "name": name,
+        "title": title,
+        "started": started,
+        "finished": timestamp(),
+        "machine": machine_state(),
     }
 
 

@@ -31,10 +31,11 @@ from benchmarks._common import (
     Timing,
     figure,
     log,
-    machine_state,
     ratio,
+    result_head,
     synth_archive,
     time_interleaved,
+    timestamp,
     write_result,
 )
 
@@ -101,7 +102,7 @@ def _check(result: Any, expected: dict[str, dict[str, bool]]) -> None:
 def run(opts: BenchOptions) -> dict[str, Any]:
     from hpd_imaging.archive import scan_archive
 
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    started = timestamp()
     archive = synth_archive(
         f"archive_{opts.archive_patients}p_{opts.archive_slice_mm:g}mm",
         [
@@ -225,11 +226,11 @@ def run(opts: BenchOptions) -> dict[str, Any]:
             )
         )
     payload = {
-        "name": NAME,
-        "title": "Archive indexing: scan_archive cold / warm vs a plain dcmread(stop_before_pixels) loop",
-        "started": started,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": machine_state(),
+        **result_head(
+            NAME,
+            "Archive indexing: scan_archive cold / warm vs a plain dcmread(stop_before_pixels) loop",
+            started,
+        ),
         "options": {
             "repeats": opts.repeats,
             "archive_patients": opts.archive_patients,

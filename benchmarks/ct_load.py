@@ -18,7 +18,6 @@ origin and direction. Uncompressed and JPEG 2000 (lossless) series of the same s
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,14 @@ import numpy as np
 
 from benchmarks._common import (
     BenchOptions,
+    ct_archive,
     figure,
     first_ct_dir,
     log,
-    machine_state,
     ratio,
-    synth_archive,
+    result_head,
     time_interleaved,
+    timestamp,
     write_result,
 )
 
@@ -153,38 +153,20 @@ def bench_one(folder: Path, compression: str, repeats: int) -> dict[str, Any]:
 
 
 def run(opts: BenchOptions) -> dict[str, Any]:
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    thickness = 240.0 / opts.ct_slices  # synth's default scan length is 240 mm
+    started = timestamp()
     cases = []
     for compression in opts.ct_compressions:
-        archive = synth_archive(
-            f"ct_{opts.ct_matrix}x{opts.ct_slices}_{compression}",
-            [
-                "--patients",
-                "1",
-                "--followups",
-                "1",
-                "--matrix",
-                str(opts.ct_matrix),
-                "--slice-thickness-mm",
-                f"{thickness:g}",
-                "--compression",
-                compression,
-                "--seed",
-                "0",
-            ],
-            opts.data_dir,
-        )
+        archive = ct_archive(opts, compression)
         # JPEG 2000: seconds per load (decoding dominates, little variance): at most 3 repeats
         repeats = opts.repeats if compression == "none" else max(1, min(opts.repeats, 3))
         log(f"{NAME}: {compression}, {repeats} repeats")
         cases.append(bench_one(first_ct_dir(archive), compression, repeats))
     payload = {
-        "name": NAME,
-        "title": "CT series loading vs SimpleITK ImageSeriesReader, a pydicom loop and a raw read",
-        "started": started,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": machine_state(),
+        **result_head(
+            NAME,
+            "CT series loading vs SimpleITK ImageSeriesReader, a pydicom loop and a raw read",
+            started,
+        ),
         "options": {
             "repeats": opts.repeats,
             "ct_matrix": opts.ct_matrix,

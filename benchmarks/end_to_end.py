@@ -39,9 +39,10 @@ from benchmarks._common import (
     figure,
     hpd_imaging_command,
     log,
-    machine_state,
     ratio,
+    result_head,
     synth_archive,
+    timestamp,
     write_result,
 )
 
@@ -196,7 +197,7 @@ def _run_once(archive: Path, workers: int) -> dict[str, Any]:
 
 
 def run(opts: BenchOptions) -> dict[str, Any]:
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    started = timestamp()
     sizes = sorted(set(opts.e2e_sizes))
     base_rss = import_rss_mib()
     runs: list[dict[str, Any]] = []
@@ -292,11 +293,11 @@ def run(opts: BenchOptions) -> dict[str, Any]:
             )
         )
     payload = {
-        "name": NAME,
-        "title": "hpd-imaging run end to end: patients per minute, growth with archive size, peak memory",
-        "started": started,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": machine_state(),
+        **result_head(
+            NAME,
+            "hpd-imaging run end to end: patients per minute, growth with archive size, peak memory",
+            started,
+        ),
         "options": {"e2e_sizes": sizes, "e2e_matrix": opts.e2e_matrix, "e2e_workers": opts.e2e_workers},
         "import_baseline_rss_mib": round(base_rss, 1),
         "runs": runs,

@@ -12,13 +12,21 @@ one lesion: mesh, volumes, RECIST axes, 3D diameter, fragments) is timed too, as
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-from benchmarks._common import BenchOptions, figure, log, machine_state, ratio, time_blocks, write_result
+from benchmarks._common import (
+    BenchOptions,
+    figure,
+    log,
+    ratio,
+    result_head,
+    time_blocks,
+    timestamp,
+    write_result,
+)
 
 NAME = "measure_diameters"
 
@@ -46,7 +54,7 @@ def run(opts: BenchOptions) -> dict[str, Any]:
     from hpd_imaging.measure import brute_force_max_diameter, max_diameter, measure_lesion
     from hpd_imaging.measure.lesion import lesion_surface
 
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    started = timestamp()
     cases = []
     figures = []
     for d_mm in opts.lesion_sizes_mm:
@@ -90,11 +98,11 @@ def run(opts: BenchOptions) -> dict[str, Any]:
             }
         )
     payload = {
-        "name": NAME,
-        "title": "3D diameter: convex hull vs brute-force O(n^2); measure_lesion ms per lesion",
-        "started": started,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": machine_state(),
+        **result_head(
+            NAME,
+            "3D diameter: convex hull vs brute-force O(n^2); measure_lesion ms per lesion",
+            started,
+        ),
         "options": {
             "repeats": opts.repeats,
             "lesion_sizes_mm": list(opts.lesion_sizes_mm),

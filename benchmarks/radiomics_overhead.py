@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from functools import partial
 from typing import Any
 
@@ -32,12 +31,13 @@ from benchmarks._common import (
     PACKAGE_DIR,
     BenchOptions,
     Timing,
+    ct_archive,
     figure,
     log,
-    machine_state,
     ratio,
-    synth_archive,
+    result_head,
     time_interleaved,
+    timestamp,
     write_result,
 )
 
@@ -65,24 +65,7 @@ def _max_rel_diff(ours: dict[str, Any], ref: dict[str, Any]) -> tuple[float, str
 def _load_exam(opts: BenchOptions) -> tuple[Any, list[Any]]:
     from hpd_imaging.io import load_ct, load_masks
 
-    archive = synth_archive(
-        f"ct_{opts.ct_matrix}x{opts.ct_slices}_none",
-        [
-            "--patients",
-            "1",
-            "--followups",
-            "1",
-            "--matrix",
-            str(opts.ct_matrix),
-            "--slice-thickness-mm",
-            f"{240.0 / opts.ct_slices:g}",
-            "--compression",
-            "none",
-            "--seed",
-            "0",
-        ],
-        opts.data_dir,
-    )
+    archive = ct_archive(opts, "none")
     truth = json.loads((archive / "ground_truth.json").read_text())
     tp = next(t for t in truth["patients"][0]["timepoints"] if t["role"] == "baseline")
     ct = load_ct(archive / tp["ct_dir"])
@@ -210,7 +193,7 @@ def _settings_block(label: str, rows: list[dict[str, Any]]) -> tuple[dict[str, A
 def run(opts: BenchOptions) -> dict[str, Any]:
     from hpd_imaging.radiomics import extract_lesion_features, load_params, params_from_dict
 
-    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    started = timestamp()
     # the benchmark is an application: keep pyradiomics' per-lesion notices (e.g. "GLCM is symmetrical")
     # off the console; they would otherwise reach stderr through logging's last-resort handler
     logging.getLogger("radiomics").setLevel(logging.ERROR)
@@ -259,11 +242,11 @@ def run(opts: BenchOptions) -> dict[str, Any]:
         )
     )
     payload = {
-        "name": NAME,
-        "title": "Radiomics per lesion vs pyradiomics called directly; lesion-level speed-up on 2 workers",
-        "started": started,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": machine_state(),
+        **result_head(
+            NAME,
+            "Radiomics per lesion vs pyradiomics called directly; lesion-level speed-up on 2 workers",
+            started,
+        ),
         "options": {
             "repeats": opts.repeats,
             "ct_matrix": opts.ct_matrix,
