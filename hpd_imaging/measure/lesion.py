@@ -167,20 +167,13 @@ def measure_lesion(
     structure = ndimage.generate_binary_structure(3, 3 if settings.fragment_connectivity == 26 else 1)
     labels, n_pieces = ndimage.label(crop, structure=structure)
     objects = ndimage.find_objects(labels)
+    sizes = ndimage.sum_labels(crop, labels, index=np.arange(1, n_pieces + 1))  # voxels per piece
     min_voxels = settings.min_fragment_volume_mm3 / geometry.voxel_volume_mm3
+    kept = [index for index in range(1, n_pieces + 1) if n_pieces == 1 or sizes[index - 1] >= min_voxels]
+    if not kept:  # every piece below the fragment threshold: measure the largest one
+        kept = [int(np.argmax(sizes)) + 1]
     pieces: list[AxialMeasurement] = []
-    for index, obj in enumerate(objects, start=1):
-        if obj is None:
-            continue
-        piece = labels[obj] == index
-        if n_pieces > 1 and np.count_nonzero(piece) < min_voxels:
-            continue
-        piece = np.pad(piece, ((0, 0), (1, 1), (1, 1)))
-        piece_offset = offset + np.array([obj[0].start, obj[1].start - 1, obj[2].start - 1], dtype=float)
-        pieces.append(_axial_measurement(piece, piece_offset, geometry))
-    if not pieces:  # every piece below the fragment threshold: measure the largest one
-        sizes = ndimage.sum_labels(crop, labels, index=np.arange(1, n_pieces + 1))
-        index = int(np.argmax(sizes)) + 1
+    for index in kept:
         obj = objects[index - 1]
         piece = np.pad(labels[obj] == index, ((0, 0), (1, 1), (1, 1)))
         piece_offset = offset + np.array([obj[0].start, obj[1].start - 1, obj[2].start - 1], dtype=float)
