@@ -31,9 +31,9 @@ from hpd_imaging.response.patient import (
     PatientData,
     Roles,
     TargetSelection,
+    diameter_sum,
     is_present,
     new_measurable_lesions,
-    recist_diameter,
 )
 from hpd_imaging.response.recist import pct_change
 
@@ -92,10 +92,6 @@ def _irrc_new(patient: PatientData, dates: list[dt.date], cfg: ResponseConfig) -
     return sorted(chosen)
 
 
-def _diameter_sum(patient: PatientData, lesion_ids, date: dt.date) -> float:
-    return sum(recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0 for lid in lesion_ids)
-
-
 def assess_immune(
     patient: PatientData, roles: Roles, selection: TargetSelection, rows: list[dict], cfg: ResponseConfig
 ) -> None:
@@ -151,7 +147,7 @@ def assess_immune(
 
     # ---- irRECIST and imRECIST: unidimensional sums incorporating measurable new lesions -------------------
     targets = selection.targets
-    s0 = _diameter_sum(patient, targets, base) if targets else None
+    s0 = diameter_sum(patient, targets, base) if targets else None
     for crit, nt_counts in (("irrecist", True), ("imrecist", False)):
         history = [s0] if s0 is not None else []
         for row in on_rows:
@@ -159,7 +155,7 @@ def assess_immune(
             if row.get("sld_mm") is None or s0 is None:
                 row[f"{crit}_burden_mm"], row[f"{crit}_response"], row[f"_{crit}_pd"] = None, "NE", False
                 continue
-            burden = row["sld_mm"] + _diameter_sum(patient, new_measurable, d)
+            burden = row["sld_mm"] + diameter_sum(patient, new_measurable, d)
             nadir = min(history)
             pct_nadir = pct_change(burden, nadir)
             pd_sum = (

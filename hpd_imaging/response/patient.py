@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -79,6 +80,11 @@ def recist_diameter(info: LesionInfo, size: Size | None) -> float | None:
     if size is None:
         return None
     return size.sa_mm if info.is_lymph_node else size.ld_mm
+
+
+def diameter_sum(patient: PatientData, lesion_ids: Iterable[str], date: dt.date) -> float:
+    """Sum of RECIST diameters on ``date``; a lesion without a row (or without the diameter) counts as 0."""
+    return sum(recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0 for lid in lesion_ids)
 
 
 def is_present(info: LesionInfo, size: Size | None) -> bool:

@@ -15,6 +15,7 @@ from hpd_imaging.response.patient import (
     PatientData,
     Roles,
     TargetSelection,
+    diameter_sum,
     is_present,
     new_lesions_present,
     new_measurable_lesions,
@@ -228,25 +229,15 @@ def assess_recist(
         nadir = min(sums_hist) if sums_hist else None
         v_nadir = min(vols_hist) if vols_hist else None
         not_measured = [lid for lid in targets if patient.size(lid, date) is None]
-        s_measured = sum(
-            recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0
-            for lid in targets
-            if lid not in not_measured
-        )
+        s_measured = diameter_sum(patient, targets, date)  # not-measured targets count as 0
         t_resp = target_response(patient, targets, date, s, s_base, nadir, cfg, s_measured)
         nt = non_target_state(patient, selection, date, history, roles, cfg)
         new_now = new_lesions_present(patient, date, cfg)
         overall = overall_response(t_resp, nt.response, len(new_now))
         v_resp = volumetric_target_response(v, v_base, v_nadir, t_resp == "CR", cfg) if targets else "NA"
         v_overall = overall_response(v_resp, nt.response, len(new_now))
-        nlt_sum = sum(
-            recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0 for lid in nl_targets
-        )
-        new_nt_sum = sum(
-            recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0
-            for lid in new_now
-            if lid not in nl_targets
-        )
+        nlt_sum = diameter_sum(patient, nl_targets, date)
+        new_nt_sum = diameter_sum(patient, (lid for lid in new_now if lid not in nl_targets), date)
         i_resp, i_status = irecist.step(
             date, overall, s, nt.diameter_sum_mm, nlt_sum, new_nt_sum, len(new_now)
         )
