@@ -96,15 +96,18 @@ REAL_SEEDS: tuple[tuple[str, str, str | None], ...] = (
 # --------------------------------------------------------------------------------------------------
 
 
-def _meta(sop_class: str, sop_uid: str, syntax: str = ExplicitVRLittleEndian) -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(sop_class)
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    meta.TransferSyntaxUID = UID(syntax)
-    return meta
-
-
-def _patient_study(ds: Dataset) -> None:
+def _new_object(
+    sop_class: str, sop_uid: str, modality: str, series_uid: str, series_number: int
+) -> Dataset:
+    """A dataset with the file meta, SOP, patient, study and series attributes every seed object shares."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.Modality = modality
     ds.PatientID = "FUZZ01"
     ds.PatientName = "Fuzz^Case"
     ds.PatientBirthDate = "19700101"
@@ -114,6 +117,9 @@ def _patient_study(ds: Dataset) -> None:
     ds.AccessionNumber = ""
     ds.ReferringPhysicianName = ""
     ds.FrameOfReferenceUID = FOR_UID
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number
+    return ds
 
 
 def ct_pixels(k: int) -> np.ndarray:
@@ -125,15 +131,7 @@ def ct_pixels(k: int) -> np.ndarray:
 
 def ct_slice(k: int, syntax: str = ExplicitVRLittleEndian) -> Dataset:
     """One single-frame CT slice of the seed series (3 slices of 8 x 8 pixels, 2 mm apart)."""
-    sop_uid = f"{_ROOT}.10.{k + 1}"
-    ds = Dataset()
-    ds.file_meta = _meta(CTImageStorage, sop_uid)
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = sop_uid
-    ds.Modality = "CT"
-    _patient_study(ds)
-    ds.SeriesInstanceUID = SERIES_UID
-    ds.SeriesNumber = 1
+    ds = _new_object(CTImageStorage, f"{_ROOT}.10.{k + 1}", "CT", SERIES_UID, 1)
     ds.InstanceNumber = k + 1
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.ImagePositionPatient = [ORIGIN_MM[0], ORIGIN_MM[1], ORIGIN_MM[2] + SLICE_SPACING_MM * k]
@@ -156,15 +154,7 @@ def ct_slice(k: int, syntax: str = ExplicitVRLittleEndian) -> Dataset:
 
 def enhanced_ct() -> Dataset:
     """The seed series as one Enhanced CT file (per-frame functional groups)."""
-    sop_uid = f"{_ROOT}.11.1"
-    ds = Dataset()
-    ds.file_meta = _meta(ENHANCED_CT_STORAGE, sop_uid)
-    ds.SOPClassUID = ENHANCED_CT_STORAGE
-    ds.SOPInstanceUID = sop_uid
-    ds.Modality = "CT"
-    _patient_study(ds)
-    ds.SeriesInstanceUID = f"{SERIES_UID}.2"
-    ds.SeriesNumber = 2
+    ds = _new_object(ENHANCED_CT_STORAGE, f"{_ROOT}.11.1", "CT", f"{SERIES_UID}.2", 2)
     ds.InstanceNumber = 1
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
     ds.NumberOfFrames = N_SLICES
@@ -247,15 +237,7 @@ def rtstruct(contours: list[tuple[str, list[np.ndarray]]] | None = None) -> Data
             ("GTV lesion", [_square(-2, -2, 1.5, 1.5, z[0]), _square(-2, -2, 1.5, 1.5, z[1])]),
             ("lymph node 1", [_square(0, 0, 2.5, 2.5, z[1]), _square(0.5, 0.5, 1.5, 1.5, z[1])]),
         ]
-    sop_uid = f"{_ROOT}.40.1"
-    ds = Dataset()
-    ds.file_meta = _meta(RTSTRUCT_STORAGE, sop_uid)
-    ds.SOPClassUID = RTSTRUCT_STORAGE
-    ds.SOPInstanceUID = sop_uid
-    ds.Modality = "RTSTRUCT"
-    _patient_study(ds)
-    ds.SeriesInstanceUID = f"{_ROOT}.40"
-    ds.SeriesNumber = 40
+    ds = _new_object(RTSTRUCT_STORAGE, f"{_ROOT}.40.1", "RTSTRUCT", f"{_ROOT}.40", 40)
     ds.StructureSetLabel = "fuzz"
     ref_series = Dataset()
     ref_series.SeriesInstanceUID = SERIES_UID
