@@ -7,25 +7,23 @@ from pathlib import Path
 import pytest
 
 
+def _require(path: Path, marker: str, what: str) -> Path:
+    """``path`` when ``path/marker`` is a folder; otherwise skip the test, naming what and where."""
+    if not (path / marker).is_dir():
+        pytest.skip(f"{what} not found at {path}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def pyradiomics_data(shared_data: Path) -> Path:
-    path = shared_data / "pyradiomics"
-    if not (path / "baseline").is_dir():
-        pytest.skip(f"pyradiomics regression data not found at {path}")
-    return path
+    return _require(shared_data / "pyradiomics", "baseline", "pyradiomics regression data")
 
 
 @pytest.fixture(scope="session")
 def ibsi_data(shared_data: Path) -> Path:
-    path = shared_data / "ibsi"
-    if not (path / "ibsi_1_digital_phantom").is_dir():
-        pytest.skip(f"IBSI digital phantom not found at {path}")
-    return path
+    return _require(shared_data / "ibsi", "ibsi_1_digital_phantom", "IBSI digital phantom")
 
 
 @pytest.fixture(scope="session")
 def sts_data(real_data: Path) -> Path:
-    path = real_data / "ibsi_sts"
-    if not (path / "nifti" / "STS_025").is_dir():
-        pytest.skip(f"IBSI sarcoma data (STS_025) not found at {path}")
-    return path
+    return _require(real_data / "ibsi_sts", "nifti/STS_025", "IBSI sarcoma data (STS_025)")
