@@ -198,6 +198,20 @@ def assess_recist(
     s_base = sum_over(patient, targets, base, roles, cfg) if base and targets else None
     v_base = sum_over(patient, targets, base, roles, cfg, "volume") if base and targets else None
     ici = roles.ici_start
+
+    def scan_row(date: dt.date, s: float | None, v: float | None) -> dict:
+        """The columns every scan's row has (pre-baseline, baseline and on-treatment alike)."""
+        return {
+            "patient_id": patient.patient_id,
+            "scan_date": date,
+            "role": roles.role_of(date),
+            "days_from_ici": (date - ici).days if ici else None,
+            "sld_mm": s,
+            "volume_mm3": v,
+            "n_targets": len(targets),
+            "n_targets_not_measured": sum(1 for lid in targets if patient.size(lid, date) is None),
+        }
+
     for date in (
         *roles.earlier,
         *([roles.pre_baseline] if roles.pre_baseline else []),
@@ -205,18 +219,7 @@ def assess_recist(
     ):
         s = sum_over(patient, targets, date, roles, cfg) if targets else None
         v = sum_over(patient, targets, date, roles, cfg, "volume") if targets else None
-        rows.append(
-            {
-                "patient_id": patient.patient_id,
-                "scan_date": date,
-                "role": roles.role_of(date),
-                "days_from_ici": (date - ici).days if ici else None,
-                "sld_mm": s,
-                "volume_mm3": v,
-                "n_targets": len(targets),
-                "n_targets_not_measured": sum(1 for lid in targets if patient.size(lid, date) is None),
-            }
-        )
+        rows.append(scan_row(date, s, v))
     history: list[dt.date] = [base] if base else []
     sums_hist: list[float] = [s_base] if s_base is not None else []
     vols_hist: list[float] = [v_base] if v_base is not None else []
@@ -228,7 +231,6 @@ def assess_recist(
         v = sum_over(patient, targets, date, roles, cfg, "volume") if targets else None
         nadir = min(sums_hist) if sums_hist else None
         v_nadir = min(vols_hist) if vols_hist else None
-        not_measured = [lid for lid in targets if patient.size(lid, date) is None]
         s_measured = diameter_sum(patient, targets, date)  # not-measured targets count as 0
         t_resp = target_response(patient, targets, date, s, s_base, nadir, cfg, s_measured)
         nt = non_target_state(patient, selection, date, history, roles, cfg)
@@ -243,14 +245,7 @@ def assess_recist(
         )
         rows.append(
             {
-                "patient_id": patient.patient_id,
-                "scan_date": date,
-                "role": roles.role_of(date),
-                "days_from_ici": (date - ici).days if ici else None,
-                "sld_mm": s,
-                "volume_mm3": v,
-                "n_targets": len(targets),
-                "n_targets_not_measured": len(not_measured),
+                **scan_row(date, s, v),
                 "nadir_sld_mm": nadir,
                 "sld_change_from_baseline_pct": pct_change(s, s_base),
                 "sld_change_from_nadir_pct": pct_change(s, nadir),
