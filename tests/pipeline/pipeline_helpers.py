@@ -131,3 +131,34 @@ def champiat_labels_within_one_pixel(
         for pid, label in zip(kinetics["patient_id"], kinetics["hpd_champiat2017"], strict=True):
             labels.setdefault(str(pid), set()).add(label)
     return labels
+
+
+def check_champiat_labels(
+    out_dir: Path, archive: Path
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, set[str]], int]:
+    """Assert, per patient, that the run's kinetics.csv has the truth's dates and target count and a Champiat
+    2017 label of the exact measurements or of their one-pixel neighbours (exactly that label where no
+    neighbour differs). Returns (got, expected kinetics by patient_id, plausible labels, number of exact
+    labels) for the caller's own cohort-level assertions."""
+    from hpd_imaging.config import REPO_PIPELINES
+    from hpd_imaging.response import load_response_config, run_response
+
+    truth = read_truth(archive)
+    clinical = pd.read_csv(archive / "clinical.csv", dtype={"patient_id": str})
+    cfg = load_response_config(REPO_PIPELINES / "hpd_definitions.yaml")
+    expected = run_response(truth_lesions(truth), clinical, cfg).kinetics.set_index("patient_id")
+    got = pd.read_csv(out_dir / "kinetics.csv", dtype={"patient_id": str}).set_index("patient_id")
+    pixel_mm = float(str(pd.read_csv(out_dir / "series.csv")["pixel_spacing_mm"].iloc[0]).split("x")[0])
+    plausible = champiat_labels_within_one_pixel(truth, clinical, cfg, pixel_mm)
+    n_exact = 0
+    for pid in expected.index:
+        why = (pid, got.loc[pid, "hpd_champiat2017_reason"], expected.loc[pid, "hpd_champiat2017_reason"])
+        for col in ("baseline_date", "first_eval_date", "n_targets"):
+            assert str(got.loc[pid, col]) == str(expected.loc[pid, col]), (pid, col)
+        # the label of the exact measurements, or (only where the truth's label itself flips when the
+        # pre-baseline diameters move by one pixel) the label of those one-pixel neighbours
+        assert got.loc[pid, "hpd_champiat2017"] in plausible[pid], (why, plausible[pid])
+        n_exact += got.loc[pid, "hpd_champiat2017"] == expected.loc[pid, "hpd_champiat2017"]
+        if len(plausible[pid]) == 1:
+            assert got.loc[pid, "hpd_champiat2017"] == expected.loc[pid, "hpd_champiat2017"], why
+    return got, expected, plausible, n_exact

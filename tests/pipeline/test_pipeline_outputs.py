@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pipeline_helpers import champiat_labels_within_one_pixel, read_truth, truth_lesions
+from pipeline_helpers import check_champiat_labels, read_truth
 
-from hpd_imaging.config import REPO_PIPELINES
 from hpd_imaging.pipeline import RunSummary
-from hpd_imaging.response import load_response_config, run_response
 
 EXPECTED = [
     "series.csv",
@@ -84,27 +82,8 @@ def test_measurements_match_ground_truth(reference_run: RunSummary, tiny_archive
 
 def test_champiat_labels_equal_labels_of_the_truth(reference_run: RunSummary, tiny_archive: Path) -> None:
     """The pipeline's HPD label (Champiat 2017) of each patient = run_response on the exact measurements."""
-    out_dir = reference_run.out_dir
-    truth = read_truth(tiny_archive)
-    clinical = pd.read_csv(tiny_archive / "clinical.csv", dtype={"patient_id": str})
-    cfg = load_response_config(REPO_PIPELINES / "hpd_definitions.yaml")
-    expected = run_response(truth_lesions(truth), clinical, cfg).kinetics.set_index("patient_id")
-    got = pd.read_csv(reference_run.out_dir / "kinetics.csv", dtype={"patient_id": str})
-    got = got.set_index("patient_id")
+    got, expected, _, n_exact = check_champiat_labels(reference_run.out_dir, tiny_archive)
     assert sorted(got.index) == sorted(expected.index)
-    pixel_mm = float(str(pd.read_csv(out_dir / "series.csv")["pixel_spacing_mm"].iloc[0]).split("x")[0])
-    plausible = champiat_labels_within_one_pixel(truth, clinical, cfg, pixel_mm)
-    n_exact = 0
-    for pid in expected.index:
-        why = (pid, got.loc[pid, "hpd_champiat2017_reason"], expected.loc[pid, "hpd_champiat2017_reason"])
-        for col in ("baseline_date", "first_eval_date", "n_targets"):
-            assert str(got.loc[pid, col]) == str(expected.loc[pid, col]), (pid, col)
-        # the label of the exact measurements, or (only where the truth's label itself flips when the
-        # pre-baseline diameters move by one pixel) the label of those one-pixel neighbours
-        assert got.loc[pid, "hpd_champiat2017"] in plausible[pid], (why, plausible[pid])
-        n_exact += got.loc[pid, "hpd_champiat2017"] == expected.loc[pid, "hpd_champiat2017"]
-        if len(plausible[pid]) == 1:
-            assert got.loc[pid, "hpd_champiat2017"] == expected.loc[pid, "hpd_champiat2017"], why
     assert n_exact >= len(expected) - 1
 
 

@@ -16,15 +16,11 @@ import pydicom
 import pytest
 from pipeline_helpers import (
     FAST_CONFIG,
-    champiat_labels_within_one_pixel,
+    check_champiat_labels,
     cli,
     read_truth,
     train_test_model,
-    truth_lesions,
 )
-
-from hpd_imaging.config import REPO_PIPELINES
-from hpd_imaging.response import load_response_config, run_response
 
 OUTPUTS = [
     "series.csv",
@@ -136,23 +132,7 @@ def test_measurements_and_labels_match_ground_truth(sample_run: Path, sample_dic
                     assert abs(row[col] - m[col]) <= tol["diameter_mm"], (key, col, row[col], m[col])
     assert n_checked >= 20
 
-    clinical = pd.read_csv(sample_dicom / "clinical.csv", dtype={"patient_id": str})
-    cfg = load_response_config(REPO_PIPELINES / "hpd_definitions.yaml")
-    expected = run_response(truth_lesions(truth), clinical, cfg).kinetics.set_index("patient_id")
-    got = pd.read_csv(sample_run / "kinetics.csv", dtype={"patient_id": str}).set_index("patient_id")
-    pixel_mm = float(str(pd.read_csv(out_dir / "series.csv")["pixel_spacing_mm"].iloc[0]).split("x")[0])
-    plausible = champiat_labels_within_one_pixel(truth, clinical, cfg, pixel_mm)
-    n_exact = 0
-    for pid in expected.index:
-        why = (pid, got.loc[pid, "hpd_champiat2017_reason"], expected.loc[pid, "hpd_champiat2017_reason"])
-        for col in ("baseline_date", "first_eval_date", "n_targets"):
-            assert str(got.loc[pid, col]) == str(expected.loc[pid, col]), (pid, col)
-        # the label of the exact measurements, or (only where the truth's label itself flips when the
-        # pre-baseline diameters move by one pixel) the label of those one-pixel neighbours
-        assert got.loc[pid, "hpd_champiat2017"] in plausible[pid], (why, plausible[pid])
-        n_exact += got.loc[pid, "hpd_champiat2017"] == expected.loc[pid, "hpd_champiat2017"]
-        if len(plausible[pid]) == 1:
-            assert got.loc[pid, "hpd_champiat2017"] == expected.loc[pid, "hpd_champiat2017"], why
+    _, expected, plausible, n_exact = check_champiat_labels(out_dir, sample_dicom)
     # the bundled sample is chosen so that no label flips within one pixel (sample_dicom/README.md): there,
     # every label of the run must equal the label of the exact measurements
     assert all(len(labels) == 1 for labels in plausible.values()), plausible
