@@ -174,14 +174,12 @@ def register(app: typer.Typer) -> None:
             feats, labs, clin = _read_inputs(features, labels, clinical)
             result = evaluate_model(feats, labs, settings.definition, settings, clinical=clin, out_dir=out)
         if not quiet:
+            from hpd_imaging.model.metrics import format_estimate
+
             m = result.metrics
 
             def fmt(entry: dict[str, Any] | None) -> str:
-                if not entry or entry.get("estimate") is None:
-                    return "n/a"
-                lo, hi = entry.get("ci_low"), entry.get("ci_high")
-                ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
-                return f"{entry['estimate']:.3f}{ci}"
+                return format_estimate(entry, digits=3, missing="n/a")
 
             typer.echo(
                 f"{m['n_patients']} patient(s), {m['n_hpd']} hpd, "

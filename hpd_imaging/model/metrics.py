@@ -17,6 +17,8 @@ over repeats) with a percentile-bootstrap CI: per-fold fits on ~10 patients with
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -179,6 +181,18 @@ def bootstrap_ci(
     else:
         lo, hi = (float(x) for x in np.percentile(finite, [50 * (1 - level), 50 * (1 + level)]))
     return {"estimate": estimate, "ci_low": lo, "ci_high": hi, "n_values": int(finite.size)}
+
+
+def format_estimate(entry: dict[str, Any] | None, digits: int = 2, missing: str = "") -> str:
+    """A summarise() entry as text: ``0.73 [0.60, 0.85]``; the CI only when both ends are there.
+
+    One formatter for the plot legends and the command's console summary, so the two read alike.
+    """
+    if not entry or entry.get("estimate") is None:
+        return missing
+    lo, hi = entry.get("ci_low"), entry.get("ci_high")
+    ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
+    return f"{entry['estimate']:.{digits}f}{ci}"
 
 
 def summarise(

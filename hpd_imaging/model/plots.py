@@ -12,20 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hpd_imaging.model.metrics import format_estimate
+
 
 def _per_patient(oof: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {
         str(m): g.groupby("patient_id").agg(y=("y_true", "first"), risk=("hpd_risk", "mean"))
         for m, g in oof.groupby("model", sort=False)
     }
-
-
-def _ci_text(entry: dict[str, Any] | None) -> str:
-    if not entry or entry.get("estimate") is None:
-        return ""
-    lo, hi = entry.get("ci_low"), entry.get("ci_high")
-    ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
-    return f"{entry['estimate']:.2f}{ci}"
 
 
 def _metric(metrics: dict[str, Any], model: str, name: str) -> dict[str, Any] | None:
@@ -48,7 +42,7 @@ def write_plots(oof: pd.DataFrame, metrics: dict[str, Any], out_dir: Path) -> li
     fig, ax = plt.subplots(figsize=(5, 5))
     for model, g in groups.items():
         fpr, tpr, _ = roc_curve(g["y"], g["risk"])
-        ax.plot(fpr, tpr, label=f"{model} AUC {_ci_text(_metric(metrics, model, 'auc'))}")
+        ax.plot(fpr, tpr, label=f"{model} AUC {format_estimate(_metric(metrics, model, 'auc'))}")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="chance")
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC (mean out-of-fold risk)")
     ax.legend(loc="lower right", fontsize=8)
@@ -78,7 +72,7 @@ def write_plots(oof: pd.DataFrame, metrics: dict[str, Any], out_dir: Path) -> li
         n_bins = int(max(2, min(5, g["y"].sum())))
         frac_pos, mean_pred = calibration_curve(g["y"], g["risk"], n_bins=n_bins, strategy="quantile")
         slope = _metric(metrics, model, "calibration_slope")
-        ax.plot(mean_pred, frac_pos, marker="o", label=f"{model} slope {_ci_text(slope)}")
+        ax.plot(mean_pred, frac_pos, marker="o", label=f"{model} slope {format_estimate(slope)}")
     lim = float(max(0.05, np.nanmax(oof["hpd_risk"])))
     ax.plot([0, lim], [0, lim], ls="--", c="grey", lw=1, label="ideal")
     ax.set(
