@@ -403,13 +403,15 @@ def T(value: float, comparator: str = ">=") -> Threshold:  # noqa: N802 - reads 
 KINETIC = ("ici_start_date", "pre_baseline_scan", "baseline_targets", "first_eval_scan")
 FIRST_EVAL = ("ici_start_date", "baseline_targets", "first_eval_scan")
 VOLUMETRIC = (*KINETIC, "volumes")
+# Kim CG 2019 and its three sub-labels share one threshold set (each rule reads all three; copied per entry)
+KIM_THRESHOLDS = {"tgk_ratio": T(2.0), "tgr_ratio": T(2.0), "window_days": T(84.0, "<=")}
 
 _ENTRIES = [
     HpdDefinition(
         "champiat2017",
         "Champiat S et al. Clin Cancer Res 2017;23:1920-1928 (doi:10.1158/1078-0432.CCR-16-1741 [M])",
         KINETIC,
-        lambda f, c, k: _champiat_like(f, c, k),
+        _champiat_like,
         {"tgr_ratio": T(2.0)},
         "RECIST PD at first evaluation AND TGR_exp >= 2 x TGR_ref (inequality form when TGR_ref <= 0)",
     ),
@@ -417,7 +419,7 @@ _ENTRIES = [
         "kanjanapan2019",
         "Kanjanapan Y et al. Cancer 2019 [S: Adashek 2019; Brambilla 2020 tables]",
         KINETIC,
-        lambda f, c, k: _champiat_like(f, c, k),
+        _champiat_like,
         {"tgr_ratio": T(2.0)},
         "same rule as Champiat 2017: RECIST PD at first evaluation AND TGR ratio >= 2",
     ),
@@ -467,7 +469,7 @@ _ENTRIES = [
         "Kim CG et al. Ann Oncol 2019;30:1104-1113 (doi:10.1093/annonc/mdz123 [M])",
         KINETIC,
         _kim("composite"),
-        {"tgk_ratio": T(2.0), "tgr_ratio": T(2.0), "window_days": T(84.0, "<=")},
+        dict(KIM_THRESHOLDS),
         "scans within +-12 weeks of ICI start; default composite (a reconstruction): (TGKR >= 2 OR "
         "TGRR >= 2) AND TTF < 2 months AND RECIST PD",
         ("treatment_stop_date",),
@@ -477,7 +479,7 @@ _ENTRIES = [
         "Kim CG et al. Ann Oncol 2019 (sub-label)",
         KINETIC,
         _kim("tgk"),
-        {"tgk_ratio": T(2.0), "tgr_ratio": T(2.0), "window_days": T(84.0, "<=")},
+        dict(KIM_THRESHOLDS),
         "Kim CG sub-label: TGK ratio >= 2 with scans within +-12 weeks",
     ),
     HpdDefinition(
@@ -485,7 +487,7 @@ _ENTRIES = [
         "Kim CG et al. Ann Oncol 2019 (sub-label)",
         KINETIC,
         _kim("tgr"),
-        {"tgk_ratio": T(2.0), "tgr_ratio": T(2.0), "window_days": T(84.0, "<=")},
+        dict(KIM_THRESHOLDS),
         "Kim CG sub-label: TGR ratio >= 2 with scans within +-12 weeks",
     ),
     HpdDefinition(
@@ -493,7 +495,7 @@ _ENTRIES = [
         "Kim CG et al. Ann Oncol 2019 (sub-label)",
         KINETIC,
         _kim("ttf"),
-        {"tgk_ratio": T(2.0), "tgr_ratio": T(2.0), "window_days": T(84.0, "<=")},
+        dict(KIM_THRESHOLDS),
         "Kim CG sub-label: TTF < 2 months with scans within +-12 weeks",
         ("treatment_stop_date",),
     ),
