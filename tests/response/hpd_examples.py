@@ -8,16 +8,33 @@ from typing import Any
 import pandas as pd
 
 from hpd_imaging.response import ResponseConfig, run_response
+from hpd_imaging.response.tables import MEASUREMENT_REQUIRED
 
-MEAS_COLUMNS = [
-    "patient_id",
-    "scan_date",
-    "lesion_id",
-    "organ",
-    "is_lymph_node",
-    "longest_axial_diameter_mm",
-    "short_axis_mm",
-    "volume_mm3",
+MEAS_COLUMNS = [*MEASUREMENT_REQUIRED, "volume_mm3"]
+
+# HPD definition keys the spec asks for: section 2 / section A, then the ones issue #11 added
+SECTION_A_KEYS = [
+    "champiat2017",
+    "saada_bouzid2017",
+    "kato2017",
+    "ferrara2018",
+    "lo_russo2019",
+    "kim2019",
+    "matos2020",
+    "kas2020",
+    "gandara2021",
+    "champiat2017_vol",
+    "ferrara2018_vol",
+    "saada_bouzid2017_vol",
+]
+ISSUE11_KEYS = [
+    "lahmar2016",
+    "kanjanapan2019",
+    "sasaki2019",
+    "ji2019",
+    "refae2020",
+    "tunali2019",
+    "kim_y2019_volumetric",
 ]
 
 

@@ -4,7 +4,7 @@ sections 1-3 and policies of section 7 that the worked examples do not reach."""
 from __future__ import annotations
 
 import pytest
-from hpd_examples import labels, lesion, one
+from hpd_examples import ISSUE11_KEYS, SECTION_A_KEYS, labels, lesion, one
 
 from hpd_imaging.response import DEFINITIONS, ResponseConfig
 
@@ -35,29 +35,6 @@ SECTION_A_COLUMNS = [
     "vol_delta_tgr",
     "recist_first_eval",
     "ttf_days",
-]
-SECTION_A_KEYS = [
-    "champiat2017",
-    "saada_bouzid2017",
-    "kato2017",
-    "ferrara2018",
-    "lo_russo2019",
-    "kim2019",
-    "matos2020",
-    "kas2020",
-    "gandara2021",
-    "champiat2017_vol",
-    "ferrara2018_vol",
-    "saada_bouzid2017_vol",
-]
-ISSUE11_KEYS = [
-    "lahmar2016",
-    "kanjanapan2019",
-    "sasaki2019",
-    "ji2019",
-    "refae2020",
-    "tunali2019",
-    "kim_y2019_volumetric",
 ]
 
 

@@ -9,7 +9,7 @@ Dates: pre-baseline 2024-01-01, baseline 2024-01-31, ICI 2024-02-01, first evalu
 from __future__ import annotations
 
 import pytest
-from hpd_examples import labels, lesion, one
+from hpd_examples import ISSUE11_KEYS, SECTION_A_KEYS, labels, lesion, one
 
 from hpd_imaging.response import ResponseConfig
 
@@ -159,30 +159,7 @@ def test_every_registry_key_has_columns_and_reasons():
     for key in DEFINITIONS:
         assert r[f"hpd_{key}"] in ("hpd", "no_hpd", "not_evaluable")
         assert r[f"hpd_{key}_reason"].endswith(".")
-    required = {
-        "champiat2017",
-        "saada_bouzid2017",
-        "kato2017",
-        "ferrara2018",
-        "lo_russo2019",
-        "kim2019",
-        "matos2020",
-        "kas2020",
-        "gandara2021",
-        "champiat2017_vol",
-        "ferrara2018_vol",
-        "saada_bouzid2017_vol",
-        "lahmar2016",
-        "kanjanapan2019",
-        "sasaki2019",
-        "ji2019",
-        "refae2020",
-        "tunali2019",
-        "kim_y2019_volumetric",
-        "kim2019_tgk",
-        "kim2019_tgr",
-        "kim2019_ttf",
-    }
+    required = {*SECTION_A_KEYS, *ISSUE11_KEYS, "kim2019_tgk", "kim2019_tgr", "kim2019_ttf"}
     assert required <= set(DEFINITIONS)
     for d in DEFINITIONS.values():
         assert d.citation and d.summary and callable(d.rule)
