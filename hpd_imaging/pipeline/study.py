@@ -283,7 +283,7 @@ def run_study(
 
     notify("stage", "report")
     t = time.perf_counter()
-    outputs.update(_write_report(out_dir, outputs, clinical, snapshots, config))
+    outputs.update(_write_report(out_dir, outputs, clinical, snapshots, config, versions))
     timings["report_s"] = time.perf_counter() - t
 
     n_patients = len(plan) + len(lost)
@@ -421,7 +421,12 @@ def _write_cohort(
 
 
 def _write_report(
-    out_dir: Path, outputs: dict, clinical: pd.DataFrame | None, snapshots: list, config: PipelineConfig
+    out_dir: Path,
+    outputs: dict,
+    clinical: pd.DataFrame | None,
+    snapshots: list,
+    config: PipelineConfig,
+    versions: dict[str, str | None],
 ) -> dict[str, Path]:
     if "kinetics" not in outputs:
         return {}
@@ -443,7 +448,7 @@ def _write_report(
         predictions=read("predictions"),
         clinical=clinical,
         snapshots=snapshots,
-        provenance={"config_hash": config.config_hash(), **package_versions()},
+        provenance={"config_hash": config.config_hash(), **versions},
         primary_definition=config.model.definition
         if f"hpd_{config.model.definition}" in kinetics_columns
         else None,
