@@ -58,7 +58,6 @@ class ExamMasks(NamedTuple):
 class _Obs:
     """One mask at one exam, mapped to the reference space."""
 
-    index: int
     mask: LesionMask
     centroid_ref: np.ndarray
     footprint: np.ndarray  # sorted unique evidence-grid keys
@@ -89,14 +88,14 @@ class _Track:
 
 
 def _footprint(
-    mask: LesionMask, registration: Registration, reference: CtImage, spacing_mm: float
+    mask: LesionMask, kji: np.ndarray, registration: Registration, reference: CtImage, spacing_mm: float
 ) -> np.ndarray:
     """Evidence-grid cells covered by the mask once mapped into the reference space.
 
-    Each voxel is supersampled so that samples are at most ``spacing_mm`` apart (thick slices leave no gaps),
-    then mapped with the registration and binned on a grid aligned with the reference CT.
+    ``kji`` are the mask's voxel indices (``np.argwhere(mask.mask)``, computed once by the caller). Each voxel
+    is supersampled so that samples are at most ``spacing_mm`` apart (thick slices leave no gaps), then mapped
+    with the registration and binned on a grid aligned with the reference CT.
     """
-    kji = np.argwhere(mask.mask).astype(float)
     spacing = np.asarray(mask.geometry.spacing_mm[::-1])
     steps = np.maximum(1, np.ceil(spacing / spacing_mm)).astype(int)
     offsets = np.stack(np.meshgrid(*[(np.arange(n) + 0.5) / n - 0.5 for n in steps], indexing="ij"), -1)
@@ -288,21 +287,14 @@ def track_lesions(
         else:
             reg = Registration(matrix=np.eye(4), method="none", note="registration not run")
         obs = []
-        for idx, (m, (key, kind)) in enumerate(zip(exam.masks, keyed[n], strict=True)):
-            if not m.mask.any():
+        for m, (key, kind) in zip(exam.masks, keyed[n], strict=True):
+            kji = np.argwhere(m.mask)
+            if not len(kji):
                 logger.warning("%s: empty mask %r skipped", m.source_path or exam.ct.source, m.label)
                 continue
-            centroid = m.geometry.index_to_lps(np.argwhere(m.mask).mean(0)[::-1])
-            obs.append(
-                _Obs(
-                    idx,
-                    m,
-                    reg.map_points(centroid),
-                    _footprint(m, reg, reference, settings.evidence_spacing_mm),
-                    key,
-                    kind,
-                )
-            )
+            centroid = m.geometry.index_to_lps(kji.mean(0)[::-1])
+            footprint = _footprint(m, kji, reg, reference, settings.evidence_spacing_mm)
+            obs.append(_Obs(m, reg.map_points(centroid), footprint, key, kind))
         _match_exam(
             patient_id,
             exam,
@@ -432,14 +424,8 @@ def _match_exam(
             ]
             cover = [c for c in cover if c[0] >= settings.containment_fraction]
             host = max(cover)[1] if cover else None
-        if host is not None:
-            assign(
-                host,
-                o,
-                "position",
-                note=f"fragment: {len(assigned[host]) + 1} masks of one lesion, "
-                "long axes summed (RECIST 1.1)",
-            )
+        if host is not None:  # step 5 writes the fragment note (the host has two or more masks now)
+            assign(host, o, "position")
         else:
             new_obs.append(o)
 
@@ -461,21 +447,15 @@ def _match_exam(
         if not partners:
             continue
         group = [t, *partners]
-        keeper = max(group, key=lambda u: tracks[u].volume_mm3)
-        if keeper != t:  # attribute the merged lesion to the larger baseline lesion
-            assigned[keeper] = [(o, "position", *items[0][2:4], "")]
-            del assigned[t]
+        keeper = max(group, key=lambda u: tracks[u].volume_mm3)  # the merged lesion goes to the larger one
         names = ", ".join(tracks[u].lesion_id for u in group if u != keeper)
-        o_item = assigned[keeper][0]
-        assigned[keeper] = [
-            (
-                o_item[0],
-                o_item[1],
-                float(np.linalg.norm(o.centroid_ref - tracks[keeper].centroid_ref)),
-                _dice(o.footprint, tracks[keeper].footprint),
-                f"coalesced: merged with {names}, measured as one (RECIST 1.1)",
-            )
-        ]
+        del assigned[t]
+        assign(
+            keeper,
+            o,
+            items[0][1] if keeper == t else "position",
+            note=f"coalesced: merged with {names}, measured as one (RECIST 1.1)",
+        )
         for u in group:
             if u != keeper:
                 tracks[u].merged_into = tracks[keeper].lesion_id
@@ -512,7 +492,7 @@ def _match_exam(
         if not tr.label:
             tr.label = masks[0].label
     for t, tr in enumerate(tracks):
-        if t in assigned or any(m.scan_date == exam.scan_date for m in tr.measurements):
+        if t in assigned:
             continue
         tr.measurements.append(_absent(tr, exam, patient_id))
         if tr.merged_into is not None:
