@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hpd_imaging.commands._common import EXIT_USAGE, configure_logging
+from hpd_imaging.commands._common import configure_logging, usage_errors
 
 
 def run(
@@ -77,16 +77,12 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hpd_imaging.config import load_config
-    from hpd_imaging.errors import HpdImagingError
     from hpd_imaging.pipeline import run_study
 
     console = Console(stderr=True, quiet=quiet)
     started = time.perf_counter()
-    try:
+    with usage_errors():
         cfg = load_config(config)
-    except HpdImagingError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(EXIT_USAGE) from exc
 
     stages = ["index", "patients", "kinetics", "radiomics", *(["model"] if model else []), "report"]
     with Progress(
@@ -100,7 +96,6 @@ def run(
     ) as bar:
         stage_task = bar.add_task("stages", total=len(stages))
         patient_task = bar.add_task("patients", total=None)
-        seen: set[str] = set()
 
         def progress(event: str, detail: str) -> None:
             if event == "stage":
@@ -112,11 +107,10 @@ def run(
                 bar.update(patient_task, description=f"patients (last started {detail})")
             elif event in {"patient_done", "patient_failed", "patient_resumed"}:
                 bar.advance(patient_task)
-                seen.add(detail)
                 if event == "patient_failed":
                     console.print(f"[red]patient {detail} failed[/red] (see errors.csv)")
 
-        try:
+        with usage_errors():
             summary = run_study(
                 study_dir,
                 out,
@@ -132,9 +126,6 @@ def run(
                 pseudonym_key=pseudonym_key,
                 progress=progress,
             )
-        except HpdImagingError as exc:
-            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-            raise typer.Exit(EXIT_USAGE) from exc
         bar.update(stage_task, completed=len(stages), description="stages: done")
         bar.update(patient_task, description="patients")
 
