@@ -181,29 +181,19 @@ def _burden(
     if date is None or not ids:
         return None, 3.0
     targets = set(selection.targets)
-    if cfg.kinetic_basis == "sld_power3":
-        total = 0.0
-        for lid in ids:
-            if lid in targets:
-                v = sum_over(patient, (lid,), date, roles, cfg)
-                if v is None:
-                    return None, 3.0
-                total += v
-            else:
-                total += recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0
-        return total, 3.0
-    if cfg.kinetic_basis == "sum_ld_cubed":
-        s = 0.0
-        for lid in ids:
-            d = (
-                sum_over(patient, (lid,), date, roles, cfg)
-                if lid in targets
-                else (recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0)
-            )
-            if d is None:
-                return None, 1.0
-            s += d**3
-        return s, 1.0
+    if cfg.kinetic_basis in ("sld_power3", "sum_ld_cubed"):
+        diameters = [
+            sum_over(patient, (lid,), date, roles, cfg)
+            if lid in targets
+            else (recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0)
+            for lid in ids
+        ]
+        sld = cfg.kinetic_basis == "sld_power3"
+        exponent = 3.0 if sld else 1.0
+        measured = [d for d in diameters if d is not None]
+        if len(measured) < len(diameters):  # a target not evaluable on this scan
+            return None, exponent
+        return (sum(measured) if sld else sum(d**3 for d in measured)), exponent
     vols = []
     for lid in ids:
         size = patient.size(lid, date)
@@ -265,9 +255,9 @@ def compute_facts(
     f.tgr_exp = tgr_pct_per_month(f.burden_base, f.burden_first, t_exp, exponent)
     f.tgr_ratio, f.delta_tgr = ratio(f.tgr_exp, f.tgr_ref), difference(f.tgr_exp, f.tgr_ref)
     # TGK: linear slope of the diameter burden (mm/month), whatever the TGR basis
+    sld_cfg = cfg.model_copy(update={"kinetic_basis": "sld_power3"})
     d_pre, d_base, d_first = (
-        _burden(patient, ids, d, roles, cfg.model_copy(update={"kinetic_basis": "sld_power3"}), selection)[0]
-        for d in (pre, base, first)
+        _burden(patient, ids, d, roles, sld_cfg, selection)[0] for d in (pre, base, first)
     )
     f.tgk_ref, f.tgk_exp = tgk_per_month(d_pre, d_base, t_ref), tgk_per_month(d_base, d_first, t_exp)
     f.tgk_ratio = ratio(f.tgk_exp, f.tgk_ref)
