@@ -190,12 +190,10 @@ def assess_patient(patient: PatientData, cfg: ResponseConfig) -> tuple[dict, lis
         and (cfg.growth_include_pre_baseline or roles.baseline is None or r["scan_date"] >= roles.baseline)
     ]
     growth = {"patient_id": patient.patient_id}
-    growth.update(
+    growth.update(  # fit_growth reports too few scans itself (an empty series included)
         fit_growth(
             [(r["scan_date"] - series[0]["scan_date"]).days for r in series], [r["sld_mm"] for r in series]
         )
-        if series
-        else fit_growth([], [])
     )
     kin["growth_model"] = growth.get("model") or None
     kin["growth_g_per_day"] = growth.get("g_per_day")
@@ -285,7 +283,5 @@ def write_outputs(
         tables["concordance"] = concordance_table(result.kinetics, list(DEFINITIONS))
     for name, path in paths.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        df = tables[name].astype(object)
-        df = df.map(clean) if hasattr(df, "map") else df.applymap(clean)
-        df.to_csv(path, index=False, na_rep="")
+        tables[name].astype(object).map(clean).to_csv(path, index=False, na_rep="")
     return paths
