@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pydicom
@@ -93,21 +92,6 @@ def read_dicom(
             path=where,
         ) from exc
     return ds, offset
-
-
-def as_int(value: Any, where: str, keyword: str) -> int:
-    """An integer attribute value, or a DicomReadError naming the file, the attribute and the value."""
-    try:
-        if isinstance(value, bytes | bytearray | list | tuple) or value is None:
-            raise TypeError
-        number = int(value)
-        if number != float(value):
-            raise ValueError
-        return number
-    except (TypeError, ValueError, OverflowError):
-        raise DicomReadError(
-            f"{where}: expected {keyword} to be an integer, got {value!r}", path=where
-        ) from None
 
 
 def raw_ds_bytes(ds: Dataset, tag: int) -> bytes | None:
