@@ -166,7 +166,7 @@ def default_definitions_path() -> Path:
 
 def load_response_config(path: Path | None = None) -> ResponseConfig:
     """Load and validate ``hpd_definitions.yaml`` (default: the bundled one); errors name the file and key."""
-    from hpd_imaging.config import read_yaml
+    from hpd_imaging.config import format_validation_error, read_yaml
 
     if path is None:
         path = default_definitions_path()
@@ -182,8 +182,5 @@ def load_response_config(path: Path | None = None) -> ResponseConfig:
     try:
         return ResponseConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
-            for err in exc.errors()
-        )
+        problems = format_validation_error(exc)
         raise ConfigError(f"{path}: invalid HPD definitions settings: {problems}", path=str(path)) from exc
