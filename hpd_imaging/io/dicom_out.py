@@ -38,6 +38,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from hpd_imaging import __version__, atomic
+from hpd_imaging.dicom_stamps import pin_creation_stamps
 from hpd_imaging.domain import CtImage, Lesion, LesionMask, LesionMeasurement
 from hpd_imaging.errors import DicomReadError, GeometryError, MaskError, MeasurementError
 
@@ -367,14 +368,9 @@ def write_dicom_outputs(
             content_time=content_time,
             series_description="hpd-imaging lesions",
         )
-        _fix_creation_time(seg, scan_date, content_time)
         _enforce_value_lengths(seg, Path(ct_files[0]))
-        # highdicom mints a random DimensionOrganizationUID; derive it from the SEG's identity instead.
-        dim_uid = _uid("seg-dimension-organization", *series_key)
-        for item in seg.DimensionOrganizationSequence:
-            item.DimensionOrganizationUID = dim_uid
-        for item in seg.DimensionIndexSequence:
-            item.DimensionOrganizationUID = dim_uid
+        # highdicom's random DimensionOrganizationUID is derived from the SEG's identity instead
+        _pin_stamps(seg, scan_date, content_time, _uid("seg-dimension-organization", *series_key))
         seg_path = out_dir / SEG_FILENAME
         _save(seg, seg_path, patient_attributes)
         written.append(seg_path)
@@ -438,15 +434,19 @@ def _enforce_value_lengths(ds: pydicom.Dataset, source: Path) -> None:
             elem.value = value[:limit]
 
 
-def _fix_creation_time(ds: pydicom.Dataset, scan_date: dt.date, content_time: dt.time) -> None:
-    """highdicom stamps InstanceCreationDate/Time and ContributionDateTime with now(); pin them to the scan
-    date for byte-stable reruns (the provenance of *when* a run happened lives in run.json, not here)."""
-    ds.InstanceCreationDate = scan_date.strftime("%Y%m%d")
-    ds.InstanceCreationTime = content_time.strftime("%H%M%S")
-    stamp = dt.datetime.combine(scan_date, content_time).strftime("%Y%m%d%H%M%S")
-    for item in getattr(ds, "ContributingEquipmentSequence", []):
-        if "ContributionDateTime" in item:
-            item.ContributionDateTime = stamp
+def _pin_stamps(
+    ds: pydicom.Dataset,
+    scan_date: dt.date,
+    content_time: dt.time,
+    dimension_organization_uid: str | None = None,
+) -> None:
+    """Creation stamps pinned to the scan date/time for byte-stable reruns (hpd_imaging.dicom_stamps)."""
+    pin_creation_stamps(
+        ds,
+        scan_date.strftime("%Y%m%d"),
+        content_time.strftime("%H%M%S"),
+        dimension_organization_uid=dimension_organization_uid,
+    )
 
 
 def _referenced_segment(seg: hd.seg.Segmentation, number: int) -> hd.sr.ReferencedSegment:
@@ -589,5 +589,5 @@ def _build_sr(
         content_time=content_time,
         series_description="hpd-imaging lesion measurements (TID 1500)",
     )
-    _fix_creation_time(sr, scan_date, content_time)
+    _pin_stamps(sr, scan_date, content_time)
     return sr

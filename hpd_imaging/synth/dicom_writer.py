@@ -26,6 +26,7 @@ from pydicom.uid import (
 )
 
 from hpd_imaging import __version__
+from hpd_imaging.dicom_stamps import pin_creation_stamps
 from hpd_imaging.synth.render import RESCALE_INTERCEPT, ExamGrid
 
 MANUFACTURER = "hpd-imaging"
@@ -224,14 +225,11 @@ def write_seg(
     seg_ds.ContentTime = SCAN_TIME
     seg_ds.SeriesDate = date
     seg_ds.SeriesTime = SCAN_TIME
-    seg_ds.InstanceCreationDate = date
-    seg_ds.InstanceCreationTime = SCAN_TIME
     # highdicom stamps "now" and a random dimension-organization UID: make both deterministic
-    for item in seg_ds.get("ContributingEquipmentSequence", []):
-        if "ContributionDateTime" in item:
-            item.ContributionDateTime = date + SCAN_TIME
-    dim_uid = make_uid(ids.uid_salt, "seg-dimension-organization")
-    for seq_name in ("DimensionOrganizationSequence", "DimensionIndexSequence"):
-        for item in seg_ds.get(seq_name, []):
-            item.DimensionOrganizationUID = dim_uid
+    pin_creation_stamps(
+        seg_ds,
+        date,
+        SCAN_TIME,
+        dimension_organization_uid=make_uid(ids.uid_salt, "seg-dimension-organization"),
+    )
     seg_ds.save_as(path, enforce_file_format=True)
