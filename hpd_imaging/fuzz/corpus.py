@@ -13,6 +13,7 @@ Targets: ``ct`` (a folder of slices or one multi-frame file), ``seg``, ``rtstruc
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import shutil
@@ -29,6 +30,8 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from hpd_imaging.dicom_stamps import pin_creation_stamps
+
 log = logging.getLogger(__name__)
 
 TARGETS = ("ct", "seg", "rtstruct", "labelmap")
@@ -37,6 +40,8 @@ RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 
 # fixed UIDs: the corpus is byte-identical from run to run (same seed -> same cases)
 _ROOT = "1.2.826.0.1.3680043.8.498.7777"
+_SEED_DATE = datetime.date(2024, 1, 1)  # with fixed creation stamps (pin_creation_stamps)
+_SEED_TIME = datetime.time(12, 0, 0)
 FOR_UID = f"{_ROOT}.1"
 STUDY_UID = f"{_ROOT}.2"
 SERIES_UID = f"{_ROOT}.3"
@@ -96,9 +101,7 @@ REAL_SEEDS: tuple[tuple[str, str, str | None], ...] = (
 # --------------------------------------------------------------------------------------------------
 
 
-def _new_object(
-    sop_class: str, sop_uid: str, modality: str, series_uid: str, series_number: int
-) -> Dataset:
+def _new_object(sop_class: str, sop_uid: str, modality: str, series_uid: str, series_number: int) -> Dataset:
     """A dataset with the file meta, SOP, patient, study and series attributes every seed object shares."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -146,7 +149,7 @@ def ct_slice(k: int, syntax: str = ExplicitVRLittleEndian) -> Dataset:
     ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
     ds.PixelData = ct_pixels(k).tobytes()
     if syntax == RLELossless:
-        ds.compress(RLELossless, encoding_plugin="pydicom")
+        ds.compress(RLELossless, encoding_plugin="pydicom", generate_instance_uid=False)
     elif syntax != ExplicitVRLittleEndian:
         ds.file_meta.TransferSyntaxUID = UID(syntax)
     return ds
@@ -225,6 +228,14 @@ def _seg(ct_datasets: list[Dataset], fractional: bool) -> Dataset:
         software_versions="1",
         device_serial_number="1",
         omit_empty_frames=True,
+        content_date=_SEED_DATE,
+        content_time=_SEED_TIME,
+    )
+    pin_creation_stamps(
+        seg,
+        f"{_SEED_DATE:%Y%m%d}",
+        f"{_SEED_TIME:%H%M%S}",
+        dimension_organization_uid=f"{_ROOT}.22.{int(fractional)}",
     )
     return seg
 

@@ -97,3 +97,15 @@ def test_the_harness_reports_hangs_crashes_memory_and_bugs(
     assert [r["case"] if "case" in r else r["start"] for r in report.records] == list(range(5))
     assert len(report.failures) == 5
     assert "MemoryError" in report.records[3]["results"]["loader"]["detail"]
+
+
+def test_seed_corpus_is_byte_identical_between_builds(tmp_path) -> None:
+    """Same fuzz seed -> same cases needs the same seed files: no clock or random UID may leak into them."""
+    from hpd_imaging.fuzz.corpus import build_corpus
+
+    build_corpus(tmp_path / "a")
+    build_corpus(tmp_path / "b")
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files and any(f.name.startswith("seg_") for f in files)
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
