@@ -332,19 +332,18 @@ def _snapshots(job: PatientJob, exams: list, course: Any, label_to_id: dict, err
 
 
 def _dicom_outputs(job: PatientJob, exams: list, course: Any, label_to_id: dict, errors: list) -> None:
-    from hpd_imaging.io.dicom_out import write_dicom_outputs
+    """SEG + TID 1500 SR per exam: every measurement of the exam (0 mm included), also for an exam without
+    segmentation (an SR that says "assessed, not present"), with the exam's role and order (TID 1502)."""
+    from hpd_imaging.io.dicom_out import TimePointInfo, write_dicom_outputs
 
     assert job.dicom_out_dir is not None
-    for exam in exams:
-        meas = [m for m in course.measurements if m.scan_date == exam.scan_date and m.voxel_count > 0]
+    for order, exam in enumerate(sorted(exams, key=lambda e: e.scan_date), start=1):
+        meas = [m for m in course.measurements if m.scan_date == exam.scan_date]
         masks = {
             label_to_id[(exam.scan_date, m.label)]: m
             for m in exam.masks
             if (exam.scan_date, m.label) in label_to_id
         }
-        meas = [m for m in meas if m.lesion_id in masks]
-        if not meas:
-            continue
         folder = job.dicom_out_dir / job.patient_id / exam.scan_date.strftime("%Y%m%d")
         try:
             write_dicom_outputs(
@@ -355,6 +354,7 @@ def _dicom_outputs(job: PatientJob, exams: list, course: Any, label_to_id: dict,
                 list(course.lesions),
                 folder,
                 scan_date=exam.scan_date,
+                time_point=TimePointInfo(role=exam.timepoint.role, order=order),
                 patient_attributes=job.dicom_patient_attributes,
             )
         except Exception as exc:  # noqa: BLE001
