@@ -136,7 +136,7 @@ def _single_component_person_names(ds: pydicom.Dataset) -> None:
     for keyword in ("PatientName", "ReferringPhysicianName"):
         value = str(ds.get(keyword, "") or "")
         if value and "^" not in value and "=" not in value:
-            ds.data_element(keyword).value = value + "^"
+            setattr(ds, keyword, value + "^")
 
 
 # Maximum value lengths of the string VRs that highdicom copies from the source CT (PS3.5 table 6.2-1).
