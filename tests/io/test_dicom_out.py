@@ -37,6 +37,7 @@ from hpd_imaging.io.dicom_out import (
     SEG_FILENAME,
     SR_FILENAME,
     TimePointInfo,
+    tracking_identifier_text,
     write_dicom_outputs,
 )
 
@@ -358,6 +359,19 @@ def test_sr_layout_that_ohif_sr_display_reads(case: dict) -> None:
                 assert len(scoord.ContentSequence) == 1  # the SELECTED FROM image
             [method] = volume["children"]
             assert method.ConceptCodeSequence[0].CodeValue == "126030"  # sum of segmented voxels
+
+
+def test_tracking_identifier_fits_lo_and_stays_distinct() -> None:
+    short = Lesion("L1", "1.2.3")
+    assert tracking_identifier_text(short) == "Cornerstone3DTools@^0.1.0:Bidirectional:L1"
+    long_a = Lesion("liver segment VIII lesion A", "1.2.3")
+    long_b = Lesion("liver segment VIII lesion B", "1.2.4")
+    text_a, text_b = tracking_identifier_text(long_a), tracking_identifier_text(long_b)
+    assert len(text_a) == len(text_b) == 64 and text_a != text_b
+    assert text_a.startswith("Cornerstone3DTools@^0.1.0:Bidirectional:liver segment V~")
+    assert tracking_identifier_text(long_a) == text_a  # the same at every timepoint
+    edge = Lesion("x" * 23, "1.2.5")
+    assert tracking_identifier_text(edge).endswith(":" + "x" * 23)
 
 
 def test_sr_time_point_context(case: dict, tmp_path: Path) -> None:

@@ -23,12 +23,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 from dataclasses import dataclass
 
 import highdicom as hd
 from pydicom.sr.codedict import codes
 
 from hpd_imaging.domain import Lesion, TimepointRole
+
+logger = logging.getLogger(__name__)
 
 CORNERSTONE_3D_TAG = "Cornerstone3DTools@^0.1.0"
 BIDIRECTIONAL_TRACKING_PREFIX = f"{CORNERSTONE_3D_TAG}:Bidirectional"
@@ -94,15 +98,22 @@ TIME_POINT_TYPES: dict[TimepointRole, hd.sr.CodedConcept] = {
 
 
 def tracking_identifier_text(lesion: Lesion) -> str:
-    """``Cornerstone3DTools@^0.1.0:Bidirectional:<lesion_id>``, checked against the 64 characters of LO."""
-    text = f"{BIDIRECTIONAL_TRACKING_PREFIX}:{lesion.lesion_id}"
-    if len(text) > _MAX_TRACKING_ID_CHARS:
-        raise ValueError(
-            f"lesion {lesion.lesion_id!r}: expected a lesion_id of at most "
-            f"{_MAX_TRACKING_ID_CHARS - len(BIDIRECTIONAL_TRACKING_PREFIX) - 1} characters (the tracking "
-            f"identifier {text!r} must fit DICOM LO, 64 characters), got {len(lesion.lesion_id)}"
+    """``Cornerstone3DTools@^0.1.0:Bidirectional:<lesion_id>``, within the 64 characters of DICOM LO.
+
+    A lesion_id longer than the 23 characters left is shortened to its first 14 characters, ``~`` and 8 hex
+    digits of its SHA-256: the same text at every timepoint, distinct for distinct ids (the full id stays in
+    the SEG's SegmentLabel and in lesions.csv; the tracking UID is the identity).
+    """
+    room = _MAX_TRACKING_ID_CHARS - len(BIDIRECTIONAL_TRACKING_PREFIX) - 1
+    lesion_id = lesion.lesion_id
+    if len(lesion_id) > room:
+        digest = hashlib.sha256(lesion_id.encode()).hexdigest()[:8]
+        short = f"{lesion_id[: room - 9]}~{digest}"
+        logger.warning(
+            "lesion %r: id longer than %d characters; tracking identifier uses %r", lesion_id, room, short
         )
-    return text
+        lesion_id = short
+    return f"{BIDIRECTIONAL_TRACKING_PREFIX}:{lesion_id}"
 
 
 def tracking_identifier(lesion: Lesion) -> hd.sr.TrackingIdentifier:
@@ -120,7 +131,7 @@ def organ_code(lesion: Lesion) -> hd.sr.CodedConcept | None:
 
 @dataclass(frozen=True)
 class TimePointInfo:
-    """Longitudinal context of one exam (TID 1502): ``order`` is 1 for the patient's first exam, 2 for the next.
+    """Longitudinal context of one exam (TID 1502): ``order`` is 1 for the first exam of the patient, 2 next.
 
     ``time_point`` is the Time Point text (default: the ISO scan date); the Subject Time Point Identifier is
     ``T<order>`` so that a reader can line up the SRs of one patient without parsing dates. The TID 1502 "Time
