@@ -16,6 +16,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import highdicom as hd
 import numpy as np
 import pandas as pd
 import pydicom
@@ -209,6 +210,20 @@ def test_slicer_seg_reader_voxels_and_constant_colours(run_out: dict) -> None:
         assert len({s["rgb"] for s in segments.values()}) == len(segments)  # lesions of one exam differ
     assert n_segments >= 10
     assert all(len(c) == 1 for c in colours.values()), colours  # one colour per lesion over time
+
+
+def test_highdicom_reads_every_group_back(run_out: dict) -> None:
+    for key, exam in run_out["exams"].items():
+        rows = _rows(run_out, key)
+        report = hd.sr.srread(exam["sr"]).content
+        assert report.get_planar_roi_measurement_groups() == []  # would divert Slicer from its table
+        volumetric = report.get_volumetric_roi_measurement_groups()
+        absent = report.get_image_measurement_groups()
+        assert len(volumetric) == int((rows.voxel_count > 0).sum())
+        assert len(absent) == int((rows.voxel_count == 0).sum())
+        if volumetric:
+            seg = hd.seg.segread(exam["seg"])
+            assert seg.number_of_segments == len(volumetric)
 
 
 @pytest.mark.skipif(
