@@ -108,11 +108,12 @@ class PatientIds:
     def patient_attributes(self, patient_id: str) -> Mapping[str, str]:
         """Patient-module attributes written into the DICOM SEG/SR of ``patient_id`` (its output ID).
 
-        By default the name and birth date are emptied (type 2 attributes: present, empty); pseudonymised
-        outputs also carry the pseudonym as PatientID and PatientName.
+        By default none: the SEG/SR keep the source CT's patient module, so that a viewer or PACS files them
+        with their CT (issue 18: patient attributes that differ from the CT's may list them under another
+        patient). Pseudonymised outputs carry the pseudonym as PatientID and PatientName and no birth date.
         """
         if not self.enabled:
-            return {"PatientName": "", "PatientBirthDate": ""}
+            return {}
         # family-name component only; the trailing caret marks a one-component person name (PS3.5 6.2.1.2)
         return {"PatientID": patient_id, "PatientName": f"{patient_id}^", "PatientBirthDate": ""}
 

@@ -74,12 +74,21 @@ def test_pseudonym_is_keyed_sha256_and_scrubs_whole_tokens() -> None:
 
 
 def test_default_outputs_hold_no_names_or_birth_dates(reference_run: RunSummary, tiny_archive: Path) -> None:
+    """Tables, report and snapshots hold no name or birth date; the DICOM SEG/SR keep the CT's patient module
+    (so that viewers file them with their CT, issue 18)."""
     source = _source_identity(tiny_archive)
     assert source["names"] and source["birth_dates"]  # the synthetic CTs do carry them
-    assert _leaks(reference_run.out_dir, source["names"] | source["birth_dates"]) == []
-    sr = next((reference_run.out_dir / "dicom").rglob("sr_tid1500.dcm"))
-    ds = pydicom.dcmread(sr)
-    assert ds.PatientID in source["ids"] and ds.PatientName == "" and ds.PatientBirthDate == ""
+    leaks = _leaks(reference_run.out_dir, source["names"] | source["birth_dates"])
+    assert leaks and all(path.startswith("dicom/") and path.endswith(".dcm") for path, _ in leaks), leaks
+    for path in (reference_run.out_dir / "dicom").rglob("*.dcm"):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        ct = pydicom.dcmread(next(tiny_archive.glob(f"{ds.PatientID}/*/CT/1.dcm")), stop_before_pixels=True)
+        assert (ds.PatientID, ds.PatientName, ds.PatientBirthDate, ds.PatientSex) == (
+            ct.PatientID,
+            ct.PatientName,
+            ct.PatientBirthDate,
+            ct.PatientSex,
+        )
 
 
 def test_pseudonymized_run(
