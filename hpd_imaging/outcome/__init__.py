@@ -1,0 +1,31 @@
+"""Outcome stage: survival by HPD definition (lifelines), best overall response, per-lesion kinetics.
+
+Reads the kinetics/response/measurement tables and clinical.csv; writes nothing itself (report/ and the
+commands write). See :mod:`hpd_imaging.outcome.survival` for the landmark rule.
+"""
+
+from hpd_imaging.outcome.followup import FollowUp, followups, last_scan_dates
+from hpd_imaging.outcome.survival import (
+    RANKING_CAVEAT,
+    SURVIVAL_COLUMNS,
+    DefinitionSurvival,
+    definition_keys,
+    landmark_table,
+    ranking,
+    survival_by_definition,
+    survival_frame,
+)
+
+__all__ = [
+    "RANKING_CAVEAT",
+    "SURVIVAL_COLUMNS",
+    "DefinitionSurvival",
+    "FollowUp",
+    "definition_keys",
+    "followups",
+    "landmark_table",
+    "last_scan_dates",
+    "ranking",
+    "survival_by_definition",
+    "survival_frame",
+]

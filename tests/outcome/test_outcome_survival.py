@@ -1,0 +1,192 @@
+"""Landmark survival by definition: numbers against a table computed by hand (not lifelines against itself).
+
+Hand table (days after the first evaluation; e = death, c = censored)::
+
+    hpd    (n=4): 30e  60e  90e  120c
+    no_hpd (n=5): 60e  90c  150e 240e 300c
+
+Kaplan-Meier: hpd 3/4 after day 30, 2/4 = 0.5 after day 60 -> median 60 d = 1.97125 months;
+no_hpd 4/5 after 60, x 2/3 = 0.5333 after 150, x 1/2 = 0.2667 after 240 -> median 240 d = 7.88501 months.
+
+Log-rank (hpd group; censored at t are at risk at t):
+    t=30  n=9 (4 hpd) d=1: E = 4/9,  V = 1*(4/9)(5/9)       = 20/81
+    t=60  n=8 (3 hpd) d=2: E = 6/8,  V = 2*(3/8)(5/8)(6/7)  = 180/448
+    t=90  n=6 (2 hpd) d=1: E = 2/6,  V = 1*(2/6)(4/6)       = 8/36
+    t=150, 240: no hpd patient at risk: E = V = 0
+    O = 3, E = 55/36, V = 7901/9072 -> chi2 = (O-E)^2/V = 2.488672, p = erfc(sqrt(chi2/2)) = 0.114668.
+
+Harrell's C of the label (hpd = higher risk; ties in the label count 1/2; a censored time equal to an event time
+counts as longer): 28 comparable pairs, 13 concordant, 2 discordant, 13 tied -> (13 + 6.5)/28 = 0.696429.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pandas as pd
+import pytest
+
+from hpd_imaging.errors import ClinicalDataError
+from hpd_imaging.outcome.followup import FollowUp, followups
+from hpd_imaging.outcome.survival import (
+    SURVIVAL_COLUMNS,
+    definition_keys,
+    landmark_table,
+    ranking,
+    survival_by_definition,
+    survival_frame,
+)
+
+START = dt.date(2023, 11, 1)
+EVAL = dt.date(2024, 1, 1)
+HAND = [  # patient, label, days after first evaluation, death?
+    ("h1", "hpd", 30, True),
+    ("h2", "hpd", 60, True),
+    ("h3", "hpd", 90, True),
+    ("h4", "hpd", 120, False),
+    ("n1", "no_hpd", 60, True),
+    ("n2", "no_hpd", 90, False),
+    ("n3", "no_hpd", 150, True),
+    ("n4", "no_hpd", 240, True),
+    ("n5", "no_hpd", 300, False),
+]
+
+
+def _tables(rows=HAND, extra_label=None):
+    kin, clin = [], []
+    for pid, label, days, death in rows:
+        end = EVAL + dt.timedelta(days=days)
+        kin.append(
+            {
+                "patient_id": pid,
+                "first_eval_date": EVAL.isoformat(),
+                "hpd_hand": label,
+                "hpd_hand_reason": "x",
+                "hpd_hand_stable": True,
+                "hpd_mine": extra_label(pid) if extra_label else label,
+            }
+        )
+        clin.append(
+            {
+                "patient_id": pid,
+                "ici_start_date": START,
+                "death_date": end if death else None,
+                "last_followup_date": None if death else end,
+            }
+        )
+    return pd.DataFrame(kin), pd.DataFrame(clin)
+
+
+def test_km_medians_logrank_and_c_index_equal_the_hand_table():
+    kin, clin = _tables()
+    results, landmark = survival_by_definition(kin, followups(clin))
+    r = {x.definition: x for x in results}["hand"]
+    assert (r.n_hpd, r.n_no_hpd, r.events_hpd, r.events_no_hpd) == (4, 5, 3, 3)
+    assert r.median_hpd_months == pytest.approx(60 / 30.4375, abs=1e-9)
+    assert r.median_no_hpd_months == pytest.approx(240 / 30.4375, abs=1e-9)
+    assert r.logrank_chi2 == pytest.approx(2.4886723, abs=1e-6)
+    assert r.logrank_p == pytest.approx(0.1146684, abs=1e-6)
+    assert r.c_index == pytest.approx(19.5 / 28, abs=1e-9)
+    assert r.hr is not None and r.hr > 1 and r.hr_ci_low < r.hr < r.hr_ci_high
+    assert landmark["excluded_reason"].isna().all()
+
+
+def test_definition_columns_any_key_and_suffixes_ignored():
+    kin, _ = _tables()
+    assert definition_keys(kin) == ["hand", "mine"]
+
+
+def test_survival_csv_has_exactly_the_issue_columns_and_no_nan():
+    kin, clin = _tables(extra_label=lambda pid: "no_hpd")  # "mine": nobody hpd -> degenerate
+    results, _ = survival_by_definition(kin, followups(clin))
+    frame = survival_frame(results)
+    assert list(frame.columns) == SURVIVAL_COLUMNS
+    mine = frame.set_index("definition").loc["mine"]
+    assert mine["n_hpd"] == 0 and mine["median_os_hpd_months"] is None and mine["logrank_chi2"] is None
+    assert mine["hr"] is None and mine["c_index"] is None
+    assert not any(isinstance(v, float) and math.isnan(v) for v in frame.to_numpy().ravel())
+    note = ranking(results).set_index("definition").loc["mine", "note"]
+    assert "no hpd patient" in note
+
+
+def test_no_events_in_one_group_gives_no_hr_with_a_reason():
+    rows = [(p, lab, d, e if lab == "no_hpd" else False) for p, lab, d, e in HAND]
+    kin, clin = _tables(rows)
+    (r, _mine), _ = survival_by_definition(kin, followups(clin))
+    assert r.events_hpd == 0 and r.hr is None and r.logrank_chi2 is not None
+    assert any("no events in the hpd group" in why for why in r.reasons)
+
+
+def test_landmark_edges_death_on_first_eval_kept_before_left_out_no_eval_left_out():
+    kin, clin = _tables()
+    kin.loc[0, "first_eval_date"] = None  # h1: no first evaluation
+    clin.loc[1, "death_date"] = EVAL  # h2: dies on the first-evaluation date: kept, time 0, event
+    clin.loc[4, "death_date"] = EVAL - dt.timedelta(days=1)  # n1: dies the day before: left out
+    clin.loc[4, "ici_start_date"] = START
+    table = landmark_table(kin, followups(clin)).set_index("patient_id")
+    assert table.loc["h1", "excluded_reason"] == "no first evaluation"
+    assert table.loc["h2", "excluded_reason"] is None
+    assert table.loc["h2", "time_months"] == 0.0 and table.loc["h2", "event"] is True
+    assert table.loc["n1", "excluded_reason"] == "died or censored before first evaluation"
+    assert table.loc["n1", "time_months"] is None
+    results, _ = survival_by_definition(kin, followups(clin))
+    assert (results[0].n_hpd, results[0].n_no_hpd) == (3, 4)
+
+
+def test_censored_before_first_eval_left_out_and_no_followup_counted():
+    kin, clin = _tables()
+    clin.loc[8, "last_followup_date"] = EVAL - dt.timedelta(days=1)
+    clin.loc[5, "last_followup_date"] = None
+    table = landmark_table(kin, followups(clin)).set_index("patient_id")
+    assert table.loc["n5", "excluded_reason"] == "died or censored before first evaluation"
+    assert table.loc["n2", "excluded_reason"].startswith("no follow-up")
+
+
+def test_pfs_uses_the_earlier_of_progression_and_death():
+    fu = FollowUp(
+        "p", START, death_date=dt.date(2024, 6, 1), progression_date=dt.date(2024, 3, 1)
+    )
+    assert fu.pfs_end == (dt.date(2024, 3, 1), True)
+    assert fu.os_end == (dt.date(2024, 6, 1), True)
+    censored = FollowUp("q", START, last_followup_date=dt.date(2024, 6, 1))
+    assert censored.pfs_end == (dt.date(2024, 6, 1), False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"death_date": dt.date(2023, 10, 31)}, r"death_date: expected a date on or after ici_start_date"),
+        (
+            {"last_followup_date": dt.date(2024, 1, 1), "last_scan_date": dt.date(2024, 1, 2)},
+            r"last_followup_date: expected a date on or after the last scan 2024-01-02, got 2024-01-01",
+        ),
+        (
+            {"death_date": dt.date(2024, 1, 1), "last_scan_date": dt.date(2024, 1, 2)},
+            r"death_date: expected a date on or after the last scan",
+        ),
+        (
+            {"death_date": dt.date(2024, 1, 1), "last_followup_date": dt.date(2024, 1, 2)},
+            r"last_followup_date: expected a date on or before death_date",
+        ),
+        ({"progression_date": dt.date(2023, 1, 1)}, r"progression_date: expected a date on or after"),
+    ],
+)
+def test_impossible_dates_are_refused(kwargs, match):
+    with pytest.raises(ClinicalDataError, match=match):
+        FollowUp("P7", START, source="clinical.csv", **kwargs)
+
+
+def test_boundaries_that_are_allowed():
+    # death on the ICI start, follow-up on the last scan, follow-up on the death date: all possible
+    FollowUp("a", START, death_date=START)
+    FollowUp("b", START, last_followup_date=EVAL, last_scan_date=EVAL)
+    FollowUp("c", START, death_date=EVAL, last_followup_date=EVAL, last_scan_date=EVAL)
+
+
+def test_followups_names_the_patient_of_a_bad_row():
+    clin = pd.DataFrame(
+        {"patient_id": ["ok", "bad"], "ici_start_date": [START, START], "death_date": [None, dt.date(2020, 1, 1)]}
+    )
+    with pytest.raises(ClinicalDataError, match=r"patient bad, column death_date"):
+        followups(clin)
