@@ -368,6 +368,12 @@ def _write_cohort(
             outputs["concordance"] = atomic.write_csv(
                 out_dir / "concordance.csv", _clean(concordance_table(result.kinetics))
             )
+            try:  # survival by definition (outcome stage, issue 19)
+                from hpd_imaging.report.survival import survival_stage
+
+                outputs.update(survival_stage(out_dir, result.kinetics, clinical, lesions))
+            except HpdImagingError as exc:
+                errors.append(error_row("", "survival", "clinical.csv", exc))
     timings["kinetics_s"] = time.perf_counter() - t
 
     notify("stage", "radiomics")

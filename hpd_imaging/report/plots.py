@@ -229,3 +229,68 @@ def concordance_heatmap(concordance: pd.DataFrame) -> bytes | None:
     fig.colorbar(im, ax=ax, label="Jaccard index of HPD sets", shrink=0.8)
     fig.tight_layout()
     return _png(fig)
+
+
+KM_COLOURS = {"hpd": LABEL_COLOURS["hpd"], "no_hpd": LABEL_COLOURS["no_hpd"]}
+
+
+def km_plot(
+    landmark: pd.DataFrame, labels: dict[str, str], title: str, endpoint: str = "os"
+) -> bytes | None:
+    """Kaplan-Meier curves (hpd vs no_hpd) from the first evaluation, 95 % CI bands, censoring ticks and the
+    numbers at risk under the axis.
+
+    ``landmark``: the outcome stage's landmark table (``patient_id``, ``time_months``, ``event``,
+    ``excluded_reason``); ``labels``: patient -> ``hpd``/``no_hpd`` (others are not drawn). The estimator is
+    lifelines'; the drawing is done here on a matplotlib Figure (lifelines' own plotting uses pyplot's global
+    state, which this module avoids).
+    """
+    from lifelines import KaplanMeierFitter
+
+    usable = landmark[landmark["excluded_reason"].isna()]
+    groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for group in ("hpd", "no_hpd"):
+        sel = [labels.get(str(p)) == group for p in usable["patient_id"]]
+        part = usable[sel]
+        if len(part):
+            groups[group] = (
+                part["time_months"].astype(float).to_numpy(),
+                part["event"].astype(bool).to_numpy(),
+            )
+    if not groups:
+        return None
+    t_max = max(float(t.max()) for t, _ in groups.values()) or 1.0
+    step = next(s for s in (1, 2, 3, 6, 12, 24, 48, 1e9) if t_max / s <= 8)
+    ticks = np.arange(0.0, t_max + 1e-9, step)
+    fig = Figure(figsize=(6.0, 4.2))
+    ax = fig.add_axes((0.12, 0.30, 0.84, 0.62))
+    for group, (times, events) in groups.items():
+        km = KaplanMeierFitter().fit(times, events)
+        sf = km.survival_function_.iloc[:, 0]
+        ci = km.confidence_interval_
+        colour = KM_COLOURS[group]
+        name = "HPD" if group == "hpd" else "no HPD"
+        ax.step(sf.index, sf.to_numpy(), where="post", color=colour, lw=1.6,
+                label=f"{name} (n={len(times)}, {int(events.sum())} events)")
+        ax.fill_between(ci.index, ci.iloc[:, 0], ci.iloc[:, 1], step="post", color=colour, alpha=0.12, lw=0)
+        censored = times[~events]
+        if len(censored):
+            ax.plot(censored, km.survival_function_at_times(censored).to_numpy(), "|", color=colour, ms=8)
+    ax.set_xlim(0, ticks[-1] + step * 0.5 if len(ticks) else t_max)
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(ticks)
+    ax.set_xlabel(f"Months from first evaluation (landmark); {'overall' if endpoint == 'os' else 'progression-free'} survival")
+    ax.set_ylabel("Survival probability")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title(title, fontsize=9)
+    # numbers at risk (alive and not yet censored at each tick) in rows under the axis
+    fig.text(0.01, 0.115, "At risk", fontsize=7, weight="bold")
+    for row, (group, (times, _events)) in enumerate(groups.items()):
+        y = 0.07 - 0.04 * row
+        fig.text(0.01, y, "HPD" if group == "hpd" else "no HPD", fontsize=7, color=KM_COLOURS[group])
+        for tick in ticks:
+            x_fig = ax.transData.transform((tick, 0))[0]
+            x = fig.transFigure.inverted().transform((x_fig, 0))[0]
+            fig.text(x, y, str(int((times >= tick).sum())), fontsize=7, ha="center", color=KM_COLOURS[group])
+    return _png(fig)

@@ -9,12 +9,24 @@ Dates follow specs/synthetic_archives.md: baseline CT 1-28 days before the first
 6-12 weeks before baseline, first evaluation 6-9 weeks after the start (6-7.5 weeks for hyperprogressors,
 whose treatment then stops within days, so TTF < 2 months), later scans every ``followup_interval_days``
 (+/- 7 days).
+
+Survival (issue 19) is drawn from a documented proportional-hazards model so that a survival analysis of the
+archive has a known answer: after the patient's last scan, death comes at an exponential time with hazard
+``ln 2 / survival_median_months`` per month for every phenotype except hyperprogressors, whose hazard is
+``survival_hazard_ratio_hpd`` times larger (the true hazard ratio of hyperprogressors vs the others). Nobody
+dies before the last scan (a scanned patient is alive), so from the first evaluation on the hazards are zero
+for every patient until the last scan (about the same time for all phenotypes) and proportional after it.
+Follow-up ends (administrative censoring) uniformly ``survival_followup_months`` after the last scan; a death
+after that is not observed. ``last_followup_date`` is the death date for the dead, the censoring date for the
+others. Survival uses its own random stream (:func:`survival_stream`), so changing its settings changes
+clinical.csv and ground_truth.json only, never an image.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +38,7 @@ CLINICAL_COLUMNS: tuple[str, ...] = (
     "treatment_stop_date",
     "death_date",
     "death_from_progression",
+    "last_followup_date",
     "ecog_baseline",
     "ecog_worst_first_2_months",
     "age",
@@ -36,6 +49,7 @@ CLINICAL_COLUMNS: tuple[str, ...] = (
 )
 
 FIRST_ICI_DATE = dt.date(2021, 1, 4)
+MONTH_DAYS = 30.4375
 
 #: P(factor | phenotype is hyperprogressor), P(factor | any other phenotype)
 P_LDH_HIGH = (0.55, 0.30)
@@ -69,6 +83,7 @@ class Schedule:
     treatment_stop: dt.date | None
     death: dt.date | None
     death_from_progression: bool | None
+    last_followup: dt.date | None = None
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -108,24 +123,64 @@ def draw_schedule(rng: np.random.Generator, phenotype: str, n_followups: int, in
         dates.append(dates[-1] + dt.timedelta(days=interval_days + int(rng.integers(-7, 8))))
     last = dates[-1]
     stop: dt.date | None
-    death: dt.date | None = None
-    from_prog: bool | None = None
+    # The conditional draws marked "stream" below once drew the death date; death now comes from
+    # draw_survival on its own stream, but these draws stay so that everything drawn after the schedule from
+    # the design stream (poses, growth rates, lesion shapes) - and so every image - is unchanged.
     if phenotype == "hyperprogressor":
         stop = dates[2] + dt.timedelta(days=int(rng.integers(1, 6)))
-        if rng.random() < 0.6:
-            death, from_prog = last + dt.timedelta(days=int(rng.integers(14, 91))), True
+        _stream(rng, 0.6, 14, 91)
     elif phenotype == "progressor":
         stop_scan = dates[2] if rng.random() < 0.5 or len(dates) == 3 else dates[3]
         stop = stop_scan + dt.timedelta(days=int(rng.integers(1, 11)))
-        if rng.random() < 0.3:
-            death, from_prog = last + dt.timedelta(days=int(rng.integers(30, 301))), True
+        _stream(rng, 0.3, 30, 301)
     else:
         stop = None if rng.random() < 0.7 else last + dt.timedelta(days=int(rng.integers(14, 121)))
-        if rng.random() < 0.1:
-            death, from_prog = last + dt.timedelta(days=int(rng.integers(60, 401))), False
-    if death is not None and stop is None:
-        stop = death
-    return Schedule(ici, tuple(dates), stop, death, from_prog)
+        _stream(rng, 0.1, 60, 401)
+    return Schedule(ici, tuple(dates), stop, None, None)
+
+
+def _stream(rng: np.random.Generator, p: float, low: int, high: int) -> None:
+    """Consume the design stream exactly as the former death draw did (see draw_schedule)."""
+    if rng.random() < p:
+        rng.integers(low, high)
+
+
+def survival_stream(seed: int, index: int) -> np.random.Generator:
+    """The survival draws' own stream: independent of the image streams of ``SeedSequence([seed, index])``."""
+    return np.random.default_rng([seed, index, 104729])
+
+
+def hazard_per_month(phenotype: str, median_months: float, hazard_ratio_hpd: float) -> float:
+    """Death hazard after the last scan (per month of 30.4375 days) of the survival model (module docstring)."""
+    base = math.log(2.0) / median_months
+    return base * hazard_ratio_hpd if phenotype == "hyperprogressor" else base
+
+
+def draw_survival(
+    rng: np.random.Generator,
+    phenotype: str,
+    sched: Schedule,
+    *,
+    median_months: float,
+    hazard_ratio_hpd: float,
+    followup_months: tuple[float, float],
+) -> Schedule:
+    """``sched`` with death (or censoring) drawn from the proportional-hazards model of the module docstring."""
+    last = sched.scan_dates[-1]
+    rate = hazard_per_month(phenotype, median_months, hazard_ratio_hpd)
+    death_days = max(1, int(round(rng.exponential(1.0 / rate) * MONTH_DAYS)))
+    censor_days = int(round(rng.uniform(*followup_months) * MONTH_DAYS))
+    stop = sched.treatment_stop
+    if death_days <= censor_days:
+        death = last + dt.timedelta(days=death_days)
+        from_prog = phenotype in ("hyperprogressor", "progressor")
+        if stop is None or stop > death:
+            stop = death
+        return Schedule(sched.ici_start, sched.scan_dates, stop, death, from_prog, death)
+    followup = last + dt.timedelta(days=censor_days)
+    if stop is not None and stop > followup:
+        stop = None  # a stop after the end of follow-up is not known yet
+    return Schedule(sched.ici_start, sched.scan_dates, stop, None, None, followup)
 
 
 def clinical_row(patient_id: str, clin: ClinicalDraw, sched: Schedule) -> dict[str, str]:
@@ -143,6 +198,7 @@ def clinical_row(patient_id: str, clin: ClinicalDraw, sched: Schedule) -> dict[s
         "treatment_stop_date": d(sched.treatment_stop),
         "death_date": d(sched.death),
         "death_from_progression": b(sched.death_from_progression),
+        "last_followup_date": d(sched.last_followup),
         "ecog_baseline": str(clin.ecog_baseline),
         "ecog_worst_first_2_months": str(clin.ecog_worst_first_2_months),
         "age": str(clin.age),

@@ -20,7 +20,7 @@ import numpy as np
 from hpd_imaging import __version__
 from hpd_imaging.errors import ConfigError
 from hpd_imaging.synth.anatomy import Pose
-from hpd_imaging.synth.clinical import clinical_row, write_clinical_csv
+from hpd_imaging.synth.clinical import clinical_row, hazard_per_month, write_clinical_csv
 from hpd_imaging.synth.dicom_writer import ExamIds, SegmentSpec, make_uid, write_ct_series, write_seg
 from hpd_imaging.synth.kinetics import V_CAP_MM3
 from hpd_imaging.synth.lesions import TRUTH_DIAMETER_TOL_MM, TRUTH_VOLUME_REL_TOL
@@ -188,6 +188,16 @@ def generate_patient(out_dir: Path, settings: SynthSettings, index: int) -> dict
             "phenotype": plan.phenotype,
             "latent_risk": _r(plan.latent_risk),
             "ici_start_date": sched.ici_start.isoformat(),
+            "survival": {
+                "death_date": sched.death.isoformat() if sched.death else None,
+                "last_followup_date": sched.last_followup.isoformat() if sched.last_followup else None,
+                "hazard_per_month_after_last_scan": _r(
+                    hazard_per_month(
+                        plan.phenotype, settings.survival_median_months, settings.survival_hazard_ratio_hpd
+                    ),
+                    6,
+                ),
+            },
             "texture": plan.texture.as_dict(),
             "texture_base": plan.texture_base.as_dict(),
             "timepoints": timepoints,
@@ -316,6 +326,19 @@ def generate_archive(
         },
         "tolerances": tolerances(settings),
         "signal_mechanism": SIGNAL_MECHANISM,
+        "survival_model": {
+            "hazard_ratio_hyperprogressor_vs_others": settings.survival_hazard_ratio_hpd,
+            "median_months_after_last_scan_others": settings.survival_median_months,
+            "followup_months_after_last_scan": [
+                settings.survival_followup_min_months,
+                settings.survival_followup_max_months,
+            ],
+            "note": (
+                "exponential death time after the last scan, hazard ln2/median per month of 30.4375 days, "
+                "times the hazard ratio for hyperprogressors; censoring uniform in the follow-up window; "
+                "nobody dies before the last scan (synth/clinical.py)"
+            ),
+        },
         "kinetics_note": (
             "V(t) = V_ref * exp(G(t) - G(t_ref)), G = integral of the log-volume rate (per month of 30.4375 "
             "days): "

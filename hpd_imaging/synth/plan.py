@@ -16,7 +16,14 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from hpd_imaging.synth.anatomy import Anatomy, Pose, draw_anatomy
-from hpd_imaging.synth.clinical import ClinicalDraw, Schedule, draw_clinical, draw_schedule
+from hpd_imaging.synth.clinical import (
+    ClinicalDraw,
+    Schedule,
+    draw_clinical,
+    draw_schedule,
+    draw_survival,
+    survival_stream,
+)
 from hpd_imaging.synth.kinetics import NEW_LESION_PROBABILITY, Growth, draw_patient_rates, jitter_rate
 from hpd_imaging.synth.lesions import LesionShape
 from hpd_imaging.synth.settings import PHENOTYPES, SynthSettings
@@ -139,6 +146,14 @@ def plan_patient(settings: SynthSettings, index: int) -> PatientPlan:
     anatomy = draw_anatomy(rng, settings.scan_length_mm)
     clin = draw_clinical(rng, phenotype)
     sched = draw_schedule(rng, phenotype, settings.n_followups, settings.followup_interval_days)
+    sched = draw_survival(
+        survival_stream(settings.seed, index),
+        phenotype,
+        sched,
+        median_months=settings.survival_median_months,
+        hazard_ratio_hpd=settings.survival_hazard_ratio_hpd,
+        followup_months=(settings.survival_followup_min_months, settings.survival_followup_max_months),
+    )
     poses = tuple(
         Pose(
             shift_mm=tuple(float(x) for x in rng.uniform(-settings.shift_mm, settings.shift_mm, 3)),

@@ -25,6 +25,14 @@ DEFAULT_PHENOTYPE_MIX: dict[str, float] = {
 }
 
 
+SURVIVAL_FIELDS = (
+    "survival_median_months",
+    "survival_hazard_ratio_hpd",
+    "survival_followup_min_months",
+    "survival_followup_max_months",
+)
+
+
 class SynthSettings(Section):
     """What to generate. Defaults: a small chest/upper-abdomen CT, 128x128 in-plane, 5 mm slices."""
 
@@ -57,6 +65,17 @@ class SynthSettings(Section):
         "none", description="transfer syntax of the CT slices (lossless only)"
     )
     workers: int = Field(1, ge=1, le=256, description="processes used to generate patients in parallel")
+    # survival (synth/clinical.py docstring): clinical.csv and ground_truth.json only, never the images
+    survival_median_months: float = Field(
+        12.0, gt=0.0, le=600.0, description="median survival after the last scan of non-hyperprogressors"
+    )
+    survival_hazard_ratio_hpd: float = Field(
+        3.0, gt=0.0, le=100.0, description="true death hazard ratio of hyperprogressors vs the others"
+    )
+    survival_followup_min_months: float = Field(3.0, ge=0.0, le=600.0)
+    survival_followup_max_months: float = Field(
+        36.0, ge=0.0, le=600.0, description="censoring uniform in [min, max] months after the last scan"
+    )
 
     @field_validator("phenotype_mix")
     @classmethod
@@ -84,6 +103,11 @@ class SynthSettings(Section):
             raise ValueError(
                 f"expected max_lesions >= min_lesions, got {self.max_lesions} < {self.min_lesions}"
             )
+        if self.survival_followup_max_months < self.survival_followup_min_months:
+            raise ValueError(
+                "expected survival_followup_max_months >= survival_followup_min_months, got "
+                f"{self.survival_followup_max_months} < {self.survival_followup_min_months}"
+            )
         return self
 
     @property
@@ -95,8 +119,12 @@ class SynthSettings(Section):
         return int(round(self.scan_length_mm / self.slice_thickness_mm))
 
     def content_hash(self) -> str:
-        """sha256 of the settings that change content (not ``workers``): part of every UID's entropy."""
-        payload = self.model_dump(mode="json", exclude={"workers"})
+        """sha256 of the settings that change image content: part of every UID's entropy.
+
+        Not ``workers`` and not the survival model (which changes clinical.csv and ground_truth.json only), so
+        archives made with other survival settings keep their UIDs and pixels.
+        """
+        payload = self.model_dump(mode="json", exclude={"workers", *SURVIVAL_FIELDS})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -1,0 +1,80 @@
+"""Writers of the survival stage's outputs: survival.csv (issue 19's columns), the ranking, the landmark table,
+PFS tables when progression dates exist, and one Kaplan-Meier PNG per definition and endpoint."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from hpd_imaging import atomic
+from hpd_imaging.outcome.stage import EndpointResult, SurvivalResult
+from hpd_imaging.outcome.survival import survival_frame
+from hpd_imaging.report import plots
+
+logger = logging.getLogger(__name__)
+
+PLOT_DIR = "survival_plots"
+
+
+def km_png_name(endpoint: str, key: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in key)
+    return f"km_{endpoint}_{safe}.png"
+
+
+def km_images(result: EndpointResult, kinetics: pd.DataFrame) -> dict[str, bytes]:
+    """Definition key -> KM PNG (definitions with no patient in either group have none)."""
+    images: dict[str, bytes] = {}
+    pids = kinetics["patient_id"].astype(str)
+    for d in result.definitions:
+        labels = dict(zip(pids, kinetics[f"hpd_{d.definition}"].astype(str), strict=True))
+        title = f"{d.definition}: HPD vs no HPD"
+        if d.hr is not None:
+            title += f" (HR {d.hr:.2f}, 95 % CI {d.hr_ci_low:.2f}-{d.hr_ci_high:.2f})"
+        png = plots.km_plot(result.landmark, labels, title, result.endpoint)
+        if png is not None:
+            images[d.definition] = png
+    return images
+
+
+def write_survival(result: SurvivalResult, kinetics: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
+    """Write every survival table and plot under ``out_dir``; returns name -> path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for res in (result.os, result.pfs):
+        if res is None:
+            continue
+        suffix = "" if res.endpoint == "os" else "_pfs"
+        paths[f"survival{suffix}"] = atomic.write_csv(
+            out_dir / f"survival{suffix}.csv", survival_frame(res.definitions, res.endpoint)
+        )
+        paths[f"survival{suffix}_ranking"] = atomic.write_csv(
+            out_dir / f"survival{suffix}_ranking.csv", res.ranking
+        )
+        landmark = res.landmark.copy()
+        for col in ("first_eval_date", "end_date"):
+            landmark[col] = [None if v is None else v.isoformat() for v in landmark[col]]
+        paths[f"survival{suffix}_landmark"] = atomic.write_csv(
+            out_dir / f"survival{suffix}_landmark.csv", landmark
+        )
+        plot_dir = out_dir / PLOT_DIR
+        plot_dir.mkdir(exist_ok=True)
+        for key, png in km_images(res, kinetics).items():
+            path = plot_dir / km_png_name(res.endpoint, key)
+            paths[f"km_{res.endpoint}_{key}"] = atomic.write_bytes(path, png)
+    logger.info("wrote survival tables and %d Kaplan-Meier plots to %s", sum(k.startswith("km_") for k in paths), out_dir)
+    return paths
+
+
+def survival_stage(
+    out_dir: Path, kinetics: pd.DataFrame, clinical: pd.DataFrame | None, lesions: pd.DataFrame | None
+) -> dict[str, Path]:
+    """The survival stage inside ``run``: skipped (logged) when clinical.csv has no follow-up columns."""
+    from hpd_imaging.outcome.stage import run_survival
+
+    if clinical is None or not {"death_date", "last_followup_date"} & set(clinical.columns):
+        logger.warning("clinical.csv has no death_date/last_followup_date: survival analysis skipped")
+        return {}
+    return write_survival(run_survival(kinetics, clinical, lesions), kinetics, out_dir)
