@@ -20,6 +20,7 @@ from hpd_imaging.errors import ConfigError
 from hpd_imaging.io.settings import LoaderSettings
 from hpd_imaging.measure.settings import MeasureSettings, TrackingSettings
 from hpd_imaging.model.settings import ModelSettings
+from hpd_imaging.outcome.settings import OutcomeSettings
 from hpd_imaging.radiomics_settings import RadiomicsSettings
 from hpd_imaging.response.settings import ResponseSettings
 from hpd_imaging.settings_base import Section
@@ -46,6 +47,7 @@ class PipelineConfig(Section):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     measure: MeasureSettings = Field(default_factory=MeasureSettings)
     response: ResponseSettings = Field(default_factory=ResponseSettings)
+    outcome: OutcomeSettings = Field(default_factory=OutcomeSettings)
     radiomics: RadiomicsSettings = Field(default_factory=RadiomicsSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     run: RunSettings = Field(default_factory=RunSettings)

@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
     @app.command("survival")
     def survival(
         kinetics: Annotated[
-            Path, typer.Argument(help="KINETICS.csv: one row per patient, first_eval_date and hpd_<key> columns.")
+            Path,
+            typer.Argument(help="KINETICS.csv: one row per patient, first_eval_date and hpd_<key> columns."),
         ],
         clinical: Annotated[
             Path,
@@ -27,15 +28,32 @@ def register(app: typer.Typer) -> None:
                 "[, progression_date, age, ecog_baseline, ldh_above_uln, n_metastatic_sites].",
             ),
         ],
-        out: Annotated[Path, typer.Option("--out", help="Folder for survival.csv, the ranking and KM plots.")],
+        out: Annotated[
+            Path, typer.Option("--out", help="Folder for survival.csv, the ranking and KM plots.")
+        ],
         measurements: Annotated[
             Path | None,
-            typer.Option("--measurements", help="MEASUREMENTS.csv, to check follow-up against the last scan."),
+            typer.Option(
+                "--measurements", help="MEASUREMENTS.csv, to check follow-up against the last scan."
+            ),
         ] = None,
-        log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+        response: Annotated[
+            Path | None,
+            typer.Option("--response", help="response.csv (per scan): also write best_response.csv."),
+        ] = None,
+        confirm_response: Annotated[
+            bool,
+            typer.Option(
+                "--confirm-response",
+                help="RECIST 1.1 best response with CR/PR confirmation (non-randomised trial designs).",
+            ),
+        ] = False,
+        log_level: Annotated[
+            str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
+        ] = "INFO",
         quiet: Annotated[bool, typer.Option("--quiet", help="Only warnings and errors.")] = False,
     ) -> None:
-        """OS (and PFS) from the first evaluation by HPD label: KM medians, log-rank, Cox HR (95 % CI), C-index."""
+        """OS (and PFS) from the first evaluation by HPD label: KM medians, log-rank, Cox HR, C-index."""
         from hpd_imaging.commands._common import EXIT_USAGE, configure_logging, usage_errors
 
         configure_logging(log_level, quiet=quiet)
@@ -45,25 +63,40 @@ def register(app: typer.Typer) -> None:
             from hpd_imaging.archive import read_clinical
             from hpd_imaging.errors import ClinicalDataError
             from hpd_imaging.outcome import RANKING_CAVEAT
+            from hpd_imaging.outcome.settings import OutcomeSettings
             from hpd_imaging.outcome.stage import run_survival
-            from hpd_imaging.report.survival import write_survival
+            from hpd_imaging.report.outcome import write_outcome_tables, write_survival
 
             if not kinetics.is_file():
                 raise ClinicalDataError(f"{kinetics}: expected a kinetics CSV file, got nothing there")
             kin = pd.read_csv(kinetics, dtype=str, keep_default_na=False).replace("", None)
             if "patient_id" not in kin.columns or "first_eval_date" not in kin.columns:
                 raise ClinicalDataError(
-                    f"{kinetics.name}: expected columns patient_id and first_eval_date, got {list(kin.columns)}"
+                    f"{kinetics.name}: expected columns patient_id and first_eval_date, "
+                    f"got {list(kin.columns)}"
                 )
             meas = None
             if measurements is not None:
                 if not measurements.is_file():
                     raise ClinicalDataError(f"{measurements}: expected a measurement CSV, got nothing there")
                 meas = pd.read_csv(measurements, dtype=str, keep_default_na=False).replace("", None)
+            resp = None
+            if response is not None:
+                if not response.is_file():
+                    raise ClinicalDataError(f"{response}: expected a response CSV, got nothing there")
+                resp = pd.read_csv(response, dtype=str, keep_default_na=False).replace("", None)
             clin = read_clinical(clinical)
+            if not {"death_date", "last_followup_date"} & set(clin.columns):
+                raise ClinicalDataError(
+                    f"{clinical.name}: expected death_date and/or last_followup_date columns for survival, "
+                    f"got {list(clin.columns)}"
+                )
             result = run_survival(kin, clin, meas, clinical_source=clinical.name)
             try:
                 paths = write_survival(result, kin, out)
+                if resp is not None or meas is not None:
+                    settings = OutcomeSettings(confirmation_required=confirm_response)
+                    paths.update(write_outcome_tables(out, kin, resp, clin, meas, settings))
             except OSError as exc:
                 typer.secho(f"error: cannot write to {out}: {exc.strerror}", err=True, fg=typer.colors.RED)
                 raise typer.Exit(EXIT_USAGE) from exc
@@ -75,7 +108,11 @@ def register(app: typer.Typer) -> None:
             )
             for _, row in result.os.ranking.head(5).iterrows():
                 hr = row["hr"]
-                ci = f"HR {hr:.2f} ({row['hr_ci_low']:.2f}-{row['hr_ci_high']:.2f})" if hr is not None else "HR -"
+                ci = (
+                    f"HR {hr:.2f} ({row['hr_ci_low']:.2f}-{row['hr_ci_high']:.2f})"
+                    if hr is not None
+                    else "HR -"
+                )
                 chi2 = row["logrank_chi2"]
                 typer.echo(
                     f"  {row['definition']}: {ci}, log-rank chi2 "

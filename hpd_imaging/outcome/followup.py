@@ -2,8 +2,8 @@
 
 Columns read (clinical.csv, specs/hpd_kinetics.md section A plus issue 19): ``ici_start_date`` (required),
 ``death_date``, ``last_followup_date`` (the last date the patient was known alive: censoring), and optional
-``progression_date`` (for progression-free survival). Impossible dates are refused with the patient, the column
-and the value, because a survival estimate built on them would be silently wrong:
+``progression_date`` (for progression-free survival). Impossible dates are refused with the patient, the
+column and the value, because a survival estimate built on them would be silently wrong:
 
 * death before the first ICI dose, or progression before it;
 * death, or last follow-up, before the patient's last scan (a patient cannot be scanned after death, and a
@@ -146,8 +146,8 @@ def followups(
 
 
 def last_scan_dates(*tables: pd.DataFrame | None) -> dict[str, dt.date]:
-    """Latest date per patient over the date columns of the given tables (``scan_date`` of a measurement table;
-    ``pre_baseline_date``/``baseline_date``/``first_eval_date`` of a kinetics table)."""
+    """Latest date per patient over the date columns of the given tables (``scan_date`` of a measurement
+    table; ``pre_baseline_date``/``baseline_date``/``first_eval_date`` of a kinetics table)."""
     latest: dict[str, dt.date] = {}
     for table in tables:
         if table is None or not len(table):

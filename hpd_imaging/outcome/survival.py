@@ -74,7 +74,7 @@ def landmark_table(
 ) -> pd.DataFrame:
     """One row per kinetics patient: time (months) from first evaluation to the endpoint, event, or the reason
     the patient is left out (``excluded_reason``; time and event then None)."""
-    rows = []
+    rows: list[list[object]] = []
     for rec in kinetics.to_dict("records"):
         pid = str(rec["patient_id"])
         landmark = to_date(rec.get("first_eval_date"))
@@ -88,8 +88,10 @@ def landmark_table(
         elif end is None:
             reason = "no follow-up (neither death_date nor last_followup_date)"
         elif end[0] < landmark:
-            reason = "died or censored before first evaluation" if endpoint == "os" else (
-                "progressed, died or censored before first evaluation"
+            reason = (
+                "died or censored before first evaluation"
+                if endpoint == "os"
+                else ("progressed, died or censored before first evaluation")
             )
         if reason is not None or end is None or landmark is None:
             rows.append([pid, landmark, end[0] if end else None, None, None, reason])
@@ -232,7 +234,9 @@ def _adjusted(out: DefinitionSurvival, data: pd.DataFrame, clinical: pd.DataFram
     """Cox HR of HPD adjusted for the covariates present (complete cases; constant columns dropped)."""
     present = [c for c in COVARIATES if clinical is not None and c in clinical.columns]
     if not present or clinical is None:
-        out.reasons.append("adjusted HR: none of the covariates " + ", ".join(COVARIATES) + " in clinical.csv")
+        out.reasons.append(
+            "adjusted HR: none of the covariates " + ", ".join(COVARIATES) + " in clinical.csv"
+        )
         return
     cov = clinical[["patient_id", *present]].copy()
     cov["patient_id"] = cov["patient_id"].astype(str)
@@ -264,7 +268,7 @@ def survival_by_definition(
     clinical: pd.DataFrame | None = None,
     endpoint: Endpoint = "os",
 ) -> tuple[list[DefinitionSurvival], pd.DataFrame]:
-    """Statistics for every definition column of ``kinetics``, and the landmark table they were computed on."""
+    """Statistics for every definition column of ``kinetics``, and the landmark table used."""
     landmark = landmark_table(kinetics, followup, endpoint)
     results = [analyse_definition(k, kinetics, landmark, clinical) for k in definition_keys(kinetics)]
     return results, landmark

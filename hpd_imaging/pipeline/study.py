@@ -368,12 +368,14 @@ def _write_cohort(
             outputs["concordance"] = atomic.write_csv(
                 out_dir / "concordance.csv", _clean(concordance_table(result.kinetics))
             )
-            try:  # survival by definition (outcome stage, issue 19)
-                from hpd_imaging.report.survival import survival_stage
+            try:  # best response, lesion kinetics, survival by definition (outcome stage, issue 19)
+                from hpd_imaging.report.outcome import outcome_stage
 
-                outputs.update(survival_stage(out_dir, result.kinetics, clinical, lesions))
+                outputs.update(
+                    outcome_stage(out_dir, kinetics, result.response, clinical, lesions, config.outcome)
+                )
             except HpdImagingError as exc:
-                errors.append(error_row("", "survival", "clinical.csv", exc))
+                errors.append(error_row("", "outcome", "clinical.csv", exc))
     timings["kinetics_s"] = time.perf_counter() - t
 
     notify("stage", "radiomics")

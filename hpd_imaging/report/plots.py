@@ -234,9 +234,7 @@ def concordance_heatmap(concordance: pd.DataFrame) -> bytes | None:
 KM_COLOURS = {"hpd": LABEL_COLOURS["hpd"], "no_hpd": LABEL_COLOURS["no_hpd"]}
 
 
-def km_plot(
-    landmark: pd.DataFrame, labels: dict[str, str], title: str, endpoint: str = "os"
-) -> bytes | None:
+def km_plot(landmark: pd.DataFrame, labels: dict[str, str], title: str, endpoint: str = "os") -> bytes | None:
     """Kaplan-Meier curves (hpd vs no_hpd) from the first evaluation, 95 % CI bands, censoring ticks and the
     numbers at risk under the axis.
 
@@ -270,8 +268,14 @@ def km_plot(
         ci = km.confidence_interval_
         colour = KM_COLOURS[group]
         name = "HPD" if group == "hpd" else "no HPD"
-        ax.step(sf.index, sf.to_numpy(), where="post", color=colour, lw=1.6,
-                label=f"{name} (n={len(times)}, {int(events.sum())} events)")
+        ax.step(
+            sf.index,
+            sf.to_numpy(),
+            where="post",
+            color=colour,
+            lw=1.6,
+            label=f"{name} (n={len(times)}, {int(events.sum())} events)",
+        )
         ax.fill_between(ci.index, ci.iloc[:, 0], ci.iloc[:, 1], step="post", color=colour, alpha=0.12, lw=0)
         censored = times[~events]
         if len(censored):
@@ -279,7 +283,8 @@ def km_plot(
     ax.set_xlim(0, ticks[-1] + step * 0.5 if len(ticks) else t_max)
     ax.set_ylim(0, 1.02)
     ax.set_xticks(ticks)
-    ax.set_xlabel(f"Months from first evaluation (landmark); {'overall' if endpoint == 'os' else 'progression-free'} survival")
+    what = "overall" if endpoint == "os" else "progression-free"
+    ax.set_xlabel(f"Months from first evaluation (landmark); {what} survival")
     ax.set_ylabel("Survival probability")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper right")

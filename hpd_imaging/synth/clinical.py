@@ -151,7 +151,7 @@ def survival_stream(seed: int, index: int) -> np.random.Generator:
 
 
 def hazard_per_month(phenotype: str, median_months: float, hazard_ratio_hpd: float) -> float:
-    """Death hazard after the last scan (per month of 30.4375 days) of the survival model (module docstring)."""
+    """Death hazard per month (30.4375 days) after the last scan, of the module docstring's model."""
     base = math.log(2.0) / median_months
     return base * hazard_ratio_hpd if phenotype == "hyperprogressor" else base
 
@@ -165,7 +165,7 @@ def draw_survival(
     hazard_ratio_hpd: float,
     followup_months: tuple[float, float],
 ) -> Schedule:
-    """``sched`` with death (or censoring) drawn from the proportional-hazards model of the module docstring."""
+    """``sched`` with death (or censoring) drawn from the module docstring's proportional-hazards model."""
     last = sched.scan_dates[-1]
     rate = hazard_per_month(phenotype, median_months, hazard_ratio_hpd)
     death_days = max(1, int(round(rng.exponential(1.0 / rate) * MONTH_DAYS)))

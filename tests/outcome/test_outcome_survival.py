@@ -15,8 +15,8 @@ Log-rank (hpd group; censored at t are at risk at t):
     t=150, 240: no hpd patient at risk: E = V = 0
     O = 3, E = 55/36, V = 7901/9072 -> chi2 = (O-E)^2/V = 2.488672, p = erfc(sqrt(chi2/2)) = 0.114668.
 
-Harrell's C of the label (hpd = higher risk; ties in the label count 1/2; a censored time equal to an event time
-counts as longer): 28 comparable pairs, 13 concordant, 2 discordant, 13 tied -> (13 + 6.5)/28 = 0.696429.
+Harrell's C of the label (hpd = higher risk; ties in the label count 1/2; a censored time equal to an event
+time counts as longer): 28 comparable pairs, 13 concordant, 2 discordant, 13 tied -> (13 + 6.5)/28 = 0.696429.
 """
 
 from __future__ import annotations
@@ -144,9 +144,7 @@ def test_censored_before_first_eval_left_out_and_no_followup_counted():
 
 
 def test_pfs_uses_the_earlier_of_progression_and_death():
-    fu = FollowUp(
-        "p", START, death_date=dt.date(2024, 6, 1), progression_date=dt.date(2024, 3, 1)
-    )
+    fu = FollowUp("p", START, death_date=dt.date(2024, 6, 1), progression_date=dt.date(2024, 3, 1))
     assert fu.pfs_end == (dt.date(2024, 3, 1), True)
     assert fu.os_end == (dt.date(2024, 6, 1), True)
     censored = FollowUp("q", START, last_followup_date=dt.date(2024, 6, 1))
@@ -186,7 +184,11 @@ def test_boundaries_that_are_allowed():
 
 def test_followups_names_the_patient_of_a_bad_row():
     clin = pd.DataFrame(
-        {"patient_id": ["ok", "bad"], "ici_start_date": [START, START], "death_date": [None, dt.date(2020, 1, 1)]}
+        {
+            "patient_id": ["ok", "bad"],
+            "ici_start_date": [START, START],
+            "death_date": [None, dt.date(2020, 1, 1)],
+        }
     )
     with pytest.raises(ClinicalDataError, match=r"patient bad, column death_date"):
         followups(clin)

@@ -22,10 +22,18 @@ def _cohort(n: int = 600, seed: int = 11, hr: float = TRUE_HR):
     null = np.random.default_rng(seed + 1)
     for i in range(n):
         rng = np.random.default_rng([seed, i])
-        phenotype = "hyperprogressor" if rng.random() < 0.2 else str(rng.choice(["progressor", "stable", "responder"]))
+        phenotype = (
+            "hyperprogressor"
+            if rng.random() < 0.2
+            else str(rng.choice(["progressor", "stable", "responder"]))
+        )
         sched = draw_schedule(rng, phenotype, 2, 56)
         sched = draw_survival(
-            survival_stream(seed, i), phenotype, sched, median_months=12.0, hazard_ratio_hpd=hr,
+            survival_stream(seed, i),
+            phenotype,
+            sched,
+            median_months=12.0,
+            hazard_ratio_hpd=hr,
             followup_months=(3.0, 36.0),
         )
         pid = f"P{i:04d}"

@@ -1,5 +1,6 @@
-"""Writers of the survival stage's outputs: survival.csv (issue 19's columns), the ranking, the landmark table,
-PFS tables when progression dates exist, and one Kaplan-Meier PNG per definition and endpoint."""
+"""Writers of the outcome stage's outputs: survival.csv (issue 19's columns), the ranking, the landmark table,
+PFS tables when progression dates exist, one Kaplan-Meier PNG per definition and endpoint,
+best_response.csv and lesion_kinetics.csv."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from hpd_imaging import atomic
+from hpd_imaging.outcome.settings import OutcomeSettings
 from hpd_imaging.outcome.stage import EndpointResult, SurvivalResult
 from hpd_imaging.outcome.survival import survival_frame
 from hpd_imaging.report import plots
@@ -64,17 +66,50 @@ def write_survival(result: SurvivalResult, kinetics: pd.DataFrame, out_dir: Path
         for key, png in km_images(res, kinetics).items():
             path = plot_dir / km_png_name(res.endpoint, key)
             paths[f"km_{res.endpoint}_{key}"] = atomic.write_bytes(path, png)
-    logger.info("wrote survival tables and %d Kaplan-Meier plots to %s", sum(k.startswith("km_") for k in paths), out_dir)
+    n_plots = sum(k.startswith("km_") for k in paths)
+    logger.info("wrote survival tables and %d Kaplan-Meier plots to %s", n_plots, out_dir)
     return paths
 
 
-def survival_stage(
-    out_dir: Path, kinetics: pd.DataFrame, clinical: pd.DataFrame | None, lesions: pd.DataFrame | None
+def write_outcome_tables(
+    out_dir: Path,
+    kinetics: pd.DataFrame,
+    response: pd.DataFrame | None,
+    clinical: pd.DataFrame | None,
+    measurements: pd.DataFrame | None,
+    settings: OutcomeSettings | None = None,
 ) -> dict[str, Path]:
-    """The survival stage inside ``run``: skipped (logged) when clinical.csv has no follow-up columns."""
+    """lesion_kinetics.csv (from a measurement table) and best_response.csv (from response.csv)."""
+    from hpd_imaging.outcome.tables import best_response_table, lesion_kinetics_table
+
+    out_dir = Path(out_dir)
+    paths: dict[str, Path] = {}
+    lesion_rows = None
+    if measurements is not None and len(measurements):
+        lesion_rows = lesion_kinetics_table(measurements, kinetics)
+        paths["lesion_kinetics"] = atomic.write_csv(out_dir / "lesion_kinetics.csv", lesion_rows)
+    if response is not None:
+        table = best_response_table(response, kinetics, clinical, lesion_rows, settings)
+        paths["best_response"] = atomic.write_csv(out_dir / "best_response.csv", table)
+    return paths
+
+
+def outcome_stage(
+    out_dir: Path,
+    kinetics: pd.DataFrame,
+    response: pd.DataFrame | None,
+    clinical: pd.DataFrame | None,
+    lesions: pd.DataFrame | None,
+    settings: OutcomeSettings | None = None,
+) -> dict[str, Path]:
+    """The outcome stage inside ``run``: lesion_kinetics.csv, best_response.csv and, when clinical.csv has
+    follow-up columns (death_date / last_followup_date), the survival tables and plots (else logged, skipped).
+    Raises ClinicalDataError on impossible follow-up dates."""
     from hpd_imaging.outcome.stage import run_survival
 
+    paths = write_outcome_tables(out_dir, kinetics, response, clinical, lesions, settings)
     if clinical is None or not {"death_date", "last_followup_date"} & set(clinical.columns):
         logger.warning("clinical.csv has no death_date/last_followup_date: survival analysis skipped")
-        return {}
-    return write_survival(run_survival(kinetics, clinical, lesions), kinetics, out_dir)
+        return paths
+    paths.update(write_survival(run_survival(kinetics, clinical, lesions), kinetics, out_dir))
+    return paths
