@@ -31,6 +31,7 @@ from hpd_imaging.report.inputs import (
     risk_of,
     to_float,
 )
+from hpd_imaging.report.survival_section import survival_context
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,13 @@ def _patient_section(inputs: ReportInputs, pid: str, snaps: list[LesionSnapshot]
     }
 
 
-def render_report(inputs: ReportInputs, progress: Callable[[str], None] | None = None) -> str:
-    """The report as an HTML string (see :func:`write_report`)."""
+def render_report(
+    inputs: ReportInputs,
+    progress: Callable[[str], None] | None = None,
+    out_dir: Path | None = None,
+) -> str:
+    """The report as an HTML string (see :func:`write_report`); ``out_dir``: where the outcome stage wrote its
+    survival tables and plots (the survival section is left out without them)."""
     summary = label_summary(inputs)
     snaps_by_patient: dict[str, list[LesionSnapshot]] = defaultdict(list)
     for snap in inputs.snapshots:
@@ -150,6 +156,7 @@ def render_report(inputs: ReportInputs, progress: Callable[[str], None] | None =
         "concordance": inputs.concordance.to_dict("records"),
         "patients": patients,
         "provenance": json.dumps(inputs.provenance, indent=2, sort_keys=True, default=str),
+        "survival": survival_context(out_dir),  # issue 19: KM per definition and the ranking
     }
     return _environment().get_template("report.html.j2").render(**context)
 
@@ -162,7 +169,7 @@ def write_report(
     A run killed while writing leaves either the previous report or none, never a half-written one.
     ``progress`` is called with each patient ID as its section is rendered.
     """
-    html = render_report(inputs, progress)
+    html = render_report(inputs, progress, out_dir=Path(out_dir))
     path = atomic.write_text(Path(out_dir) / REPORT_FILENAME, html)
     logger.info("wrote %s (%d patients, %.0f kB)", path, len(inputs.patients), len(html) / 1024)
     return path

@@ -17,6 +17,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from hpd_imaging.report.inputs import (
     LesionSnapshot,
@@ -35,6 +37,24 @@ logger = logging.getLogger(__name__)
 LABEL_COLOURS = {"hpd": "#c0392b", "no_hpd": "#2471a3", "not_evaluable": "#7f8c8d"}
 DPI = 90
 MONTH_DAYS = 30.4375  # specs/hpd_kinetics.md section 1.3
+
+
+UNSEGMENTED_LABEL = "exam without segmentation: lesions set to 0"
+
+
+def unsegmented_exams(lesions: pd.DataFrame | None) -> set[tuple[str, object]]:
+    """(patient, scan date) of exams with no mask at all: every lesion row there has no ``mask_source`` (the
+    pipeline read a follow-up CT without segmentation as "no visible lesion", run.follow_up_without_mask)."""
+    if lesions is None or not len(lesions) or "mask_source" not in lesions.columns:
+        return set()
+    out: set[tuple[str, object]] = set()
+    for (pid, date), part in lesions.groupby(["patient_id", "scan_date"], sort=False):
+        sources = [
+            str(v).strip() for v in part["mask_source"] if v is not None and str(v) not in ("nan", "<NA>")
+        ]
+        if not any(sources):
+            out.add((str(pid), to_date(date)))
+    return out
 
 
 def _png(fig: Figure) -> bytes:
@@ -85,6 +105,19 @@ def burden_curves(inputs: ReportInputs, patient_id: str) -> bytes | None:
                     color="#16a085" if period == "ref" else "#d35400",
                     label=": ".join([name, ", ".join(p for p in parts if p)]).rstrip(": "),
                 )
+        empty = [d for (p, d) in unsegmented_exams(inputs.lesions) if p == patient_id and d in by_date]
+        if empty:
+            ax.plot(
+                empty,
+                [by_date[d] for d in empty],
+                "X",
+                ms=9,
+                mfc="white",
+                mec="#c0392b",
+                mew=1.5,
+                ls="none",
+                label=UNSEGMENTED_LABEL,
+            )
         if ici is not None:
             ax.axvline(ici, color="#8e44ad", lw=1.2, ls=":", label=f"ICI start {ici.isoformat()}")
         ax.set_ylabel(ylabel)
@@ -101,7 +134,7 @@ def lesion_strip(snapshots: Sequence[LesionSnapshot]) -> bytes:
     """One lesion at each of its scans: HU crop (lung-soft tissue window), outline, long and short axis."""
     snaps = sorted(snapshots, key=lambda s: s.scan_date)
     n = len(snaps)
-    fig = Figure(figsize=(2.3 * n, 2.7))
+    fig = Figure(figsize=(max(2.3 * n, 5.0), 3.0))
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, snap in zip(axes, snaps, strict=True):
         rs, cs = snap.pixel_spacing_mm
@@ -126,43 +159,81 @@ def lesion_strip(snapshots: Sequence[LesionSnapshot]) -> bytes:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"{snaps[0].patient_id} / {snaps[0].lesion_id}", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(
+        handles=[
+            Line2D([], [], color="#e74c3c", lw=1.6, marker="o", ms=2.5, label="long axis (RECIST)"),
+            Line2D([], [], color="#3498db", lw=1.6, marker="o", ms=2.5, label="short axis"),
+            Line2D([], [], color="#f1c40f", lw=1.0, label="segmentation contour"),
+        ],
+        loc="lower center",
+        ncol=3,
+        fontsize=7,
+        frameon=False,
+    )
     return _png(fig)
 
 
 def spider_plot(inputs: ReportInputs) -> bytes | None:
-    """% change of the target sum from baseline over months since baseline, one line per patient."""
-    fig = Figure(figsize=(6.5, 4.0))
+    """% change of the target sum from baseline over months since baseline, one line per patient.
+
+    Colour = the patient's label under the primary definition; every line carries its patient ID at its last
+    point (a reader must be able to tell which patient is which); exams read without segmentation (lesions set
+    to 0) are marked with a hollow cross.
+    """
+    fig = Figure(figsize=(7.5, 4.6))
     ax = fig.subplots()
     drawn = 0
     label_col = "hpd_" + inputs.primary
     labels = dict(
         zip(inputs.kinetics["patient_id"].astype(str), inputs.kinetics[label_col].astype(str), strict=True)
     )
+    empty = unsegmented_exams(inputs.lesions)
+    any_empty = False
+    ends: list[tuple[float, float, str, str]] = []
     for pid in inputs.patients:
         change = change_from_baseline(inputs, pid)
         if len(change) < 2:
             continue
         label = labels.get(pid, "not_evaluable")
-        ax.plot(
-            change["days"] / MONTH_DAYS,
-            change["pct"],
-            "o-",
-            ms=3,
-            lw=1.2,
-            color=LABEL_COLOURS.get(label, "k"),
-        )
+        colour = LABEL_COLOURS.get(label, "k")
+        months = change["days"].to_numpy(dtype=float) / MONTH_DAYS
+        pct = change["pct"].to_numpy(dtype=float)
+        ax.plot(months, pct, "o-", ms=3, lw=1.2, color=colour)
+        baseline = to_date(kinetics_row(inputs, pid).get("baseline_date"))
+        if baseline is not None:
+            marks = [(d - baseline).days for p, d in empty if p == pid and d is not None]
+            sel = np.isin(change["days"].to_numpy(), marks)
+            if sel.any():
+                any_empty = True
+                ax.plot(months[sel], pct[sel], "X", ms=9, mfc="white", mec=colour, mew=1.5, ls="none")
+        ends.append((float(months[-1]), float(pct[-1]), pid, colour))
         drawn += 1
     if not drawn:
         fig.clear()
         return None
+    fontsize = 7 if len(ends) <= 30 else 5
+    for x, y, pid, colour in ends:
+        ax.annotate(
+            pid,
+            (x, y),
+            xytext=(4, 0),
+            textcoords="offset points",
+            fontsize=fontsize,
+            color=colour,
+            va="center",
+        )
+    x_max = max(x for x, _, _, _ in ends)
+    ax.set_xlim(right=x_max * 1.15 + 0.1)  # room for the patient labels
     for value, style in ((20, "--"), (-30, "--"), (0, "-")):
         ax.axhline(value, color="#999999", lw=0.8, ls=style)
     for label, colour in LABEL_COLOURS.items():
         ax.plot([], [], color=colour, label=f"{inputs.primary}: {label}")
+    if any_empty:
+        ax.plot([], [], "X", ms=8, mfc="white", mec="#555555", ls="none", label=UNSEGMENTED_LABEL)
     ax.set_xlabel("Months since baseline")
     ax.set_ylabel("Change in sum of diameters (%)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _png(fig)
@@ -173,17 +244,23 @@ def waterfall_plot(inputs: ReportInputs) -> bytes | None:
     data = first_eval_change(inputs)
     if not len(data):
         return None
-    fig = Figure(figsize=(max(4.0, 0.25 * len(data) + 2), 3.6))
+    n = len(data)
+    fontsize = 8 if n <= 40 else 6
+    fig = Figure(figsize=(min(max(5.0, 0.32 * n + 2.0), 24.0), 4.4))
     ax = fig.subplots()
-    x = np.arange(len(data))
+    x = np.arange(n)
     ax.bar(x, data["pct"], color=[LABEL_COLOURS.get(v, "k") for v in data["label"]])
     ax.axhline(20, color="#999999", lw=0.8, ls="--")
     ax.axhline(-30, color="#999999", lw=0.8, ls="--")
-    ax.set_xticks(x, data["patient_id"], rotation=90, fontsize=6)
+    ax.axhline(0, color="#555555", lw=0.8)
+    ax.set_xticks(x, data["patient_id"], rotation=45, ha="right", rotation_mode="anchor", fontsize=fontsize)
+    ax.set_xlim(-0.6, n - 0.4)
     ax.set_ylabel("Change at first evaluation (%)")
-    for label, colour in LABEL_COLOURS.items():
-        ax.bar([0], [0], color=colour, label=f"{inputs.primary}: {label}")
-    ax.legend(fontsize=7)
+    ax.legend(
+        handles=[Patch(color=c, label=f"{inputs.primary}: {lab}") for lab, c in LABEL_COLOURS.items()],
+        fontsize=7,
+    )
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return _png(fig)
 
@@ -213,7 +290,7 @@ def concordance_heatmap(concordance: pd.DataFrame) -> bytes | None:
     im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=0, vmax=1)
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
-    if len(names) <= 16:
+    if len(names) <= 24:
         for i in range(len(names)):
             for k in range(len(names)):
                 if np.isfinite(m[i, k]):
@@ -227,7 +304,13 @@ def concordance_heatmap(concordance: pd.DataFrame) -> bytes | None:
                         color="white" if m[i, k] > 0.6 else "black",
                     )
     fig.colorbar(im, ax=ax, label="Jaccard index of HPD sets", shrink=0.8)
-    fig.tight_layout()
+    undefined = not np.isfinite(m).all()
+    fig.tight_layout(rect=(0, 0.05 if undefined else 0, 1, 1))
+    if undefined:
+        grey = "grey: Jaccard undefined (no patient HPD under either definition)"
+        fig.legend(
+            handles=[Patch(color="#dddddd", label=grey)], loc="lower center", fontsize=8, frameon=False
+        )
     return _png(fig)
 
 
@@ -259,7 +342,7 @@ def km_plot(landmark: pd.DataFrame, labels: dict[str, str], title: str, endpoint
         return None
     t_max = max(float(t.max()) for t, _ in groups.values()) or 1.0
     step = next(s for s in (1, 2, 3, 6, 12, 24, 48, 1e9) if t_max / s <= 8)
-    ticks = np.arange(0.0, t_max + 1e-9, step)
+    ticks = np.arange(0.0, t_max + step, step)  # the last tick at or after the last time
     fig = Figure(figsize=(6.0, 4.2))
     ax = fig.add_axes((0.12, 0.30, 0.84, 0.62))
     for group, (times, events) in groups.items():
@@ -268,19 +351,20 @@ def km_plot(landmark: pd.DataFrame, labels: dict[str, str], title: str, endpoint
         ci = km.confidence_interval_
         colour = KM_COLOURS[group]
         name = "HPD" if group == "hpd" else "no HPD"
+        n_events = int(events.sum())
         ax.step(
             sf.index,
             sf.to_numpy(),
             where="post",
             color=colour,
             lw=1.6,
-            label=f"{name} (n={len(times)}, {int(events.sum())} events)",
+            label=f"{name} (n={len(times)}, {n_events} event{'' if n_events == 1 else 's'})",
         )
         ax.fill_between(ci.index, ci.iloc[:, 0], ci.iloc[:, 1], step="post", color=colour, alpha=0.12, lw=0)
         censored = times[~events]
         if len(censored):
             ax.plot(censored, km.survival_function_at_times(censored).to_numpy(), "|", color=colour, ms=8)
-    ax.set_xlim(0, ticks[-1] + step * 0.5 if len(ticks) else t_max)
+    ax.set_xlim(0, float(ticks[-1]) * 1.02)
     ax.set_ylim(0, 1.02)
     ax.set_xticks(ticks)
     what = "overall" if endpoint == "os" else "progression-free"
