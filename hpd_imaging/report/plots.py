@@ -314,6 +314,12 @@ def concordance_heatmap(concordance: pd.DataFrame) -> bytes | None:
     return _png(fig)
 
 
+def at_risk(times: np.ndarray, t: float) -> int:
+    """Numbers at risk at time ``t``: patients whose event or censoring time is at or after ``t`` (the
+    convention of survival tables: a patient dying or censored at ``t`` is still at risk at ``t``)."""
+    return int((np.asarray(times, dtype=float) >= t).sum())
+
+
 KM_COLOURS = {"hpd": LABEL_COLOURS["hpd"], "no_hpd": LABEL_COLOURS["no_hpd"]}
 
 
@@ -381,5 +387,5 @@ def km_plot(landmark: pd.DataFrame, labels: dict[str, str], title: str, endpoint
         for tick in ticks:
             x_fig = ax.transData.transform((tick, 0))[0]
             x = fig.transFigure.inverted().transform((x_fig, 0))[0]
-            fig.text(x, y, str(int((times >= tick).sum())), fontsize=7, ha="center", color=KM_COLOURS[group])
+            fig.text(x, y, str(at_risk(times, tick)), fontsize=7, ha="center", color=KM_COLOURS[group])
     return _png(fig)
