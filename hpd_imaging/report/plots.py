@@ -217,7 +217,7 @@ def spider_plot(inputs: ReportInputs) -> bytes | None:
         ax.annotate(
             pid,
             (x, y),
-            xytext=(4, 0),
+            xytext=(7, 0),
             textcoords="offset points",
             fontsize=fontsize,
             color=colour,
