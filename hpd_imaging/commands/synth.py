@@ -54,6 +54,12 @@ def register(app: typer.Typer) -> None:
         noise_hu: float = typer.Option(12.0, "--noise-hu", help="Image noise sd (HU)."),
         compression: str = typer.Option("none", "--compression", help="none | rle | jpeg2000 (lossless)."),
         workers: int = typer.Option(1, "--workers", min=1, help="Processes (same output for any value)."),
+        survival_hr: float = typer.Option(
+            3.0, "--survival-hr", help="True death hazard ratio of hyperprogressors vs the others."
+        ),
+        survival_median_months: float = typer.Option(
+            12.0, "--survival-median-months", help="Median survival after the last scan of the others."
+        ),
         log_level: str = typer.Option("INFO", "--log-level"),
     ) -> None:
         """Generate a synthetic longitudinal archive (DICOM CT + SEG/RTSTRUCT/NIfTI masks, clinical.csv,
@@ -96,6 +102,8 @@ def register(app: typer.Typer) -> None:
                     noise_hu=noise_hu,
                     compression=compression,
                     workers=workers,
+                    survival_hazard_ratio_hpd=survival_hr,
+                    survival_median_months=survival_median_months,
                     **kwargs,
                 )
             except (ValidationError, ValueError) as exc:

@@ -67,14 +67,20 @@ class SynthSettings(Section):
     workers: int = Field(1, ge=1, le=256, description="processes used to generate patients in parallel")
     # survival (synth/clinical.py docstring): clinical.csv and ground_truth.json only, never the images
     survival_median_months: float = Field(
-        12.0, gt=0.0, le=600.0, description="median survival after the last scan of non-hyperprogressors"
+        default=12.0,
+        gt=0.0,
+        le=600.0,
+        description="median survival after the last scan of non-hyperprogressors",
     )
     survival_hazard_ratio_hpd: float = Field(
-        3.0, gt=0.0, le=100.0, description="true death hazard ratio of hyperprogressors vs the others"
+        default=3.0, gt=0.0, le=100.0, description="true death hazard ratio of hyperprogressors vs the others"
     )
-    survival_followup_min_months: float = Field(3.0, ge=0.0, le=600.0)
+    survival_followup_min_months: float = Field(default=3.0, ge=0.0, le=600.0)
     survival_followup_max_months: float = Field(
-        36.0, ge=0.0, le=600.0, description="censoring uniform in [min, max] months after the last scan"
+        default=36.0,
+        ge=0.0,
+        le=600.0,
+        description="censoring uniform in [min, max] months after the last scan",
     )
 
     @field_validator("phenotype_mix")
