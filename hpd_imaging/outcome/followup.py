@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -114,11 +114,14 @@ def followups(
     last_scan_dates: Mapping[str, dt.date | None] | None = None,
     *,
     source: str = "clinical.csv",
+    on_error: Callable[[str, ClinicalDataError], None] | None = None,
 ) -> dict[str, FollowUp]:
-    """One :class:`FollowUp` per clinical.csv row with an ICI start date (raises on impossible dates).
+    """One :class:`FollowUp` per clinical.csv row with an ICI start date.
 
     ``last_scan_dates``: the latest scan of each patient (from the measurement table, or the kinetics table's
-    first evaluation when nothing later is known), for the scan-order checks.
+    first evaluation when nothing later is known), for the scan-order checks. Impossible dates raise
+    :class:`ClinicalDataError`, unless ``on_error(patient_id, error)`` is given: then that patient is left out
+    and the others go on (inside ``run``, one bad row is one row of errors.csv).
     """
     if "patient_id" not in clinical.columns or "ici_start_date" not in clinical.columns:
         raise ClinicalDataError(
@@ -133,15 +136,20 @@ def followups(
         if start is None:
             logger.warning("%s: patient %s has no ici_start_date; left out of survival", source, pid)
             continue
-        out[pid] = FollowUp(
-            patient_id=pid,
-            ici_start_date=start,
-            death_date=to_date(rec.get("death_date")),
-            last_followup_date=to_date(rec.get("last_followup_date")),
-            progression_date=to_date(rec.get("progression_date")),
-            last_scan_date=scans.get(pid),
-            source=source,
-        )
+        try:
+            out[pid] = FollowUp(
+                patient_id=pid,
+                ici_start_date=start,
+                death_date=to_date(rec.get("death_date")),
+                last_followup_date=to_date(rec.get("last_followup_date")),
+                progression_date=to_date(rec.get("progression_date")),
+                last_scan_date=scans.get(pid),
+                source=source,
+            )
+        except ClinicalDataError as exc:
+            if on_error is None:
+                raise
+            on_error(pid, exc)
     return out
 
 

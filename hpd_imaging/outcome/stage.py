@@ -7,10 +7,12 @@ column with at least one date. Used by ``hpd-imaging survival`` and by ``run`` (
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
+from hpd_imaging.errors import ClinicalDataError
 from hpd_imaging.outcome.followup import followups, last_scan_dates, to_date
 from hpd_imaging.outcome.survival import DefinitionSurvival, Endpoint, ranking, survival_by_definition
 
@@ -43,12 +45,26 @@ def run_survival(
     measurements: pd.DataFrame | None = None,
     *,
     clinical_source: str = "clinical.csv",
+    on_error: Callable[[str, ClinicalDataError], None] | None = None,
 ) -> SurvivalResult:
     """Landmark survival by every definition column of ``kinetics``; raises ClinicalDataError on impossible
-    dates (checked against each patient's last scan in ``measurements`` and ``kinetics``)."""
+    dates (checked against each patient's last scan in ``measurements`` and ``kinetics``), or with
+    ``on_error`` reports the patient there and leaves them out ("invalid follow-up dates")."""
     kinetics = kinetics.copy()
     kinetics["patient_id"] = kinetics["patient_id"].astype(str)
-    fu = followups(clinical, last_scan_dates(measurements, kinetics), source=clinical_source)
+    invalid: set[str] = set()
+
+    def report(pid: str, exc: ClinicalDataError) -> None:
+        invalid.add(pid)
+        if on_error is not None:
+            on_error(pid, exc)
+
+    fu = followups(
+        clinical,
+        last_scan_dates(measurements, kinetics),
+        source=clinical_source,
+        on_error=report if on_error is not None else None,
+    )
     results: dict[Endpoint, EndpointResult] = {}
     endpoints: list[Endpoint] = ["os"]
     if "progression_date" in clinical.columns and any(
@@ -56,7 +72,7 @@ def run_survival(
     ):
         endpoints.append("pfs")
     for endpoint in endpoints:
-        defs, landmark = survival_by_definition(kinetics, fu, clinical, endpoint)
+        defs, landmark = survival_by_definition(kinetics, fu, clinical, endpoint, invalid=invalid)
         results[endpoint] = EndpointResult(endpoint, defs, landmark, ranking(defs))
         excluded = results[endpoint].n_excluded
         if excluded:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -70,7 +71,10 @@ def definition_keys(kinetics: pd.DataFrame) -> list[str]:
 
 
 def landmark_table(
-    kinetics: pd.DataFrame, followup: dict[str, FollowUp], endpoint: Endpoint = "os"
+    kinetics: pd.DataFrame,
+    followup: dict[str, FollowUp],
+    endpoint: Endpoint = "os",
+    invalid: Collection[str] = (),
 ) -> pd.DataFrame:
     """One row per kinetics patient: time (months) from first evaluation to the endpoint, event, or the reason
     the patient is left out (``excluded_reason``; time and event then None)."""
@@ -83,6 +87,8 @@ def landmark_table(
         reason = None
         if landmark is None:
             reason = "no first evaluation"
+        elif pid in invalid:
+            reason = "impossible follow-up dates (errors.csv)"
         elif fu is None:
             reason = "not in clinical.csv (or no ici_start_date)"
         elif end is None:
@@ -267,9 +273,11 @@ def survival_by_definition(
     followup: dict[str, FollowUp],
     clinical: pd.DataFrame | None = None,
     endpoint: Endpoint = "os",
+    *,
+    invalid: Collection[str] = (),
 ) -> tuple[list[DefinitionSurvival], pd.DataFrame]:
     """Statistics for every definition column of ``kinetics``, and the landmark table used."""
-    landmark = landmark_table(kinetics, followup, endpoint)
+    landmark = landmark_table(kinetics, followup, endpoint, invalid)
     results = [analyse_definition(k, kinetics, landmark, clinical) for k in definition_keys(kinetics)]
     return results, landmark
 

@@ -371,8 +371,13 @@ def _write_cohort(
             try:  # best response, lesion kinetics, survival by definition (outcome stage, issue 19)
                 from hpd_imaging.report.outcome import outcome_stage
 
+                def bad_dates(pid: str, exc: HpdImagingError) -> None:
+                    errors.append(error_row(pid, "outcome", "clinical.csv", exc))
+
                 outputs.update(
-                    outcome_stage(out_dir, kinetics, result.response, clinical, lesions, config.outcome)
+                    outcome_stage(
+                        out_dir, kinetics, result.response, clinical, lesions, config.outcome, bad_dates
+                    )
                 )
             except HpdImagingError as exc:
                 errors.append(error_row("", "outcome", "clinical.csv", exc))

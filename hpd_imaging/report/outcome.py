@@ -5,11 +5,13 @@ best_response.csv and lesion_kinetics.csv."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from hpd_imaging import atomic
+from hpd_imaging.errors import ClinicalDataError
 from hpd_imaging.outcome.settings import OutcomeSettings
 from hpd_imaging.outcome.stage import EndpointResult, SurvivalResult
 from hpd_imaging.outcome.survival import survival_frame
@@ -101,15 +103,18 @@ def outcome_stage(
     clinical: pd.DataFrame | None,
     lesions: pd.DataFrame | None,
     settings: OutcomeSettings | None = None,
+    on_error: Callable[[str, ClinicalDataError], None] | None = None,
 ) -> dict[str, Path]:
     """The outcome stage inside ``run``: lesion_kinetics.csv, best_response.csv and, when clinical.csv has
     follow-up columns (death_date / last_followup_date), the survival tables and plots (else logged, skipped).
-    Raises ClinicalDataError on impossible follow-up dates."""
+    A patient with impossible follow-up dates is passed to ``on_error`` and left out (without ``on_error``:
+    ClinicalDataError)."""
     from hpd_imaging.outcome.stage import run_survival
 
     paths = write_outcome_tables(out_dir, kinetics, response, clinical, lesions, settings)
     if clinical is None or not {"death_date", "last_followup_date"} & set(clinical.columns):
         logger.warning("clinical.csv has no death_date/last_followup_date: survival analysis skipped")
         return paths
-    paths.update(write_survival(run_survival(kinetics, clinical, lesions), kinetics, out_dir))
+    result = run_survival(kinetics, clinical, lesions, on_error=on_error)
+    paths.update(write_survival(result, kinetics, out_dir))
     return paths

@@ -192,3 +192,19 @@ def test_followups_names_the_patient_of_a_bad_row():
     )
     with pytest.raises(ClinicalDataError, match=r"patient bad, column death_date"):
         followups(clin)
+
+
+def test_run_mode_one_bad_patient_is_reported_and_the_others_go_on():
+    from hpd_imaging.outcome.stage import run_survival
+
+    kin, clin = _tables()
+    clin.loc[0, "death_date"] = dt.date(2020, 1, 1)  # h1: death before ICI start
+    errors: list[tuple[str, str]] = []
+    result = run_survival(kin, clin, on_error=lambda pid, exc: errors.append((pid, str(exc))))
+    assert [pid for pid, _ in errors] == ["h1"] and "death_date" in errors[0][1]
+    table = result.os.landmark.set_index("patient_id")
+    assert table.loc["h1", "excluded_reason"] == "impossible follow-up dates (errors.csv)"
+    hand = {d.definition: d for d in result.os.definitions}["hand"]
+    assert (hand.n_hpd, hand.n_no_hpd) == (3, 5)
+    with pytest.raises(ClinicalDataError, match="patient h1, column death_date"):
+        run_survival(kin, clin)  # the command's mode: refuse
