@@ -326,9 +326,18 @@ def ranking(results: list[DefinitionSurvival]) -> pd.DataFrame:
     frame["_chi2"] = [-1.0 if v is None else v for v in frame["logrank_chi2"]]
     frame["_c"] = [-1.0 if v is None else v for v in frame["c_index"]]
     frame = frame.sort_values(["_chi2", "_c"], ascending=False, kind="stable").drop(columns=["_chi2", "_c"])
-    frame.insert(
-        0, "rank", [i + 1 if _finite(v) is not None else None for i, v in enumerate(frame["logrank_chi2"])]
-    )
+    # ties (definitions labelling the same patients give the same statistics) share the best rank
+    ranks: list[int | None] = []
+    previous: tuple[float, float] | None = None
+    for i, (chi2, c) in enumerate(zip(frame["logrank_chi2"], frame["c_index"], strict=True)):
+        chi2_f, c_f = _finite(chi2), _finite(c)
+        if chi2_f is None:
+            ranks.append(None)
+            continue
+        key = (round(chi2_f, 9), round(c_f if c_f is not None else -1.0, 9))
+        ranks.append(ranks[-1] if key == previous else i + 1)
+        previous = key
+    frame.insert(0, "rank", ranks)
     return _none(frame.reset_index(drop=True))
 
 

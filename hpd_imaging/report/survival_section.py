@@ -64,7 +64,7 @@ def survival_context(out_dir: Path | None) -> dict[str, Any] | None:
         )
         rows.append(
             {
-                "rank": rec["rank"] if rec["rank"] != "" else "–",
+                "rank": str(int(float(rec["rank"]))) if _num(rec["rank"]) is not None else "–",
                 "definition": key,
                 "n": f"{rec['n_hpd']} / {rec['n_no_hpd']}",
                 "events": f"{s['events_hpd']} / {s['events_no_hpd']}" if len(s) else "–",

@@ -208,3 +208,12 @@ def test_run_mode_one_bad_patient_is_reported_and_the_others_go_on():
     assert (hand.n_hpd, hand.n_no_hpd) == (3, 5)
     with pytest.raises(ClinicalDataError, match="patient h1, column death_date"):
         run_survival(kin, clin)  # the command's mode: refuse
+
+
+def test_ranking_ties_share_a_rank_and_untestable_definitions_come_last():
+    kin, clin = _tables(extra_label=lambda pid: "no_hpd")
+    kin["hpd_copy"] = kin["hpd_hand"]  # same labels as "hand": same statistics, same rank
+    results, _ = survival_by_definition(kin, followups(clin))
+    table = ranking(results)
+    assert table["definition"].tolist() == ["hand", "copy", "mine"]
+    assert table["rank"].tolist() == [1, 1, None]
