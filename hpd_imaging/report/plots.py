@@ -8,6 +8,7 @@ on the data (reruns give identical reports).
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 from collections.abc import Sequence
@@ -42,12 +43,12 @@ MONTH_DAYS = 30.4375  # specs/hpd_kinetics.md section 1.3
 UNSEGMENTED_LABEL = "exam without segmentation: lesions set to 0"
 
 
-def unsegmented_exams(lesions: pd.DataFrame | None) -> set[tuple[str, object]]:
+def unsegmented_exams(lesions: pd.DataFrame | None) -> set[tuple[str, dt.date | None]]:
     """(patient, scan date) of exams with no mask at all: every lesion row there has no ``mask_source`` (the
     pipeline read a follow-up CT without segmentation as "no visible lesion", run.follow_up_without_mask)."""
     if lesions is None or not len(lesions) or "mask_source" not in lesions.columns:
         return set()
-    out: set[tuple[str, object]] = set()
+    out: set[tuple[str, dt.date | None]] = set()
     for (pid, date), part in lesions.groupby(["patient_id", "scan_date"], sort=False):
         sources = [
             str(v).strip() for v in part["mask_source"] if v is not None and str(v) not in ("nan", "<NA>")
