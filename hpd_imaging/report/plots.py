@@ -124,7 +124,7 @@ def burden_curves(inputs: ReportInputs, patient_id: str) -> bytes | None:
         ax.set_ylabel(ylabel)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="best")
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     fig.suptitle(f"Tumour burden: {patient_id}", fontsize=10)
     fig.tight_layout()
