@@ -61,6 +61,26 @@ SURVIVAL_COLUMNS = [
 LANDMARK_COLUMNS = ["patient_id", "first_eval_date", "end_date", "time_months", "event", "excluded_reason"]
 
 
+_HPD = {"hpd", "true", "1", "yes", "y"}
+_NO_HPD = {"no_hpd", "false", "0", "no", "n"}
+
+
+def group_of(value: object) -> str | None:
+    """``hpd``, ``no_hpd`` or None (not evaluable / blank / anything else). Besides the labels hpd-imaging
+    writes, a user's own definition column may hold booleans (true/false, 1/0, yes/no)."""
+    text = str(value).strip().lower()
+    if text.endswith(".0"):
+        text = text[:-2]  # 1.0 / 0.0 from a numeric column
+    return "hpd" if text in _HPD else "no_hpd" if text in _NO_HPD else None
+
+
+def group_labels(kinetics: pd.DataFrame, key: str) -> dict[str, str | None]:
+    """patient -> hpd / no_hpd / None under definition ``key``."""
+    return {
+        str(pid): group_of(v) for pid, v in zip(kinetics["patient_id"], kinetics[f"hpd_{key}"], strict=True)
+    }
+
+
 def definition_keys(kinetics: pd.DataFrame) -> list[str]:
     """Keys of every ``hpd_<key>`` label column, in table order."""
     return [
@@ -198,7 +218,7 @@ def analyse_definition(
     from lifelines.utils import concordance_index
 
     out = DefinitionSurvival(key)
-    labels = dict(zip(kinetics["patient_id"].astype(str), kinetics[f"hpd_{key}"].astype(str), strict=True))
+    labels = group_labels(kinetics, key)
     usable = landmark[landmark["excluded_reason"].isna()]
     rows = [
         (pid, float(t), float(bool(e)), 1.0 if labels.get(pid) == "hpd" else 0.0)

@@ -14,7 +14,7 @@ from hpd_imaging import atomic
 from hpd_imaging.errors import ClinicalDataError
 from hpd_imaging.outcome.settings import OutcomeSettings
 from hpd_imaging.outcome.stage import EndpointResult, SurvivalResult
-from hpd_imaging.outcome.survival import survival_frame
+from hpd_imaging.outcome.survival import group_labels, survival_frame
 from hpd_imaging.report import plots
 
 logger = logging.getLogger(__name__)
@@ -30,9 +30,8 @@ def km_png_name(endpoint: str, key: str) -> str:
 def km_images(result: EndpointResult, kinetics: pd.DataFrame) -> dict[str, bytes]:
     """Definition key -> KM PNG (definitions with no patient in either group have none)."""
     images: dict[str, bytes] = {}
-    pids = kinetics["patient_id"].astype(str)
     for d in result.definitions:
-        labels = dict(zip(pids, kinetics[f"hpd_{d.definition}"].astype(str), strict=True))
+        labels = {k: v for k, v in group_labels(kinetics, d.definition).items() if v is not None}
         title = f"{d.definition}: HPD vs no HPD"
         if d.hr is not None:
             title += f" (HR {d.hr:.2f}, 95 % CI {d.hr_ci_low:.2f}-{d.hr_ci_high:.2f})"

@@ -217,3 +217,13 @@ def test_ranking_ties_share_a_rank_and_untestable_definitions_come_last():
     table = ranking(results)
     assert table["definition"].tolist() == ["hand", "copy", "mine"]
     assert table["rank"].tolist() == [1, 1, None]
+
+
+def test_a_users_boolean_definition_column_works_like_hpd_labels():
+    kin, clin = _tables()
+    kin["hpd_mine"] = ["true" if lab == "hpd" else "False" for lab in kin["hpd_hand"]]
+    kin.loc[8, "hpd_mine"] = ""  # blank: not evaluable
+    results, _ = survival_by_definition(kin, followups(clin))
+    by = {r.definition: r for r in results}
+    assert (by["mine"].n_hpd, by["mine"].n_no_hpd) == (4, 4)
+    assert by["mine"].median_hpd_months == by["hand"].median_hpd_months
