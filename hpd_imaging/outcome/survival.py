@@ -147,6 +147,8 @@ class DefinitionSurvival:
     hr_adjusted_ci_high: float | None = None
     adjusted_for: tuple[str, ...] = ()
     c_index: float | None = None
+    c_index_ci_low: float | None = None  # percentile bootstrap (patients resampled), ranking table only
+    c_index_ci_high: float | None = None
     reasons: list[str] = field(default_factory=list)
 
     def row(self, endpoint: Endpoint = "os") -> dict[str, object]:
@@ -243,6 +245,7 @@ def analyse_definition(
     out.logrank_chi2, out.logrank_p = _finite(test.test_statistic), _finite(test.p_value)
     # Harrell's C of the label as a risk score (higher risk, shorter survival: the score passed is -hpd)
     out.c_index = _finite(concordance_index(data["time"], -data["hpd"], data["event"]))
+    out.c_index_ci_low, out.c_index_ci_high = _c_index_ci(data, BOOTSTRAP_RESAMPLES)
     if out.events_hpd == 0 or out.events_no_hpd == 0:
         group = "hpd" if out.events_hpd == 0 else "no_hpd"
         out.reasons.append(f"no events in the {group} group: Cox HR infinite or zero, not estimated")
@@ -254,6 +257,33 @@ def analyse_definition(
         out.hr, out.hr_ci_low, out.hr_ci_high = cox
     _adjusted(out, data, clinical)
     return out
+
+
+BOOTSTRAP_RESAMPLES = 200
+
+
+def _c_index_ci(data: pd.DataFrame, n_resamples: int, seed: int = 0) -> tuple[float | None, float | None]:
+    """95 % percentile-bootstrap CI of Harrell's C (patients resampled with replacement; fixed seed, so a
+    rerun gives the same table). Resamples without an event or without both groups are skipped."""
+    from lifelines.utils import concordance_index
+
+    if n_resamples <= 0 or len(data) < 2:
+        return None, None
+    rng = np.random.default_rng(seed)
+    t, e, h = (data[c].to_numpy(dtype=float) for c in ("time", "event", "hpd"))
+    values = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, len(data), len(data))
+        if e[idx].sum() == 0 or h[idx].min() == h[idx].max():
+            continue
+        try:
+            values.append(concordance_index(t[idx], -h[idx], e[idx]))
+        except ZeroDivisionError:  # no comparable pair in this resample
+            continue
+    if len(values) < n_resamples // 2:
+        return None, None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return _finite(low), _finite(high)
 
 
 def _adjusted(out: DefinitionSurvival, data: pd.DataFrame, clinical: pd.DataFrame | None) -> None:
@@ -336,6 +366,8 @@ def ranking(results: list[DefinitionSurvival]) -> pd.DataFrame:
                 if r.hr_ci_low is None or r.hr_ci_high is None
                 else bool(r.hr_ci_low > 1 or r.hr_ci_high < 1),
                 "c_index": r.c_index,
+                "c_index_ci_low": r.c_index_ci_low,
+                "c_index_ci_high": r.c_index_ci_high,
                 "adjusted_for": ",".join(r.adjusted_for),
                 "note": "; ".join(r.reasons),
             }

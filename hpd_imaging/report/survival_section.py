@@ -77,7 +77,12 @@ def survival_context(out_dir: Path | None) -> dict[str, Any] | None:
                 "excludes_1": str(rec["hr_ci_excludes_1"]).lower() == "true",
                 "hr_adjusted": adj,
                 "adjusted_for": rec["adjusted_for"] or "",
-                "c_index": _fmt(rec["c_index"]),
+                "c_index": _fmt(rec["c_index"])
+                + (
+                    f" ({_fmt(rec.get('c_index_ci_low'))}–{_fmt(rec.get('c_index_ci_high'))})"
+                    if _num(rec.get("c_index_ci_low")) is not None
+                    else ""
+                ),
                 "note": rec["note"] or "",
             }
         )

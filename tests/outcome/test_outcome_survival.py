@@ -227,3 +227,14 @@ def test_a_users_boolean_definition_column_works_like_hpd_labels():
     by = {r.definition: r for r in results}
     assert (by["mine"].n_hpd, by["mine"].n_no_hpd) == (4, 4)
     assert by["mine"].median_hpd_months == by["hand"].median_hpd_months
+
+
+def test_c_index_bootstrap_ci_brackets_the_estimate_and_is_reproducible():
+    kin, clin = _tables()
+    first = {r.definition: r for r in survival_by_definition(kin, followups(clin))[0]}["hand"]
+    again = {r.definition: r for r in survival_by_definition(kin, followups(clin))[0]}["hand"]
+    assert first.c_index_ci_low <= first.c_index <= first.c_index_ci_high
+    assert (first.c_index_ci_low, first.c_index_ci_high) == (again.c_index_ci_low, again.c_index_ci_high)
+    assert first.c_index_ci_low >= 0.0 and first.c_index_ci_high <= 1.0
+    row = ranking([first]).iloc[0]
+    assert row["c_index_ci_low"] == first.c_index_ci_low
