@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
         measurements: Annotated[
             Path | None,
             typer.Option(
-                "--measurements", help="MEASUREMENTS.csv, to check follow-up against the last scan."
+                "--measurements",
+                help="MEASUREMENTS.csv: checks follow-up against the last scan; writes lesion_kinetics.csv.",
             ),
         ] = None,
         response: Annotated[
