@@ -119,3 +119,12 @@ def test_run_on_sample_dicom_writes_survival_and_plots(sample_dicom: Path, tmp_p
     assert (out / "lesion_kinetics.csv").exists()
     html = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="survival"' in html and 'alt="Kaplan-Meier champiat2017"' in html
+
+
+def test_unwritable_output_is_exit_2_in_one_sentence(tmp_path: Path):
+    kin, clin = _write(tmp_path)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    res = runner.invoke(app, ["survival", str(kin), "--clinical", str(clin), "--out", str(blocker / "out")])
+    assert res.exit_code == 2
+    assert "cannot write to" in res.output and "Traceback" not in res.output
