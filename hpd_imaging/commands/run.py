@@ -70,7 +70,7 @@ def run(
 
     # pyradiomics (and our module around it) set the "radiomics" logger's level on import: import first, so
     # that configure_logging has the last word (per-lesion notices would flood a cohort run's console)
-    import hpd_imaging.radiomics  # noqa: F401
+    import hpd_imaging.radiomics.extract  # noqa: F401
 
     configure_logging(log_level, log_file, quiet)
     from rich.console import Console

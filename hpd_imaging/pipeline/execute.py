@@ -22,7 +22,7 @@ Notify = Callable[[str, str], None]
 def _on_dask_worker(job: PatientJob) -> dict:
     """safe_process in a Dask worker process, whose logging the driver's CLI never configured: keep
     pyradiomics' per-lesion notices (e.g. "GLCM is symmetrical", at WARNING) out of the worker's stderr."""
-    import hpd_imaging.radiomics  # noqa: F401 - it sets the "radiomics" logger's level on import
+    import hpd_imaging.radiomics.extract  # noqa: F401 - it sets the "radiomics" logger's level on import
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)
     return safe_process(job)

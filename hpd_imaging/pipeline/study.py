@@ -388,7 +388,7 @@ def _write_cohort(
     features = _concat(frames["radiomics"], None, ["patient_id", "scan_date", "lesion_id", "region"])
     patient_features = None
     if len(features):
-        from hpd_imaging.radiomics_ext.aggregate import aggregate_patient
+        from hpd_imaging.radiomics.aggregate import aggregate_patient
 
         outputs["radiomics"] = atomic.write_parquet(out_dir / "radiomics.parquet", features)
         diag = _concat(

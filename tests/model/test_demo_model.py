@@ -19,7 +19,7 @@ from hpd_imaging.model import load_model, predict
 from hpd_imaging.model.demo import DEMO_CONFIG, DEMO_NAME, DEMO_SYNTH, REBUILD_COMMAND
 from hpd_imaging.model.persist import card_path_for, file_sha256
 from hpd_imaging.radiomics import extract_lesion_features, load_params
-from hpd_imaging.radiomics_ext.aggregate import aggregate_patient
+from hpd_imaging.radiomics.aggregate import aggregate_patient
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_PATH = REPO / "models" / f"{DEMO_NAME}.skops"

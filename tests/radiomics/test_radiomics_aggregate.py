@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hpd_imaging.errors import ClinicalDataError
-from hpd_imaging.radiomics_ext.aggregate import aggregate_patient
+from hpd_imaging.radiomics.aggregate import aggregate_patient
 
 
 def _features() -> pd.DataFrame:

@@ -16,7 +16,7 @@ import pytest
 
 from hpd_imaging.config import REPO_PIPELINES
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
-from hpd_imaging.radiomics import (
+from hpd_imaging.radiomics.extract import (
     _GLCM_NOTICE_FILTER,
     _crop_margin_voxels,
     extract_lesion_features,

@@ -16,7 +16,7 @@ from hpd_imaging.radiomics import (
     load_params,
     params_from_dict,
 )
-from hpd_imaging.radiomics_ext.regions import body_mask, region_name, ring_mask
+from hpd_imaging.radiomics.regions import body_mask, region_name, ring_mask
 
 SPACING = (0.8, 0.8, 2.0)  # (i, j, k) mm
 PARAMS = params_from_dict({"imageType": {"Original": {}},

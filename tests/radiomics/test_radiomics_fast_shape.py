@@ -10,8 +10,8 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 from radiomics import cShape
 
-from hpd_imaging._radiomics_shape import shape_coefficients
 from hpd_imaging.radiomics import extract_from_sitk, params_from_dict, plain_pyradiomics
+from hpd_imaging.radiomics._hull_shape import shape_coefficients
 
 REL = 1e-9
 

@@ -1,4 +1,4 @@
-"""Radiomics stage: pyradiomics features of lesions and peritumoral rings, from in-memory CT and masks.
+"""pyradiomics features of lesions and peritumoral rings, from in-memory CT and masks.
 
 This is the only module of hpd-imaging that imports pyradiomics. It
 
@@ -8,7 +8,7 @@ This is the only module of hpd-imaging that imports pyradiomics. It
 * extracts features per lesion and per peritumoral ring on :class:`~hpd_imaging.domain.CtImage` /
   :class:`~hpd_imaging.domain.LesionMask` objects converted to SimpleITK in memory (no temporary files);
 * replaces pyradiomics' O(n^2) diameter search by a convex-hull computation with identical values
-  (:mod:`hpd_imaging._radiomics_shape`), which is most of the default-settings time on large lesions;
+  (:mod:`hpd_imaging.radiomics._hull_shape`), which is most of the default-settings time on large lesions;
 * turns a lesion that pyradiomics refuses (e.g. a single voxel) into an ``errors`` entry, never a crash;
 * records provenance with every row: pyradiomics version, sha256 of the canonical parameters, of the image and
   of the mask; pyradiomics' own ``diagnostics_*`` values go to their own table.
@@ -45,11 +45,11 @@ import radiomics  # pyradiomics
 import SimpleITK as sitk  # noqa: N813 (the universal alias)
 from radiomics import featureextractor, imageoperations, shape
 
-from hpd_imaging._radiomics_shape import shape_coefficients
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask
 from hpd_imaging.errors import ConfigError, GeometryError
-from hpd_imaging.radiomics_ext.aggregate import aggregate_patient
-from hpd_imaging.radiomics_ext.regions import body_mask, region_name, ring_mask
+from hpd_imaging.radiomics._hull_shape import shape_coefficients
+from hpd_imaging.radiomics.aggregate import aggregate_patient
+from hpd_imaging.radiomics.regions import body_mask, region_name, ring_mask
 
 __all__ = [
     "PYRADIOMICS_VERSION",
@@ -530,7 +530,7 @@ def extract_lesion_features(
 
     A ring of width N mm is every voxel whose centre lies within N mm (Euclidean, in physical space:
     anisotropic spacing is respected) of a lesion voxel centre, minus the lesion itself, clipped to the body
-    mask (:func:`hpd_imaging.radiomics_ext.regions.body_mask`: largest connected component of ``HU >
+    mask (:func:`hpd_imaging.radiomics.regions.body_mask`: largest connected component of ``HU >
     body_threshold_hu`` with its holes filled slice by slice, so that lung parenchyma around a lung lesion is
     kept while air outside the patient is not). A lesion or ring that pyradiomics cannot use (one voxel, empty
     ring, mask off the CT grid) becomes an entry of ``errors``; the other lesions go on.

@@ -1,1 +1,0 @@
-"""Helpers of the radiomics stage that do not need pyradiomics (regions, patient-level aggregation)."""
