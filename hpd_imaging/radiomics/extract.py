@@ -49,7 +49,15 @@ from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask
 from hpd_imaging.errors import ConfigError, GeometryError
 from hpd_imaging.radiomics._hull_shape import shape_coefficients
 from hpd_imaging.radiomics.aggregate import aggregate_patient
+from hpd_imaging.radiomics.ibsi import (
+    IbsiSettings,
+    ibsi_settings_from_dict,
+    mirp_version,
+    require_mirp,
+    run_mirp,
+)
 from hpd_imaging.radiomics.regions import body_mask, region_name, ring_mask
+from hpd_imaging.radiomics.tags import with_ibsi_tags
 
 __all__ = [
     "PYRADIOMICS_VERSION",
@@ -71,6 +79,9 @@ _radiomics_logger.setLevel(logging.WARNING)
 
 PYRADIOMICS_VERSION: str = str(radiomics.__version__)
 _TOP_LEVEL_KEYS = ("imageType", "featureClass", "setting", "voxelSetting")
+#: our own top-level keys of a parameter file: the engine and the IBSI (MIRP) section (:mod:`.ibsi`)
+_ENGINE_KEYS = ("engine", "ibsi")
+ENGINES = ("pyradiomics", "mirp", "both")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -91,8 +102,27 @@ class RadiomicsParams:
         return hashlib.sha256(self.canonical_json.encode()).hexdigest()
 
     def as_dict(self) -> dict[str, Any]:
-        """A fresh copy of the parameters, in pyradiomics' parameter-file layout."""
-        return json.loads(self.canonical_json)
+        """A fresh copy of the pyradiomics parameters (pyradiomics' parameter-file layout, without our
+        ``engine`` / ``ibsi`` keys)."""
+        return {k: v for k, v in json.loads(self.canonical_json).items() if k not in _ENGINE_KEYS}
+
+    @property
+    def engine(self) -> str:
+        """``pyradiomics`` (default), ``mirp`` (IBSI configuration, :mod:`.ibsi`) or ``both``."""
+        return str(json.loads(self.canonical_json).get("engine", "pyradiomics"))
+
+    @property
+    def ibsi(self) -> IbsiSettings | None:
+        """The validated ``ibsi:`` section (MIRP settings), None when the file has none."""
+        section = json.loads(self.canonical_json).get("ibsi")
+        return None if section is None else ibsi_settings_from_dict(section, self.source)
+
+    def with_engine(self, engine: str) -> RadiomicsParams:
+        """The same parameters with another engine (the run setting ``radiomics.engine`` overrides the
+        file)."""
+        data = json.loads(self.canonical_json)
+        data["engine"] = engine
+        return params_from_dict(data, source=self.source)
 
     @property
     def image_types(self) -> list[str]:
@@ -132,12 +162,14 @@ def params_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Radiomi
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"{source}: expected a mapping of pyradiomics parameters, got {type(data).__name__}", path=source)
-    unknown = [k for k in data if k not in _TOP_LEVEL_KEYS]
+    unknown = [k for k in data if k not in _TOP_LEVEL_KEYS + _ENGINE_KEYS]
     if unknown:
         raise ConfigError(
-            f"{source}: unknown top-level key(s) {unknown}; expected some of {list(_TOP_LEVEL_KEYS)}",
+            f"{source}: unknown top-level key(s) {unknown}; expected some of {list(_TOP_LEVEL_KEYS + _ENGINE_KEYS)}",
             path=source)
     params = copy.deepcopy(dict(data))
+    own = {k: params.pop(k) for k in _ENGINE_KEYS if k in params}
+    _check_engine(own, params, source)
     for key in _TOP_LEVEL_KEYS:  # an empty YAML section reads as None; pyradiomics means "defaults" by it
         if key in params and params[key] is None:
             params[key] = {}
@@ -187,8 +219,28 @@ def params_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Radiomi
     if "shape2D" in fc and not setting.get("force2D", False):
         raise ConfigError(f"{source}: featureClass.shape2D needs setting.force2D: true (pyradiomics skips it "
                           f"otherwise); got force2D={setting.get('force2D', False)}", path=source)
-    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps({**params, **own}, sort_keys=True, separators=(",", ":"))
     return RadiomicsParams(canonical_json=canonical, source=source)
+
+
+def _check_engine(own: dict[str, Any], params: dict[str, Any], source: str) -> None:
+    """``engine`` and ``ibsi``: a known engine; MIRP installed and an ``ibsi`` section when MIRP computes;
+    no pyradiomics sections when only MIRP computes (they would be silently ignored)."""
+    engine = own.get("engine", "pyradiomics")
+    if engine not in ENGINES:
+        raise ConfigError(f"{source}: engine: expected one of {list(ENGINES)}, got {engine!r}", path=source)
+    if "ibsi" in own:
+        ibsi_settings_from_dict(own["ibsi"], source)
+    if engine == "pyradiomics":
+        return
+    if "ibsi" not in own:
+        raise ConfigError(f"{source}: engine {engine} computes IBSI features with MIRP; expected an ibsi: "
+                          f"section (see pipelines/ibsi/ct_config_c.yaml), got none", path=source)
+    if engine == "mirp" and any(params.get(k) for k in _TOP_LEVEL_KEYS):
+        given = [k for k in _TOP_LEVEL_KEYS if params.get(k)]
+        raise ConfigError(f"{source}: engine mirp uses only the ibsi: section; expected no pyradiomics "
+                          f"sections, got {given} (use engine: both to compute both)", path=source)
+    require_mirp(source)
 
 
 def load_params(path: Path) -> RadiomicsParams:
@@ -524,6 +576,7 @@ def extract_lesion_features(
     start_method: str = "spawn",
     fast_shape: bool = True,
     crop: bool = True,
+    ibsi_tags: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> RadiomicsResult:
     """pyradiomics features of each lesion (region ``lesion``) and of its peritumoral rings (``ring<N>mm``).
@@ -552,6 +605,12 @@ def extract_lesion_features(
     digit (computed from another origin). The ``diagnostics_*-interpolated_*`` entries and
     ``diagnostics_Mask-original_{VoxelNum,VolumeNum}`` are unchanged. ``crop=False`` passes the
     whole CT (pyradiomics' own diagnostics of it).
+
+    ``params.engine`` chooses the calculator: ``pyradiomics`` (the above), ``mirp`` (IBSI-conformant features
+    of the file's ``ibsi:`` section, computed by MIRP on the whole CT: :func:`hpd_imaging.radiomics.ibsi.
+    run_mirp`; columns named as MIRP names them, provenance column ``mirp_version``) or ``both`` (the columns
+    of both in one row). ``ibsi_tags=True`` names the feature columns by IBSI feature tag
+    (:func:`hpd_imaging.radiomics.tags.with_ibsi_tags`: ``stat_mean``, ``cm_joint_avg_3D_avg``).
     """
     if lesion_ids is not None and len(lesion_ids) != len(masks):
         raise ValueError(f"expected one lesion id per mask ({len(masks)}), got {len(lesion_ids)}")
@@ -594,14 +653,17 @@ def extract_lesion_features(
         nonlocal done
         i, region, out = result
         if isinstance(out, str):
-            failed[(i, region)] = out
+            failed[(i, region)] = f"pyradiomics could not compute features: {out}"
         else:
             outputs[(i, region)] = out
         done += 1
         if progress is not None:
             progress(done, len(tasks))
 
-    if workers == 1 or len(tasks) <= 1:
+    engine = params.engine
+    if engine == "mirp":
+        pass
+    elif workers == 1 or len(tasks) <= 1:
         saved = dict(_WORKER_STATE)
         _init_worker(ct.hu, ct.geometry, params, fast_shape, crop)
         try:
@@ -617,6 +679,8 @@ def extract_lesion_features(
                                  initargs=(ct.hu, ct.geometry, params, fast_shape, crop)) as pool:
             for result in pool.map(_run_region, tasks):
                 collect(result)
+    if engine != "pyradiomics":
+        _add_mirp(ct, tasks, params, outputs, failed, progress)
 
     image_hash = _sha256_array(ct.hu, ct.geometry)
     feature_rows: list[dict[str, Any]] = []
@@ -624,7 +688,7 @@ def extract_lesion_features(
     for i, region, _crop, _box in tasks:
         key = (i, region)
         if key in failed:
-            errors.append((ids[i], f"{region}: pyradiomics could not compute features: {failed[key]}"))
+            errors.append((ids[i], f"{region}: {failed[key]}"))
             continue
         out = outputs[key]
         head: dict[str, Any] = {}
@@ -638,12 +702,40 @@ def extract_lesion_features(
         region_mask[_box] = _crop
         prov = {"pyradiomics_version": PYRADIOMICS_VERSION, "params_sha256": params.sha256,
                 "image_sha256": image_hash, "mask_sha256": _sha256_array(region_mask, ct.geometry)}
+        if engine != "pyradiomics":
+            prov["mirp_version"] = mirp_version()
         feature_rows.append({**head, **feats, **prov})
         diag_rows.append({**head, **{k: str(v) for k, v in out.items() if k.startswith("diagnostics_")}})
     for lesion_id, message in errors:
         logger.warning("radiomics: lesion %s: %s", lesion_id, message)
-    return RadiomicsResult(features=pd.DataFrame(feature_rows), diagnostics=pd.DataFrame(diag_rows),
-                           errors=errors)
+    features = pd.DataFrame(feature_rows)
+    if ibsi_tags:
+        features = with_ibsi_tags(features)
+    return RadiomicsResult(features=features, diagnostics=pd.DataFrame(diag_rows), errors=errors)
+
+
+def _add_mirp(ct: CtImage, tasks: Sequence[_Task], params: RadiomicsParams,
+              outputs: dict[tuple[int, str], dict[str, Any]], failed: dict[tuple[int, str], str],
+              progress: Callable[[int, int], None] | None) -> None:
+    """MIRP features of every region (engine mirp / both), merged into ``outputs`` (or ``failed``)."""
+    settings = params.ibsi
+    if settings is None:  # params_from_dict guarantees the section for these engines
+        raise ConfigError(f"{params.source}: engine {params.engine}: expected an ibsi: section, got none")
+    regions: dict[tuple[int, str], np.ndarray] = {}
+    for i, region, crop_mask, box in tasks:
+        if (i, region) in failed:
+            continue
+        full = np.zeros(ct.geometry.shape, dtype=bool)
+        full[box] = crop_mask
+        regions[(i, region)] = full
+    for n, (key, out) in enumerate(run_mirp(ct, regions, settings).items(), start=1):
+        if isinstance(out, str):
+            outputs.pop(key, None)
+            failed[key] = out
+        else:
+            outputs.setdefault(key, {}).update(out)
+        if progress is not None and params.engine == "mirp":
+            progress(n, len(regions))
 
 
 def extract_from_sitk(image: sitk.Image, mask: sitk.Image, params: RadiomicsParams, *,
