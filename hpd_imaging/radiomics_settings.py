@@ -31,3 +31,8 @@ class RadiomicsSettings(Section):
     fast_shape: bool = True
     #: processes per patient for lesions (the pipeline already parallelises over patients)
     lesion_workers: int = Field(default=1, ge=1)
+    #: calculator: pyradiomics, mirp (IBSI-conformant, needs an ``ibsi:`` section in params_file, e.g.
+    #: pipelines/ibsi/ct_config_c.yaml, and ``uv sync --extra ibsi``) or both; None: as params_file says
+    engine: Literal["pyradiomics", "mirp", "both"] | None = None
+    #: name feature columns by IBSI feature tag (stat_mean, cm_joint_avg_3D_avg, morph_volume, ivh_v10, ...)
+    ibsi_tags: bool = False

@@ -30,14 +30,15 @@ def register(app: typer.Typer) -> None:
                                 "morph_volume, ivh_v10, ...) instead of pyradiomics / MIRP names.")] = False,
         engine: Annotated[str | None, typer.Option(
             "--engine", help="pyradiomics, mirp or both (default: the parameter file's engine, else "
-                             "pyradiomics); mirp needs an ibsi: section, e.g. pipelines/ibsi/ct_config_c.yaml.",
+                             "pyradiomics); mirp needs an ibsi: section (pipelines/ibsi/ct_config_c.yaml).",
         )] = None,
         workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Processes over lesions.")] = 1,
         log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "WARNING",
     ) -> None:
         """Radiomics features per lesion: pyradiomics (columns named as pyradiomics names them, e.g.
         original_glcm_Contrast) or, with an IBSI parameter file (pipelines/ibsi/ct_config_a..e.yaml), IBSI-
-        conformant features computed by MIRP; --ibsi-tags names columns by IBSI feature tag. Writes FILE.csv, FILE.diagnostics.csv and, when a lesion fails,
+        conformant features computed by MIRP; --ibsi-tags names columns by IBSI feature tag.
+        Writes FILE.csv, FILE.diagnostics.csv and, when a lesion fails,
         FILE.errors.csv; exit code 1 when some lesion failed, 2 for bad input or settings."""
         configure_logging(log_level)
         from hpd_imaging.config import REPO_PIPELINES, resolve_resource

@@ -277,6 +277,8 @@ def _radiomics(job: PatientJob, exams: list, base_exam: Any, label_to_id: dict) 
 
     cfg = job.config.radiomics
     params = load_params(resolve_resource(cfg.params_file, job.config_dir))
+    if cfg.engine is not None:
+        params = params.with_engine(cfg.engine)
     chosen = exams if cfg.timepoints == "all" else [base_exam]
     feats: list[pd.DataFrame] = []
     diags: list[pd.DataFrame] = []
@@ -297,6 +299,7 @@ def _radiomics(job: PatientJob, exams: list, base_exam: Any, label_to_id: dict) 
             body_threshold_hu=cfg.body_threshold_hu,
             workers=cfg.lesion_workers,
             fast_shape=cfg.fast_shape,
+            ibsi_tags=cfg.ibsi_tags,
         )
         feats.append(result.features)
         diags.append(result.diagnostics)

@@ -9,7 +9,7 @@ from hpd_imaging.errors import ClinicalDataError
 
 #: columns of the per-lesion feature table that are identifiers or provenance, not features
 ID_COLUMNS = ("patient_id", "scan_date", "lesion_id", "region")
-PROVENANCE_COLUMNS = ("pyradiomics_version", "params_sha256", "image_sha256", "mask_sha256")
+PROVENANCE_COLUMNS = ("pyradiomics_version", "mirp_version", "params_sha256", "image_sha256", "mask_sha256")
 _FALLBACK_VOLUME = "original_shape_VoxelVolume"
 
 

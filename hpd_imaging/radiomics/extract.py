@@ -165,7 +165,8 @@ def params_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Radiomi
     unknown = [k for k in data if k not in _TOP_LEVEL_KEYS + _ENGINE_KEYS]
     if unknown:
         raise ConfigError(
-            f"{source}: unknown top-level key(s) {unknown}; expected some of {list(_TOP_LEVEL_KEYS + _ENGINE_KEYS)}",
+            f"{source}: unknown top-level key(s) {unknown}; expected some of "
+            f"{list(_TOP_LEVEL_KEYS + _ENGINE_KEYS)}",
             path=source)
     params = copy.deepcopy(dict(data))
     own = {k: params.pop(k) for k in _ENGINE_KEYS if k in params}

@@ -94,6 +94,12 @@ class IbsiSettings(BaseModel):
     def _consistent(self) -> IbsiSettings:
         if self.discretisation == "fixed_bin_size" and self.bin_width_hu is None:
             raise ValueError("discretisation fixed_bin_size needs bin_width_hu")
+        if "fixed_bin_size" in (self.discretisation, self.ivh_discretisation) and (
+                self.resegmentation_range_hu is None or self.resegmentation_range_hu[0] is None):
+            # IBSI 2.7: fixed-bin-size bins start at the resegmentation lower bound; without one MIRP would
+            # silently assume -1000 HU for CT, so we ask for it explicitly
+            raise ValueError("fixed_bin_size discretisation needs the lower bound it starts from: expected "
+                             "resegmentation_range_hu [lower, upper] with a lower bound")
         if self.discretisation == "fixed_bin_number" and self.bin_number is None:
             raise ValueError("discretisation fixed_bin_number needs bin_number")
         if self.ivh_discretisation == "fixed_bin_size" and self.ivh_bin_width_hu is None:
@@ -117,8 +123,8 @@ def ibsi_settings_from_dict(data: Any, source: str) -> IbsiSettings:
         return IbsiSettings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "ibsi"
-        raise ConfigError(f"{source}: ibsi.{where}: {first['msg']} (got {first.get('input')!r})",
+        where = ".".join(["ibsi", *(str(p) for p in first["loc"])])
+        raise ConfigError(f"{source}: {where}: {first['msg']} (got {first.get('input')!r})",
                           path=source) from exc
 
 

@@ -1,16 +1,18 @@
 """IBSI 1 CT radiomics phantom: reading the phantom, running a configuration, judging each feature.
 
-Shared by tests/radiomics/test_radiomics_ibsi_ct.py and by the table of docs/ibsi_compliance.md. Run as a script
-(``uv run python tests/radiomics/ibsi_ct_support.py``) to print the per-configuration result and rewrite the
-stored match table ``ibsi_ct_match.csv`` (then review the diff: the tests assert it feature by feature).
+Shared by tests/radiomics/test_radiomics_ibsi_ct.py and by the table of docs/ibsi_compliance.md. Run as a
+script (``uv run python tests/radiomics/ibsi_ct_support.py``) to print the per-configuration result and
+rewrite the stored match table ``ibsi_ct_match.csv`` (then review the diff: the tests assert it feature by
+feature).
 
 Which reference rows count as features: tags with an IBSI 1 feature-family prefix (``morph_``, ``stat_``,
 ``cm_``, ...) and a finite reference value. Rows without a family prefix, and the ``int_mask_*`` /
 ``morph_mask_*`` rows, are the manual's diagnostics of the preprocessing steps, not features; rows with no
 reference value (``morph_vol_dens_ombb``, ``ivh_auc``, ...) had no consensus.
 
-Match rule (as the IBSI reference values are published: 3 significant digits and a tolerance): our value, or our
-value rounded to 3 significant digits, is within the tolerance of the reference.
+Match rule (as the IBSI reference values are published: 3 significant digits and a tolerance): our value, or
+our value rounded to 3 significant digits, is within the tolerance of the reference (MIRP's own IBSI test
+rule).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from hpd_imaging.domain import CtImage, LesionMask
 
 HERE = Path(__file__).parent
 MATCH_TABLE = HERE / "ibsi_ct_match.csv"
-#: configurations with IBSI reference values in ../shared/data/ibsi_ct; those of D and E (IBSI manual) are kept
-#: in the match table itself (columns reference, tolerance)
+#: configurations with IBSI reference values in ../shared/data/ibsi_ct; those of D and E (IBSI manual) are
+#: kept in the match table itself (columns reference, tolerance)
 REFERENCED = ("a", "b", "c")
 ALL = ("a", "b", "c", "d", "e")
 #: MIRP estimates these by Monte Carlo (random 100-voxel subsets) on ROIs of >= 1000 voxels, with a seed that
@@ -78,7 +80,8 @@ def within(ours: float | None, ref: Reference) -> bool:
     if ours is None or not math.isfinite(ours):
         return False
     slack = 1e-9 * max(1.0, abs(ref.value))
-    return abs(ours - ref.value) <= ref.tolerance + slack or abs(round_sig(ours) - ref.value) <= ref.tolerance + slack
+    limit = ref.tolerance + slack
+    return abs(ours - ref.value) <= limit or abs(round_sig(ours) - ref.value) <= limit
 
 
 def run_configuration(ct: CtImage, lesion: LesionMask, config: str) -> dict[str, float | None]:
