@@ -3,7 +3,10 @@ IBSI families pyradiomics lacks).
 
 Modules:
 
-* :mod:`.extract` - pyradiomics features per lesion and peritumoral ring (parameter files, provenance, crops);
+* :mod:`.params` - parameter files (pyradiomics' layout + our ``engine`` and ``ibsi:`` keys), validated;
+* :mod:`.extract` - features per lesion and peritumoral ring (pyradiomics, MIRP via :mod:`.ibsi`, provenance);
+* :mod:`.ibsi` - IBSI-conformant features with MIRP (preprocessing settings, feature names by IBSI tag);
+* :mod:`.tags` - column names by IBSI feature tag (``--ibsi-tags``);
 * :mod:`._hull_shape` - value-identical fast replacement of pyradiomics' shape coefficients;
 * :mod:`.regions` - body mask and peritumoral rings (no pyradiomics);
 * :mod:`.aggregate` - per-patient aggregation of per-lesion features (no pyradiomics).
@@ -22,25 +25,23 @@ if TYPE_CHECKING:
     from hpd_imaging.radiomics.aggregate import aggregate_patient
     from hpd_imaging.radiomics.extract import (
         PYRADIOMICS_VERSION,
-        RadiomicsParams,
         RadiomicsResult,
         check_geometry,
         extract_from_sitk,
         extract_lesion_features,
-        load_params,
-        params_from_dict,
         plain_pyradiomics,
     )
+    from hpd_imaging.radiomics.params import RadiomicsParams, load_params, params_from_dict
 
 _LAZY = {
     "PYRADIOMICS_VERSION": "extract",
-    "RadiomicsParams": "extract",
+    "RadiomicsParams": "params",
     "RadiomicsResult": "extract",
     "check_geometry": "extract",
     "extract_from_sitk": "extract",
     "extract_lesion_features": "extract",
-    "load_params": "extract",
-    "params_from_dict": "extract",
+    "load_params": "params",
+    "params_from_dict": "params",
     "plain_pyradiomics": "extract",
     "aggregate_patient": "aggregate",
 }

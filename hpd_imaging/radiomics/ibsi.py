@@ -30,6 +30,7 @@ interpolation grids are centred on the image, so a crop would move the grid and 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import logging
 import re
@@ -86,7 +87,7 @@ class IbsiSettings(BaseModel):
     texture_distance: float = Field(default=1.0, gt=0.0)
     ngldm_coarseness: float = Field(default=0.0, ge=0.0)
     #: GLCM / GLRLM aggregation; GLSZM, GLDZM, NGTDM, NGLDM use the 2d / 2.5d / 3d part of these
-    texture_aggregation: list[Aggregation] = Field(default_factory=lambda: ["3d_average", "3d_volume_merge"])
+    texture_aggregation: tuple[Aggregation, ...] = ("3d_average", "3d_volume_merge")
     #: compute Moran's I and Geary's C exactly (slow: O(n^2) in ROI voxels); False: MIRP's approximation
     exact_spatial_autocorrelation: bool = False
 
@@ -149,17 +150,22 @@ def mirp_version() -> str | None:
 
 
 def _mirp_settings(s: IbsiSettings) -> Any:
-    from mirp.settings.feature_parameters import FeatureExtractionSettingsClass
-    from mirp.settings.general_parameters import GeneralSettingsClass
-    from mirp.settings.generic import SettingsClass
-    from mirp.settings.image_processing_parameters import ImagePostProcessingClass
-    from mirp.settings.interpolation_parameters import (
-        ImageInterpolationSettingsClass,
-        MaskInterpolationSettingsClass,
-    )
-    from mirp.settings.perturbation_parameters import ImagePerturbationSettingsClass
-    from mirp.settings.resegmentation_parameters import ResegmentationSettingsClass
-    from mirp.settings.transformation_parameters import ImageTransformationSettingsClass
+    def mirp(module: str, name: str) -> Any:  # MIRP ships no type information: typed as Any here
+        return getattr(importlib.import_module(f"mirp.settings.{module}"), name)
+
+    FeatureExtractionSettingsClass = mirp("feature_parameters", "FeatureExtractionSettingsClass")  # noqa: N806
+    GeneralSettingsClass = mirp("general_parameters", "GeneralSettingsClass")  # noqa: N806
+    SettingsClass = mirp("generic", "SettingsClass")  # noqa: N806
+    ImagePostProcessingClass = mirp("image_processing_parameters", "ImagePostProcessingClass")  # noqa: N806
+    ImageInterpolationSettingsClass = mirp("interpolation_parameters",  # noqa: N806
+                                           "ImageInterpolationSettingsClass")
+    MaskInterpolationSettingsClass = mirp("interpolation_parameters",  # noqa: N806
+                                          "MaskInterpolationSettingsClass")
+    ImagePerturbationSettingsClass = mirp("perturbation_parameters",  # noqa: N806
+                                          "ImagePerturbationSettingsClass")
+    ResegmentationSettingsClass = mirp("resegmentation_parameters", "ResegmentationSettingsClass")  # noqa: N806
+    ImageTransformationSettingsClass = mirp("transformation_parameters",  # noqa: N806
+                                            "ImageTransformationSettingsClass")
 
     dims = sorted({a.split("_")[0] for a in s.texture_aggregation})
     reseg_range = None
@@ -254,7 +260,7 @@ def run_mirp(ct: CtImage, regions: Mapping[Any, np.ndarray], settings: IbsiSetti
     feature dict (MIRP names; MIRP's description of the processed image as ``diagnostics_mirp_*``) or the
     error message when MIRP could not compute that region."""
     import SimpleITK as sitk  # noqa: N813
-    from mirp import extract_features
+    extract_features = importlib.import_module("mirp").extract_features
 
     mirp_settings = _mirp_settings(settings)
     results: dict[Any, dict[str, Any] | str] = {}
