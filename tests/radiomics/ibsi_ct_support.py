@@ -31,9 +31,9 @@ MATCH_TABLE = HERE / "ibsi_ct_match.csv"
 #: kept in the match table itself (columns reference, tolerance)
 REFERENCED = ("a", "b", "c")
 ALL = ("a", "b", "c", "d", "e")
-#: MIRP estimates these by Monte Carlo (random 100-voxel subsets) on ROIs of >= 1000 voxels, with a seed that
-#: changes from run to run: their match is neither asserted nor counted as a match (docs/ibsi_compliance.md)
-APPROXIMATED = frozenset({"morph_moran_i", "morph_geary_c"})
+#: features whose status is "approximate" (neither asserted nor counted as a match); empty since Moran's I
+#: and Geary's C are computed exactly (hpd_imaging.radiomics.ibsi.moran_geary), not by MIRP's Monte Carlo
+APPROXIMATED: frozenset[str] = frozenset()
 FAMILIES = ("morph_", "loc_", "stat_", "ih_", "ivh_", "cm_", "rlm_", "szm_", "dzm_", "ngt_", "ngl_")
 PHANTOM_DICOM = ("ibsi_1_ct_radiomics_phantom", "dicom")
 
@@ -151,7 +151,7 @@ def _main() -> None:  # pragma: no cover - developer tool
                 print(f"  {tag}: ours {value}, reference {ref.value} +- {ref.tolerance}")
     del stored
     with open(MATCH_TABLE, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 
