@@ -505,7 +505,7 @@ def extract_lesion_features(
         feats = {k: _scalar(v) for k, v in out.items() if not k.startswith("diagnostics_")}
         region_mask = np.zeros(ct.geometry.shape, dtype=bool)
         region_mask[_box] = _crop
-        prov = {"pyradiomics_version": PYRADIOMICS_VERSION, "params_sha256": params.sha256,
+        prov: dict[str, Any] = {"pyradiomics_version": PYRADIOMICS_VERSION, "params_sha256": params.sha256,
                 "image_sha256": image_hash, "mask_sha256": _sha256_array(region_mask, ct.geometry)}
         if engine != "pyradiomics":
             prov["mirp_version"] = mirp_version()
