@@ -174,3 +174,15 @@ def test_moran_geary_by_fft_equals_the_pair_sum() -> None:
     assert moran > 0.05  # the gradient is seen: not a trivial zero
     assert moran_geary(values, np.zeros_like(mask), spacing) == (None, None)
     assert moran_geary(np.ones_like(values), mask, spacing) == (None, None)  # constant ROI: undefined
+
+
+def test_run_settings_engine_and_ibsi_tags() -> None:
+    from pydantic import ValidationError
+
+    from hpd_imaging.radiomics_settings import RadiomicsSettings
+
+    assert RadiomicsSettings().engine is None and RadiomicsSettings().ibsi_tags is False  # defaults unchanged
+    chosen = RadiomicsSettings(engine="both", ibsi_tags=True)
+    assert (chosen.engine, chosen.ibsi_tags) == ("both", True)
+    with pytest.raises(ValidationError, match="engine"):
+        RadiomicsSettings(engine="lifex")
