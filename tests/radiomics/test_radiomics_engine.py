@@ -60,6 +60,7 @@ def test_default_parameter_files_keep_engine_and_hash() -> None:
 
 
 def test_ibsi_configurations_load() -> None:
+    pytest.importorskip("mirp", reason="MIRP (optional dependency: uv sync --extra ibsi) not installed")
     for config, by_slice in zip("abcde", (True, True, False, False, False), strict=True):
         params = load_params(REPO_PIPELINES / "ibsi" / f"ct_config_{config}.yaml")
         assert params.engine == "mirp" and params.as_dict() == {}
@@ -88,6 +89,15 @@ def test_ibsi_configurations_load() -> None:
 def test_bad_engine_settings_name_the_rule(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         params_from_dict(data, source="bad.yaml")
+
+
+def test_missing_mirp_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hpd_imaging.radiomics import ibsi
+
+    monkeypatch.setattr(ibsi, "mirp_available", lambda: False)
+    expected = r"ct_config_c.yaml: engine mirp needs the optional dependency MIRP; expected it installed"
+    with pytest.raises(ConfigError, match=expected):
+        load_params(REPO_PIPELINES / "ibsi" / "ct_config_c.yaml")
 
 
 def test_engine_override_checks_the_file() -> None:
