@@ -15,8 +15,9 @@ WHY MIRP and not our own code (issue 20, measured on the IBSI 1 CT phantom, 2 co
   or 3, mask interpolation + partial-volume threshold, rounding of CT intensities, range and outlier
   resegmentation, fixed bin size from the resegmentation lower bound, fixed bin number) and every IBSI 1
   family with every aggregation variant. ``uv add mirp`` resolves with the project's pins (it adds only itk
-  and mirp; 2.5.0 while lifelines keeps pandas < 3, which MIRP 2.7 needs), and on the CT phantom read from the DICOM CT + RTSTRUCT it matches every reference feature of
-  configurations A-E (docs/ibsi_compliance.md), 9.4 s for configuration C on one idle core. The one exception
+  and mirp; 2.5.0 while lifelines keeps pandas < 3, which MIRP 2.7 needs), and on the CT phantom read
+  from the DICOM CT + RTSTRUCT it matches every reference feature of configurations A-E
+  (docs/ibsi_compliance.md), 9.4 s for configuration C on one idle core. The one exception
   to "MIRP computes", Moran's I / Geary's C, is computed here exactly (:func:`moran_geary`): MIRP estimates
   them by Monte Carlo.
 
