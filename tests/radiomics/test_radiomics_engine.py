@@ -60,7 +60,7 @@ def test_default_parameter_files_keep_engine_and_hash() -> None:
 
 
 def test_ibsi_configurations_load() -> None:
-    pytest.importorskip("mirp", reason="MIRP (optional dependency: uv sync --extra ibsi) not installed")
+    pytest.importorskip("mirp", reason="MIRP not installed (dev group, or: uv sync --extra ibsi)")
     for config, by_slice in zip("abcde", (True, True, False, False, False), strict=True):
         params = load_params(REPO_PIPELINES / "ibsi" / f"ct_config_{config}.yaml")
         assert params.engine == "mirp" and params.as_dict() == {}
@@ -120,7 +120,7 @@ def _ball_case() -> tuple[CtImage, LesionMask]:
 
 
 def test_engine_both_keeps_pyradiomics_values_and_adds_ibsi_features() -> None:
-    pytest.importorskip("mirp", reason="MIRP (optional dependency: uv sync --extra ibsi) not installed")
+    pytest.importorskip("mirp", reason="MIRP not installed (dev group, or: uv sync --extra ibsi)")
     ct, lesion = _ball_case()
     pyrad = {"imageType": {"Original": {}}, "featureClass": {"firstorder": [], "glcm": []},
              "setting": {"binWidth": 1}}

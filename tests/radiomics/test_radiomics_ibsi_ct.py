@@ -46,7 +46,7 @@ def phantom(ibsi_ct: Path):
 @pytest.fixture(scope="module")
 def features(phantom) -> dict[str, dict[str, float | None]]:
     """Features of every configuration, computed once (MIRP takes ~10-30 s per configuration)."""
-    pytest.importorskip("mirp", reason="MIRP (optional dependency: uv sync --extra ibsi) not installed")
+    pytest.importorskip("mirp", reason="MIRP not installed (dev group, or: uv sync --extra ibsi)")
     ct, lesion = phantom
     return {config: run_configuration(ct, lesion, config) for config in ALL}
 
