@@ -37,7 +37,8 @@ from hpd_imaging.domain import (
 from hpd_imaging.errors import MaskError
 from hpd_imaging.measure.lesion import absent_measurement, measure_lesion
 from hpd_imaging.measure.registration import IDENTITY, Registration, register_to_reference
-from hpd_imaging.measure.settings import MeasureSettings, TrackingSettings
+from hpd_imaging.settings.measure import MeasureSettings
+from hpd_imaging.settings.tracking import TrackingSettings
 
 logger = logging.getLogger(__name__)
 

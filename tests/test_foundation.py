@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from hpd_imaging import __version__
 from hpd_imaging.cli import app
-from hpd_imaging.config import PipelineConfig, load_config
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
 from hpd_imaging.errors import ConfigError, GeometryError, MaskError
+from hpd_imaging.settings import PipelineConfig, load_config
 
 
 def test_version_option_prints_package_version() -> None:

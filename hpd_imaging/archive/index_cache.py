@@ -33,9 +33,9 @@ from pathlib import Path, PurePath
 from typing import Any
 
 import hpd_imaging
-from hpd_imaging.archive.settings import ArchiveSettings
 from hpd_imaging.archive.stacks import Stack
 from hpd_imaging.errors import ConfigError
+from hpd_imaging.settings.archive import ArchiveSettings
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpd_imaging.archive.settings import ArchiveSettings
 from hpd_imaging.domain import SeriesRef
+from hpd_imaging.settings.archive import ArchiveSettings
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 
 from hpd_imaging import atomic
-from hpd_imaging.config import PipelineConfig, resolve_resource
 from hpd_imaging.domain import LesionMask, Timepoint, TimepointRole
 from hpd_imaging.errors import HpdImagingError
 from hpd_imaging.pseudonym import replace_token
+from hpd_imaging.settings import PipelineConfig, resolve_resource
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 
 from hpd_imaging import atomic
-from hpd_imaging.config import PipelineConfig, load_config, resolve_resource
 from hpd_imaging.domain import Timepoint
 from hpd_imaging.errors import ConfigError, HpdImagingError
 from hpd_imaging.pipeline.execute import execute
@@ -47,6 +46,7 @@ from hpd_imaging.pipeline.patient import (
 )
 from hpd_imaging.provenance import files_fingerprint, package_versions, resume_key
 from hpd_imaging.pseudonym import PatientIds, resolve_key
+from hpd_imaging.settings import PipelineConfig, load_config, resolve_resource
 
 logger = logging.getLogger(__name__)
 
@@ -302,6 +302,7 @@ def run_study(
         "versions": versions,
         "config": config.model_dump(mode="json"),
         "config_hash": config.config_hash(),
+        "settings_files_sha256": config.settings_files_sha256(),
         "input_series": json.loads(series.to_json(orient="records")),
         "patients": {
             "n": n_patients,

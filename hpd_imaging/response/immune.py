@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hpd_imaging.response.config import ResponseConfig, compare
 from hpd_imaging.response.patient import (
     PatientData,
     Roles,
@@ -36,6 +35,7 @@ from hpd_imaging.response.patient import (
     new_measurable_lesions,
 )
 from hpd_imaging.response.recist import pct_change
+from hpd_imaging.settings.hpd import ResponseConfig, compare
 
 
 def _product(patient: PatientData, lid: str, date: dt.date) -> float | None:

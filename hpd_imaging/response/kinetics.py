@@ -19,7 +19,6 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 
-from hpd_imaging.response.config import ResponseConfig
 from hpd_imaging.response.patient import (
     PatientData,
     Roles,
@@ -31,6 +30,7 @@ from hpd_imaging.response.patient import (
     sum_over,
 )
 from hpd_imaging.response.recist import pct_change
+from hpd_imaging.settings.hpd import ResponseConfig
 
 INF = math.inf
 

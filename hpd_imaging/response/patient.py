@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from hpd_imaging.response.config import ResponseConfig
+from hpd_imaging.settings.hpd import ResponseConfig
 
 log = logging.getLogger(__name__)
 

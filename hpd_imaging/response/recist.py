@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from hpd_imaging.response.config import ResponseConfig, compare
 from hpd_imaging.response.patient import (
     PatientData,
     Roles,
@@ -22,6 +21,7 @@ from hpd_imaging.response.patient import (
     recist_diameter,
     sum_over,
 )
+from hpd_imaging.settings.hpd import ResponseConfig, compare
 
 
 def pct_change(value: float | None, reference: float | None) -> float | None:

@@ -19,7 +19,6 @@ from typing import Any
 import pandas as pd
 
 from hpd_imaging.response.concordance import concordance_table
-from hpd_imaging.response.config import ResponseConfig, load_response_config
 from hpd_imaging.response.growth import fit_growth
 from hpd_imaging.response.hpd import DEFINITIONS, evaluate_all
 from hpd_imaging.response.immune import assess_immune
@@ -33,6 +32,7 @@ from hpd_imaging.response.patient import (
 )
 from hpd_imaging.response.recist import assess_recist
 from hpd_imaging.response.tables import validate_clinical, validate_measurements
+from hpd_imaging.settings.hpd import ResponseConfig, load_response_config
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import pytest
 from hpd_examples import labels, lesion, one, run
 
 from hpd_imaging.response import ResponseConfig
-from hpd_imaging.response.config import DefinitionParams
+from hpd_imaging.settings.hpd import DefinitionParams
 
 A = pytest.approx
 PRE, BASE, EVAL = "2024-01-02", "2024-03-01", "2024-05-03"  # Example 1 dates; ICI 2024-03-08, eval day 56
