@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from hpd_imaging import atomic
+from hpd_imaging.course.roles import scan_roles
 from hpd_imaging.domain import LesionMask, Timepoint, TimepointRole
 from hpd_imaging.errors import HpdImagingError
 from hpd_imaging.pseudonym import replace_token
@@ -78,26 +79,12 @@ def error_row(
 
 
 def assign_roles(timepoints: list[Timepoint], ici_start: dt.date | None) -> list[Timepoint]:
-    """Baseline = last scan on or before ICI start; pre-baseline = the scans before; later = follow-up.
-
-    Same rule as the response stage (specs/hpd_kinetics.md section 0). Without an ICI start date, roles stay
-    UNASSIGNED and the first exam serves as the tracking reference.
-    """
+    """The timepoints, sorted, with their roles by the one rule of :func:`hpd_imaging.course.scan_roles`
+    (specs/hpd_kinetics.md section 0). Without an ICI start date, roles stay UNASSIGNED and the first exam
+    serves as the tracking reference."""
     tps = sorted(timepoints, key=lambda t: t.scan_date)
-    if ici_start is None:
-        return tps
-    before = [t for t in tps if t.scan_date <= ici_start]
-    baseline = before[-1].scan_date if before else None
-    out = []
-    for t in tps:
-        if baseline is None or t.scan_date > baseline:
-            role = TimepointRole.FOLLOW_UP
-        elif t.scan_date < baseline:
-            role = TimepointRole.PRE_BASELINE
-        else:
-            role = TimepointRole.BASELINE
-        out.append(dataclasses.replace(t, role=role))
-    return out
+    roles = scan_roles([t.scan_date for t in tps], ici_start)
+    return [dataclasses.replace(t, role=roles.role_of(t.scan_date)) for t in tps]
 
 
 def _baseline(tps: list[Timepoint]) -> Timepoint:

@@ -10,12 +10,12 @@ Public API::
     DEFINITIONS: dict[str, HpdDefinition]
 """
 
+from hpd_imaging.course.table import read_table
 from hpd_imaging.response.concordance import concordance_table
 from hpd_imaging.response.growth import fit_growth
 from hpd_imaging.response.hpd import DEFINITIONS, HpdDefinition
 from hpd_imaging.response.kinetics import tgk_per_month, tgr_pct_per_month
 from hpd_imaging.response.run import ResponseResult, run_response, write_outputs
-from hpd_imaging.response.tables import read_table
 from hpd_imaging.settings.hpd import ResponseConfig, Threshold, load_response_config
 
 __all__ = [

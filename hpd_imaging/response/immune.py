@@ -43,9 +43,9 @@ def _product(patient: PatientData, lid: str, date: dt.date) -> float | None:
     size = patient.size(lid, date)
     if size is None or not is_present(patient.lesions[lid], size):
         return 0.0
-    if size.ld_mm is None or size.sa_mm is None:
+    if size.longest_axial_diameter_mm is None or size.short_axis_mm is None:
         return None
-    return size.ld_mm * size.sa_mm
+    return size.longest_axial_diameter_mm * size.short_axis_mm
 
 
 def irrc_index_lesions(
@@ -60,10 +60,18 @@ def irrc_index_lesions(
     candidates = []
     for lid, info in patient.lesions.items():
         size = patient.size(lid, base)
-        if info.is_new or size is None or size.ld_mm is None or size.sa_mm is None:
+        if (
+            info.is_new
+            or size is None
+            or size.longest_axial_diameter_mm is None
+            or size.short_axis_mm is None
+        ):
             continue
-        if size.ld_mm >= cfg.irrc_min_lesion_mm and size.sa_mm >= cfg.irrc_min_lesion_mm:
-            candidates.append((-size.ld_mm * size.sa_mm, lid))
+        if (
+            size.longest_axial_diameter_mm >= cfg.irrc_min_lesion_mm
+            and size.short_axis_mm >= cfg.irrc_min_lesion_mm
+        ):
+            candidates.append((-size.longest_axial_diameter_mm * size.short_axis_mm, lid))
     chosen: list[str] = []
     per_organ: dict[str, int] = {}
     for _, lid in sorted(candidates):
@@ -84,8 +92,8 @@ def _irrc_new(patient: PatientData, dates: list[dt.date], cfg: ResponseConfig) -
             size = patient.size(lid, d)
             if (
                 size is not None
-                and (size.ld_mm or 0) >= cfg.irrc_min_lesion_mm
-                and (size.sa_mm or 0) >= cfg.irrc_min_lesion_mm
+                and (size.longest_axial_diameter_mm or 0) >= cfg.irrc_min_lesion_mm
+                and (size.short_axis_mm or 0) >= cfg.irrc_min_lesion_mm
             ):
                 chosen.append(lid)
                 break

@@ -316,14 +316,14 @@ def compute_facts(
             f.post_baseline_scans.append(((r["scan_date"] - ici).days, r.get("sld_change_from_baseline_pct")))
 
     clin = patient.clinical
-    stop, death = clin.get("treatment_stop_date"), clin.get("death_date")
+    stop, death = clin.treatment_stop_date, clin.death_date
     if ici is not None:
         ends = [d for d in (stop, death) if d is not None]
         if ends:
             f.ttf_days, f.ttf_event = (min(ends) - ici).days, True
         if death is not None:
             f.death_days = (death - ici).days
-    f.death_from_progression = clin.get("death_from_progression")
-    f.ecog_baseline = clin.get("ecog_baseline")
-    f.ecog_worst_first_2_months = clin.get("ecog_worst_first_2_months")
+    f.death_from_progression = clin.death_from_progression
+    f.ecog_baseline = clin.ecog_baseline
+    f.ecog_worst_first_2_months = clin.ecog_worst_first_2_months
     return f

@@ -19,6 +19,7 @@ from hpd_imaging.response.patient import (
     new_lesions_present,
     new_measurable_lesions,
     recist_diameter,
+    role_name,
     sum_over,
 )
 from hpd_imaging.settings.hpd import ResponseConfig, compare
@@ -204,7 +205,7 @@ def assess_recist(
         return {
             "patient_id": patient.patient_id,
             "scan_date": date,
-            "role": roles.role_of(date),
+            "role": role_name(roles, date),
             "days_from_ici": (date - ici).days if ici else None,
             "sld_mm": s,
             "volume_mm3": v,

@@ -18,20 +18,15 @@ from typing import Any
 
 import pandas as pd
 
+from hpd_imaging.course.adapter import courses_from_tables
+from hpd_imaging.domain import PatientCourse
 from hpd_imaging.response.concordance import concordance_table
 from hpd_imaging.response.growth import fit_growth
 from hpd_imaging.response.hpd import DEFINITIONS, evaluate_all
 from hpd_imaging.response.immune import assess_immune
 from hpd_imaging.response.kinetics import PatientFacts, compute_facts
-from hpd_imaging.response.patient import (
-    PatientData,
-    Roles,
-    assign_roles,
-    build_patients,
-    select_targets,
-)
+from hpd_imaging.response.patient import PatientData, recist_diameter
 from hpd_imaging.response.recist import assess_recist
-from hpd_imaging.response.tables import validate_clinical, validate_measurements
 from hpd_imaging.settings.hpd import ResponseConfig, load_response_config
 
 log = logging.getLogger(__name__)
@@ -175,10 +170,33 @@ def _kinetics_row(f: PatientFacts, cfg: ResponseConfig) -> dict[str, Any]:
     return row
 
 
-def assess_patient(patient: PatientData, cfg: ResponseConfig) -> tuple[dict, list[dict], list[dict], dict]:
+def target_records(patient: PatientData) -> list[dict[str, Any]]:
+    """targets.csv: one row per lesion with the role the course gives it and why."""
+    base = patient.roles.baseline
+    selection = "declared" if patient.course.targets_declared else "automatic"
+    rows = []
+    for lesion in sorted(patient.course.lesions, key=lambda x: x.lesion_id):
+        size = patient.size(lesion.lesion_id, base) if base is not None else None
+        rows.append(
+            {
+                "patient_id": patient.patient_id,
+                "lesion_id": lesion.lesion_id,
+                "organ": lesion.organ,
+                "is_lymph_node": lesion.is_lymph_node,
+                "baseline_date": base,
+                "baseline_diameter_mm": recist_diameter(lesion, size) if lesion.role.value != "new" else None,
+                "role": lesion.role.value,
+                "reason": lesion.role_reason,
+                "selection": selection,
+            }
+        )
+    return rows
+
+
+def assess_patient(course: PatientCourse, cfg: ResponseConfig) -> tuple[dict, list[dict], list[dict], dict]:
     """All outputs for one patient: (kinetics row, response rows, target records, growth row)."""
-    roles: Roles = assign_roles(patient.scan_dates, patient.clinical.get("ici_start_date"))
-    selection = select_targets(patient, roles, cfg)
+    patient = PatientData(course)
+    roles, selection = patient.roles, patient.selection
     rows = assess_recist(patient, roles, selection, cfg)
     assess_immune(patient, roles, selection, rows, cfg)
     facts = compute_facts(patient, roles, selection, rows, cfg)
@@ -198,40 +216,17 @@ def assess_patient(patient: PatientData, cfg: ResponseConfig) -> tuple[dict, lis
     kin["growth_model"] = growth.get("model") or None
     kin["growth_g_per_day"] = growth.get("g_per_day")
     kin["growth_d_per_day"] = growth.get("d_per_day")
-    return kin, rows, list(selection.records), growth
+    for name, value in course.clinical.covariates:
+        kin.setdefault(name, value)
+    return kin, rows, target_records(patient), growth
 
 
-def run_response(
-    measurements: pd.DataFrame,
-    clinical: pd.DataFrame,
-    config: ResponseConfig | None = None,
-    *,
-    measurements_source: str | None = None,
-    clinical_source: str | None = None,
-) -> ResponseResult:
-    cfg = config if config is not None else load_response_config()
-    meas = validate_measurements(
-        measurements, measurements_source or measurements.attrs.get("source", "measurements")
-    )
-    clin = validate_clinical(clinical, clinical_source or clinical.attrs.get("source", "clinical"))
-    patients = build_patients(meas, clin)
-    for pid in clin["patient_id"] if len(clin) else []:
-        if pid not in patients:
-            log.warning("patient %s is in the clinical table but has no measurements", pid)
-            row = clin[clin["patient_id"] == pid].iloc[0].to_dict()
-            patients[pid] = PatientData(pid, [], {}, {}, row)
-    for pid, patient in patients.items():
-        if not patient.clinical:
-            log.warning(
-                "patient %s has measurements but no clinical row (no ICI start date): not evaluable", pid
-            )
-            patient.clinical = {"patient_id": pid, "ici_start_date": None}
+def assess_courses(courses: list[PatientCourse], cfg: ResponseConfig | None = None) -> ResponseResult:
+    """The response stage on courses (each patient alone; the order of the courses does not matter)."""
+    cfg = cfg if cfg is not None else load_response_config()
     kin_rows, resp_rows, target_rows, growth_rows = [], [], [], []
-    passthrough = [c for c in clin.columns if c != "patient_id"] if len(clin) else []
-    for pid in sorted(patients):
-        kin, rows, records, growth = assess_patient(patients[pid], cfg)
-        for column in passthrough:
-            kin.setdefault(column, patients[pid].clinical.get(column))
+    for course in sorted(courses, key=lambda c: c.patient_id):
+        kin, rows, records, growth = assess_patient(course, cfg)
         kin_rows.append(kin)
         resp_rows.extend(rows)
         target_rows.extend(records)
@@ -249,6 +244,26 @@ def run_response(
         frame(target_rows, TARGET_COLUMNS),
         frame(growth_rows),
     )
+
+
+def run_response(
+    measurements: pd.DataFrame,
+    clinical: pd.DataFrame,
+    config: ResponseConfig | None = None,
+    *,
+    measurements_source: str | None = None,
+    clinical_source: str | None = None,
+) -> ResponseResult:
+    """Measurement + clinical tables -> courses (the table adapter) -> the response stage."""
+    cfg = config if config is not None else load_response_config()
+    courses = courses_from_tables(
+        measurements,
+        clinical,
+        cfg,
+        measurements_source=measurements_source or measurements.attrs.get("source", "measurements"),
+        clinical_source=clinical_source or clinical.attrs.get("source", "clinical"),
+    )
+    return assess_courses(courses, cfg)
 
 
 def write_outputs(
