@@ -40,8 +40,12 @@ A1,2024-03-08,2024-05-03
 A2,2024-04-03,
 """
 # Cohort B: every optional column filled (volumes, is_new, ECOG), one new lesion
-B_MEAS = """patient_id,scan_date,lesion_id,organ,is_lymph_node,longest_axial_diameter_mm,short_axis_mm,volume_mm3,is_new,is_target
-B1,2024-01-08,A,lung,false,30,20,10000,false,true
+B_MEAS = (
+    (
+        "patient_id,scan_date,lesion_id,organ,is_lymph_node,longest_axial_diameter_mm,short_axis_mm,"
+        "volume_mm3,is_new,is_target\n"
+    )
+    + """B1,2024-01-08,A,lung,false,30,20,10000,false,true
 B1,2024-01-08,B,liver,false,20,15,3000,false,true
 B1,2024-03-04,A,lung,false,32,21,12000,false,true
 B1,2024-03-04,B,liver,false,22,16,3600,false,true
@@ -49,6 +53,7 @@ B1,2024-05-06,A,lung,false,34,25,24000,false,true
 B1,2024-05-06,B,liver,false,24,17,4200,false,true
 B1,2024-05-06,C,bone,false,12,9,700,true,false
 """
+)
 B_CLIN = """patient_id,ici_start_date,ecog_baseline,ecog_worst_first_2_months,age
 B1,2024-03-11,1,3,61
 """
@@ -59,7 +64,7 @@ def _csv(text: str) -> pd.DataFrame:
 
 
 def _mixed(a: str, b: str, seed: int, *, as_nan: bool) -> pd.DataFrame:
-    """Union of both tables' columns, rows shuffled; blanks as NaN (pandas) or as empty strings (read_table)."""
+    """Union of both tables' columns, rows shuffled; blanks as NaN (pandas) or empty strings (read_table)."""
     frame = pd.concat([pd.read_csv(io.StringIO(a)), pd.read_csv(io.StringIO(b))], ignore_index=True)
     frame = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     if not as_nan:
@@ -72,7 +77,9 @@ def _rows(result, pid: str) -> dict[str, list[dict]]:
     for name in ("kinetics", "response", "targets", "growth"):
         table = getattr(result, name)
         sub = table[table["patient_id"] == pid].to_dict("records")
-        out[name] = [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))} for r in sub]
+        out[name] = [
+            {k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))} for r in sub
+        ]
     return out
 
 
@@ -90,7 +97,9 @@ def test_each_patient_same_alone_and_mixed(as_nan: bool, seed: int) -> None:
         "A": run_response(_csv(A_MEAS), _csv(A_CLIN), CFG),
         "B": run_response(_csv(B_MEAS), _csv(B_CLIN), CFG),
     }
-    mixed = run_response(_mixed(A_MEAS, B_MEAS, seed, as_nan=as_nan), _mixed(A_CLIN, B_CLIN, seed, as_nan=as_nan), CFG)
+    mixed = run_response(
+        _mixed(A_MEAS, B_MEAS, seed, as_nan=as_nan), _mixed(A_CLIN, B_CLIN, seed, as_nan=as_nan), CFG
+    )
     for pid, cohort in (("A1", "A"), ("A2", "A"), ("B1", "B")):
         assert _without_covariates(_rows(mixed, pid)) == _without_covariates(_rows(alone[cohort], pid)), pid
 
@@ -162,7 +171,9 @@ def test_table_adapter_turns_every_blank_into_none(blank) -> None:
 
 
 def test_a_measurement_refuses_nan() -> None:
-    with pytest.raises(ValueError, match=r"expected volume_mm3 >= 0 and finite \(or None when missing\), got nan"):
+    with pytest.raises(
+        ValueError, match=r"expected volume_mm3 >= 0 and finite \(or None when missing\), got nan"
+    ):
         LesionMeasurement("L1", None, float("nan"), 10.0, None, None)
 
 
