@@ -71,7 +71,9 @@ def ratio_criterion(
     """``exp/ref <comparator> threshold`` with the non-positive-reference policy of section 1.5."""
     if exp is None or ref is None:
         return Criterion(None, f"{name} ratio undefined ({name}_exp {_fmt(exp)}, {name}_ref {_fmt(ref)})")
-    if ref > 0:
+    # A rate within the comparison tolerance of 0 is 0: sums of floats that are mathematically equal (e.g.
+    # 10.1 + 20.2 + 0.7 vs 10.2 + 20.1 + 0.7) must not become an "acceleration" of 1e-15 mm/month.
+    if compare(ref, ">", 0.0):
         if math.isinf(ref):
             if math.isinf(exp):
                 return Criterion(None, f"{name} ratio undefined (inf/inf)")
@@ -83,7 +85,7 @@ def ratio_criterion(
     if policy == "not_evaluable":
         return Criterion(None, f"{name}_ref {_fmt(ref)} <= 0: ratio not evaluable (policy not_evaluable)")
     if policy == "strict_ratio":
-        if ref == 0:
+        if compare(ref, ">=", 0.0):  # zero within tolerance
             return Criterion(None, f"{name}_ref = 0: ratio undefined (policy strict_ratio)")
         # Spec 1.5: with a negative reference the naive ratio's meaning is inverted (-30/-10 = 3 is faster
         # *shrinkage*; 73/-24 = -3 is growth after shrinkage), so the strict ratio form says "no" (spec 7:
@@ -94,7 +96,7 @@ def ratio_criterion(
             f"{name}_ref {_fmt(ref)} < 0: naive {name} ratio {_fmt(r)} is not an acceleration, "
             f"ratio form not met (policy strict_ratio)",
         )
-    met = exp > 0
+    met = compare(exp, ">", 0.0)  # an experimental rate of exactly 0 is not acceleration
     form = "inequality form" if policy == "inequality_if_exp_positive" else "infinite acceleration"
     return Criterion(
         met,

@@ -84,20 +84,31 @@ def irrc_index_lesions(
 
 
 def _irrc_new(patient: PatientData, dates: list[dt.date], cfg: ResponseConfig) -> list[str]:
-    chosen = []
-    for lid, info in patient.lesions.items():
-        if not info.is_new:
-            continue
-        for d in dates:
+    """irRC new measurable lesions (>= 5 x 5 mm) added to the tumour burden, with the index-lesion caps of
+    Wolchok 2009: at most ``irrc_max_index_per_organ`` per organ and ``irrc_max_index_total`` in all (5 and 10),
+    taken in order of appearance, then largest product first (ties by lesion id)."""
+    chosen: list[str] = []
+    per_organ: dict[str, int] = {}
+    for d in dates:
+        appearing = []
+        for lid, info in patient.lesions.items():
+            if not info.is_new or lid in chosen:
+                continue
             size = patient.size(lid, d)
             if (
                 size is not None
                 and (size.longest_axial_diameter_mm or 0) >= cfg.irrc_min_lesion_mm
                 and (size.short_axis_mm or 0) >= cfg.irrc_min_lesion_mm
             ):
-                chosen.append(lid)
-                break
-    return sorted(chosen)
+                product = (size.longest_axial_diameter_mm or 0) * (size.short_axis_mm or 0)
+                appearing.append((-product, lid))
+        for _, lid in sorted(appearing):
+            organ = patient.lesions[lid].organ
+            if len(chosen) >= cfg.irrc_max_index_total or per_organ.get(organ, 0) >= cfg.irrc_max_index_per_organ:
+                continue
+            per_organ[organ] = per_organ.get(organ, 0) + 1
+            chosen.append(lid)
+    return chosen
 
 
 def assess_immune(
@@ -152,6 +163,7 @@ def assess_immune(
             resp = "irSD"
         row["irrc_response"], row["_irrc_pd"] = resp, resp == "irPD"
         history.append(tb)
+    _confirm_response(on_rows, cfg.confirmation_min_days)
 
     # ---- irRECIST and imRECIST: unidimensional sums incorporating measurable new lesions -------------------
     targets = selection.targets
@@ -195,10 +207,26 @@ def assess_immune(
     _confirm(on_rows, "imrecist", cfg.confirmation_min_days, None)
 
 
+def _confirm_response(rows: list[dict], min_days: int) -> None:
+    """irRC irCR / irPR (Wolchok 2009): confirmed by the first assessment >= 4 weeks later showing irCR (for
+    irCR) or irCR / irPR (for irPR)."""
+    for i, row in enumerate(rows):
+        resp = row.get("irrc_response")
+        if resp not in ("irCR", "irPR"):
+            continue
+        accepted = ("irCR",) if resp == "irCR" else ("irCR", "irPR")
+        status = "pending"
+        for later in rows[i + 1 :]:
+            if (later["scan_date"] - row["scan_date"]).days >= min_days:
+                status = "confirmed" if later.get("irrc_response") in accepted else "not_confirmed"
+                break
+        row["_irrc_confirmation"] = status
+
+
 def _confirm(rows: list[dict], crit: str, min_days: int, max_days: int | None) -> None:
     for i, row in enumerate(rows):
         if not row.pop(f"_{crit}_pd", False):
-            row[f"{crit}_confirmation"] = ""
+            row[f"{crit}_confirmation"] = row.pop(f"_{crit}_confirmation", "")
             continue
         status = "pending"
         for later in rows[i + 1 :]:

@@ -127,8 +127,10 @@ class KatoParams(DefinitionParams):
 
 
 class MatosParams(DefinitionParams):
-    # "multiple new lesions" of Matos 2020 branch B; the readings are documented in docs/hpd_definitions.md
-    new_lesion_rule: MatosNewLesionRule = "two_in_involved_or_new_organ"
+    # "multiple new lesions" of Matos 2020 branch B. Default: new lesions in >= 2 different organs, the reading
+    # of the project's seed review (Lin 2021 table); the other readings are documented in
+    # docs/hpd_definitions.md
+    new_lesion_rule: MatosNewLesionRule = "new_lesions_in_two_organs"
     require_ttf: bool = False  # earlier abstract version: also TTF < 2 months
 
 
@@ -280,7 +282,7 @@ class ResponseConfig(Section):
 
     @property
     def matos_new_lesion_rule(self) -> str:
-        return getattr(self.options("matos2020"), "new_lesion_rule", "two_in_involved_or_new_organ")
+        return getattr(self.options("matos2020"), "new_lesion_rule", "new_lesions_in_two_organs")
 
     @property
     def matos_require_ttf(self) -> bool:
