@@ -168,9 +168,5 @@ def index_key(
 
 
 def records_of(stack: Stack) -> list[dict[str, Any]]:
-    """Fetch a lazily stored stack's records (called from ``Stack.__getattr__``) and keep them on it."""
-    source: RecordsSource = stack.__dict__["_records_from"]
-    records = source.get(stack.__dict__.pop("_records_at"))
-    del stack.__dict__["_records_from"]
-    stack.__dict__["records"] = records
-    return records
+    """A lazily stored stack's records, fetched on first use and kept on it (``Stack.__getattr__`` does it)."""
+    return stack.records
