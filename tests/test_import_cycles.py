@@ -1,7 +1,7 @@
 """hpd_imaging has no import cycle (issue 14): data flows one way between modules.
 
-Walks every module's ``import`` statements (module level and inside functions alike: a lazy import that closes a
-circle is still a circle in the design) and fails with the cycle spelled out.
+Walks every module's ``import`` statements (module level and inside functions alike: a lazy import that
+closes a circle is still a circle in the design) and fails with the cycle spelled out.
 """
 
 from __future__ import annotations

@@ -168,5 +168,5 @@ def index_key(
 
 
 def records_of(stack: Stack) -> list[dict[str, Any]]:
-    """A lazily stored stack's records, fetched on first use and kept on it (``Stack.__getattr__`` does it)."""
+    """A lazily stored stack's records, fetched on first use and kept on it (by ``Stack.__getattr__``)."""
     return stack.records

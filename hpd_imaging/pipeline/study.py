@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from hpd_imaging import atomic
@@ -353,7 +352,7 @@ def _write_cohort(
             )
         )
     elif len(lesions):
-        from hpd_imaging.response import concordance_table, load_response_config, run_response
+        from hpd_imaging.response import load_response_config, response_tables, run_response
 
         cfg = load_response_config(resolve_resource(config.response.definitions_file, config_dir))
         try:
@@ -364,11 +363,8 @@ def _write_cohort(
             errors.append(error_row("", "kinetics", "lesions.csv", exc))
         else:
             kinetics = result.kinetics
-            for name in ("kinetics", "response", "targets", "growth"):
-                outputs[name] = atomic.write_csv(out_dir / f"{name}.csv", _clean(getattr(result, name)))
-            outputs["concordance"] = atomic.write_csv(
-                out_dir / "concordance.csv", _clean(concordance_table(result.kinetics))
-            )
+            for name, table in response_tables(result).items():  # the one writer of `kinetics` too
+                outputs[name] = atomic.write_csv(out_dir / f"{name}.csv", table)
             try:  # best response, lesion kinetics, survival by definition (outcome stage, issue 19)
                 from hpd_imaging.report.outcome import outcome_stage
 
@@ -515,8 +511,3 @@ def _concat(parts: list[pd.DataFrame], columns: Sequence[str] | None, sort: list
     df = pd.concat(parts, ignore_index=True)
     keys = [c for c in sort if c in df.columns]
     return df.sort_values(keys, kind="stable").reset_index(drop=True) if keys else df
-
-
-def _clean(df: pd.DataFrame) -> pd.DataFrame:
-    """No inf or NaN in a CSV cell: undefined values are empty cells (specs/hpd_kinetics.md section A)."""
-    return df.replace([np.inf, -np.inf], np.nan)

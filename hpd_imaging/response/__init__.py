@@ -5,6 +5,8 @@ TGR, TGK) and every published HPD definition side by side (specs/hpd_kinetics.md
 Public API::
 
     run_response(measurements, clinical, config=None) -> ResponseResult(kinetics, response, targets, growth)
+    assess_courses(courses, config=None) -> ResponseResult   (courses from hpd_imaging.course)
+    response_tables(result) -> {name: DataFrame} as written; write_outputs(result, kinetics_path)
     concordance_table(kinetics) -> DataFrame
     load_response_config(path=None) -> ResponseConfig
     DEFINITIONS: dict[str, HpdDefinition]
@@ -15,7 +17,13 @@ from hpd_imaging.response.concordance import concordance_table
 from hpd_imaging.response.growth import fit_growth
 from hpd_imaging.response.hpd import DEFINITIONS, HpdDefinition
 from hpd_imaging.response.kinetics import tgk_per_month, tgr_pct_per_month
-from hpd_imaging.response.run import ResponseResult, run_response, write_outputs
+from hpd_imaging.response.run import (
+    ResponseResult,
+    assess_courses,
+    response_tables,
+    run_response,
+    write_outputs,
+)
 from hpd_imaging.settings.hpd import ResponseConfig, Threshold, load_response_config
 
 __all__ = [
@@ -29,6 +37,8 @@ __all__ = [
     "load_response_config",
     "read_table",
     "run_response",
+    "response_tables",
+    "assess_courses",
     "tgk_per_month",
     "tgr_pct_per_month",
     "write_outputs",

@@ -85,8 +85,8 @@ def irrc_index_lesions(
 
 def _irrc_new(patient: PatientData, dates: list[dt.date], cfg: ResponseConfig) -> list[str]:
     """irRC new measurable lesions (>= 5 x 5 mm) added to the tumour burden, with the index-lesion caps of
-    Wolchok 2009: at most ``irrc_max_index_per_organ`` per organ and ``irrc_max_index_total`` in all (5 and 10),
-    taken in order of appearance, then largest product first (ties by lesion id)."""
+    Wolchok 2009: at most ``irrc_max_index_per_organ`` per organ and ``irrc_max_index_total`` in all (5 and
+    10), taken in order of appearance, then largest product first (ties by lesion id)."""
     chosen: list[str] = []
     per_organ: dict[str, int] = {}
     for d in dates:
@@ -104,7 +104,8 @@ def _irrc_new(patient: PatientData, dates: list[dt.date], cfg: ResponseConfig) -
                 appearing.append((-product, lid))
         for _, lid in sorted(appearing):
             organ = patient.lesions[lid].organ
-            if len(chosen) >= cfg.irrc_max_index_total or per_organ.get(organ, 0) >= cfg.irrc_max_index_per_organ:
+            full = len(chosen) >= cfg.irrc_max_index_total
+            if full or per_organ.get(organ, 0) >= cfg.irrc_max_index_per_organ:
                 continue
             per_organ[organ] = per_organ.get(organ, 0) + 1
             chosen.append(lid)

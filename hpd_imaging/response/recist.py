@@ -281,7 +281,7 @@ class _Assessment:
     non_target_response: str
     target_sum_mm: float | None
     non_target_sum_mm: float | None
-    new_target_sum_mm: float  # new-lesion targets (up to 5, <= 2 per organ), measured apart from the baseline sum
+    new_target_sum_mm: float  # new-lesion targets (<= 5, <= 2 per organ), apart from the baseline sum
     new_non_target_sum_mm: float
     n_new: int
 
@@ -318,7 +318,7 @@ class _IrecistTracker:
         if self.confirmed:
             return "iCPD", "confirmed"
         if overall == "NE" and self.ref is not None:
-            return "NE", f"not evaluable: iUPD of {self.ref[0]} stays unconfirmed (an NE assessment does not reset)"
+            return "NE", f"not evaluable: iUPD of {self.ref[0]} stays unconfirmed (NE does not reset it)"
         if overall != "PD":
             if self.ref is not None:
                 self.episodes.append((self.ref[0], "not_confirmed"))
@@ -372,7 +372,8 @@ class _IrecistTracker:
             reasons.append("unequivocal non-target progression newly met")
         if categories["new lesions"]:
             if compare(now.new_target_sum_mm - ref.new_target_sum_mm, ">=", five):
-                reasons.append(f"new-lesion target sum +{now.new_target_sum_mm - ref.new_target_sum_mm:.1f} mm")
+                increase = now.new_target_sum_mm - ref.new_target_sum_mm
+                reasons.append(f"new-lesion target sum +{increase:.1f} mm")
             if now.new_non_target_sum_mm > ref.new_non_target_sum_mm:
                 reasons.append("new non-target increase")
             if now.n_new > ref.n_new:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from hpd_imaging import atomic
 from hpd_imaging.course.adapter import courses_from_tables
 from hpd_imaging.domain import PatientCourse
 from hpd_imaging.response.concordance import concordance_table
@@ -266,6 +267,20 @@ def run_response(
     return assess_courses(courses, cfg)
 
 
+def response_tables(result: ResponseResult) -> dict[str, pd.DataFrame]:
+    """The tables of the response stage as written (kinetics, response, targets, growth, concordance): no
+    inf or NaN (empty cells), dates as ISO text. One writer for ``run`` and ``kinetics``: both write these
+    tables with :func:`hpd_imaging.atomic.write_csv` (same float format, same concordance)."""
+    tables = {
+        "kinetics": result.kinetics,
+        "response": result.response,
+        "targets": result.targets,
+        "growth": result.growth,
+        "concordance": concordance_table(result.kinetics, list(DEFINITIONS)),
+    }
+    return {name: table.astype(object).map(clean) for name, table in tables.items()}
+
+
 def write_outputs(
     result: ResponseResult,
     kinetics_path: Path,
@@ -276,27 +291,18 @@ def write_outputs(
     growth_path: Path | None = None,
 ) -> dict[str, Path]:
     """Write kinetics.csv and, next to it unless other paths are given, response.csv, targets.csv, growth.csv
-    and
-    (with more than one patient) concordance.csv. Returns the paths written."""
+    and concordance.csv (atomically, as ``run`` writes them). Returns the paths written."""
     kinetics_path = Path(kinetics_path)
     folder = kinetics_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
     paths = {
         "kinetics": kinetics_path,
         "response": response_path or folder / "response.csv",
         "targets": targets_path or folder / "targets.csv",
         "growth": growth_path or folder / "growth.csv",
+        "concordance": concordance_path or folder / "concordance.csv",
     }
-    tables = {
-        "kinetics": result.kinetics,
-        "response": result.response,
-        "targets": result.targets,
-        "growth": result.growth,
-    }
-    if len(result.kinetics) > 1:
-        paths["concordance"] = concordance_path or folder / "concordance.csv"
-        tables["concordance"] = concordance_table(result.kinetics, list(DEFINITIONS))
+    tables = response_tables(result)
     for name, path in paths.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        tables[name].astype(object).map(clean).to_csv(path, index=False, na_rep="")
+        atomic.write_csv(Path(path), tables[name])
     return paths

@@ -127,8 +127,8 @@ class KatoParams(DefinitionParams):
 
 
 class MatosParams(DefinitionParams):
-    # "multiple new lesions" of Matos 2020 branch B. Default: new lesions in >= 2 different organs, the reading
-    # of the project's seed review (Lin 2021 table); the other readings are documented in
+    # "multiple new lesions" of Matos 2020 branch B. Default: new lesions in >= 2 different organs, the
+    # reading of the project's seed review (Lin 2021 table); the other readings are documented in
     # docs/hpd_definitions.md
     new_lesion_rule: MatosNewLesionRule = "new_lesions_in_two_organs"
     require_ttf: bool = False  # earlier abstract version: also TTF < 2 months

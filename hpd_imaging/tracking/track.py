@@ -36,9 +36,9 @@ from hpd_imaging.domain import (
 )
 from hpd_imaging.errors import MaskError
 from hpd_imaging.measure.lesion import absent_measurement, measure_lesion
-from hpd_imaging.tracking.registration import IDENTITY, Registration, register_to_reference
 from hpd_imaging.settings.measure import MeasureSettings
 from hpd_imaging.settings.tracking import TrackingSettings
+from hpd_imaging.tracking.registration import IDENTITY, Registration, register_to_reference
 
 logger = logging.getLogger(__name__)
 

@@ -79,8 +79,8 @@ def test_irecist_not_evaluable_scan_after_iupd_does_not_reset():
 
 
 def test_irrc_new_measurable_lesions_capped_5_per_organ_and_10_in_all():
-    # index lesion 20 x 20 = 400 mm2; 12 new measurable lesions of 10 x 10 = 100 mm2: 6 in the liver, 6 in bone,
-    # plus 2 in the lung -> at most 5 per organ and 10 in all count: 10 x 100 = 1000 added
+    # index lesion 20 x 20 = 400 mm2; 14 new measurable lesions of 10 x 10 = 100 mm2: 6 in the liver,
+    # 6 in bone, 2 in the lung -> at most 5 per organ and 10 in all count: 10 x 100 = 1000 added
     rows = series({0: 20, 56: 20, 84: 20}, sa={day(0): 20, day(56): 20, day(84): 20})
     n = 0
     for organ, count in (("liver", 6), ("bone", 6), ("lung_new", 2)):
