@@ -86,11 +86,15 @@ def coerce_enum(enum: type[E], value: E | str, what: str) -> E:
     """``Enum | str`` -> the enum member (as highdicom accepts options); a wrong string names the choices."""
     if isinstance(value, enum):
         return value
-    try:
-        return enum(str(value).strip().lower())
-    except ValueError:
-        choices = ", ".join(m.value for m in enum)
-        raise ValueError(f"{what}: expected one of {choices}, got {value!r}") from None
+    text = str(value).strip()
+    for member in enum:  # the value as written, then case-insensitively (values and names alike)
+        if text == member.value:
+            return member
+    for member in enum:
+        if text.lower() in (member.value.lower(), member.name.lower()):
+            return member
+    choices = ", ".join(m.value for m in enum)
+    raise ValueError(f"{what}: expected one of {choices}, got {value!r}")
 
 
 def _optional_size(owner: str, name: str, value: float | None) -> float | None:

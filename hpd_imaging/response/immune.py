@@ -16,15 +16,16 @@ PD;
   measurable new lesions are added to the sum; PD = >= 20 % (and >= 5 mm) vs nadir, confirmed >= 4 weeks
   later.
 
-Each criterion writes ``<crit>_burden``, ``<crit>_response`` and ``<crit>_confirmation`` into the rows of
-:func:`hpd_imaging.response.recist.assess_recist`. Confirmation status of a PD row: ``confirmed`` (the first
-scan >= 4 weeks later also shows PD), ``not_confirmed``, ``not_confirmed_outside_window`` (irRECIST: that
-scan is > 12 weeks later) or ``pending`` (no later scan yet).
+Each criterion gives ``<crit>_burden``, ``<crit>_response`` and ``<crit>_confirmation`` per on-treatment scan
+(an :class:`~hpd_imaging.response.records.ImmuneTimepoint`; the RECIST records are read, never changed).
+Confirmation status of a PD row: ``confirmed`` (the first scan >= 4 weeks later also shows PD),
+``not_confirmed``, ``not_confirmed_outside_window`` (irRECIST: that scan is > 12 weeks later) or ``pending`` (no later scan yet).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from hpd_imaging.response.patient import (
     PatientData,
@@ -35,6 +36,7 @@ from hpd_imaging.response.patient import (
     new_measurable_lesions,
 )
 from hpd_imaging.response.recist import pct_change
+from hpd_imaging.response.records import ImmuneTimepoint, RecistTimepoint
 from hpd_imaging.settings.hpd import ResponseConfig, compare
 
 
@@ -112,14 +114,42 @@ def _irrc_new(patient: PatientData, dates: list[dt.date], cfg: ResponseConfig) -
     return chosen
 
 
+IMMUNE_FIELDS = (
+    "irrc_burden_mm2",
+    "irrc_response",
+    "irrc_confirmation",
+    "irrecist_burden_mm",
+    "irrecist_response",
+    "irrecist_confirmation",
+    "imrecist_burden_mm",
+    "imrecist_response",
+    "imrecist_confirmation",
+)
+
+
 def assess_immune(
-    patient: PatientData, roles: Roles, selection: TargetSelection, rows: list[dict], cfg: ResponseConfig
-) -> None:
-    """Add irRC, irRECIST and imRECIST columns to the on-treatment rows (in place)."""
+    patient: PatientData,
+    roles: Roles,
+    selection: TargetSelection,
+    recist: list[RecistTimepoint],
+    cfg: ResponseConfig,
+) -> dict[dt.date, ImmuneTimepoint]:
+    """irRC, irRECIST and imRECIST for every on-treatment scan (reads the RECIST records, changes none)."""
     base = roles.baseline
     if base is None:
-        return
-    on_rows = [r for r in rows if r["scan_date"] > (roles.ici_start or base)]
+        return {}
+    # private working rows (one per on-treatment scan), turned into frozen records at the end
+    on_rows: list[dict[str, Any]] = [
+        {
+            "scan_date": r.scan_date,
+            "sld_mm": r.sld_mm,
+            "target_response": r.target_response,
+            "non_target_response": r.non_target_response,
+            "n_new_lesions": r.n_new_lesions or 0,
+        }
+        for r in recist
+        if r.scan_date > (roles.ici_start or base)
+    ]
     dates = [r["scan_date"] for r in on_rows]
     index = irrc_index_lesions(patient, roles, selection, cfg)
     new_measurable = new_measurable_lesions(patient, dates, cfg, max_total=5, max_per_organ=2)
@@ -206,9 +236,13 @@ def assess_immune(
     _confirm(on_rows, "irrc", cfg.confirmation_min_days, None)
     _confirm(on_rows, "irrecist", cfg.confirmation_min_days, cfg.irrecist_confirmation_max_days)
     _confirm(on_rows, "imrecist", cfg.confirmation_min_days, None)
+    return {
+        row["scan_date"]: ImmuneTimepoint(scan_date=row["scan_date"], **{k: row[k] for k in IMMUNE_FIELDS})
+        for row in on_rows
+    }
 
 
-def _confirm_response(rows: list[dict], min_days: int) -> None:
+def _confirm_response(rows: list[dict[str, Any]], min_days: int) -> None:
     """irRC irCR / irPR (Wolchok 2009): confirmed by the first assessment >= 4 weeks later showing irCR (for
     irCR) or irCR / irPR (for irPR)."""
     for i, row in enumerate(rows):
@@ -224,7 +258,7 @@ def _confirm_response(rows: list[dict], min_days: int) -> None:
         row["_irrc_confirmation"] = status
 
 
-def _confirm(rows: list[dict], crit: str, min_days: int, max_days: int | None) -> None:
+def _confirm(rows: list[dict[str, Any]], crit: str, min_days: int, max_days: int | None) -> None:
     for i, row in enumerate(rows):
         if not row.pop(f"_{crit}_pd", False):
             row[f"{crit}_confirmation"] = row.pop(f"_{crit}_confirmation", "")

@@ -15,9 +15,11 @@ HPD rules can reason on them; the CSV writer turns any non-finite value into an 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 from hpd_imaging.response.patient import (
     PatientData,
@@ -30,6 +32,7 @@ from hpd_imaging.response.patient import (
     sum_over,
 )
 from hpd_imaging.response.recist import pct_change
+from hpd_imaging.response.records import RecistTimepoint
 from hpd_imaging.settings.hpd import ResponseConfig
 
 INF = math.inf
@@ -94,9 +97,10 @@ def pace_pct_per_month(s0: float | None, s1: float | None, delta_months: float |
     return change / delta_months
 
 
-@dataclass
+@dataclass(frozen=True)
 class PatientFacts:
-    """Everything an HPD rule may read for one patient; every number is also written to kinetics.csv."""
+    """Everything an HPD rule may read for one patient (growth kinetics with the inputs that produced them);
+    every number is also written to kinetics.csv. Frozen: built once by :func:`compute_facts`."""
 
     patient_id: str
     ici_start: dt.date | None = None
@@ -157,7 +161,7 @@ class PatientFacts:
     death_from_progression: bool | None = None
     ecog_baseline: int | None = None
     ecog_worst_first_2_months: int | None = None
-    post_baseline_scans: list[tuple[int, float | None]] = field(default_factory=list)  # (days from ICI, ΔS %)
+    post_baseline_scans: tuple[tuple[int, float | None], ...] = ()  # (days from ICI, ΔS %)
     month_days: float = 30.4375
 
 
@@ -210,17 +214,24 @@ def _burden(
 
 
 def compute_facts(
-    patient: PatientData, roles: Roles, selection: TargetSelection, rows: list[dict], cfg: ResponseConfig
+    patient: PatientData,
+    roles: Roles,
+    selection: TargetSelection,
+    rows: list[RecistTimepoint],
+    cfg: ResponseConfig,
 ) -> PatientFacts:
-    f = PatientFacts(
-        patient.patient_id,
-        ici_start=roles.ici_start,
-        pre_baseline_date=roles.pre_baseline,
-        baseline_date=roles.baseline,
-        first_eval_date=roles.first_eval,
-        n_targets=len(selection.targets),
-        month_days=cfg.month_days,
+    # a private draft with PatientFacts' fields and defaults, frozen into PatientFacts at the end
+    f = SimpleNamespace(
+        **{x.name: x.default for x in dataclasses.fields(PatientFacts)},
     )
+    f.patient_id = patient.patient_id
+    f.ici_start = roles.ici_start
+    f.pre_baseline_date = roles.pre_baseline
+    f.baseline_date = roles.baseline
+    f.first_eval_date = roles.first_eval
+    f.n_targets = len(selection.targets)
+    f.month_days = cfg.month_days
+    f.post_baseline_scans = []
     targets = selection.targets
     pre, base, first, ici = roles.pre_baseline, roles.baseline, roles.first_eval, roles.ici_start
     if pre is not None:
@@ -282,12 +293,12 @@ def compute_facts(
     f.volume_change_pct = pct_change(f.volume_first_eval_mm3, f.volume_baseline_mm3)
     f.volume_change_mm3 = difference(f.volume_first_eval_mm3, f.volume_baseline_mm3)
 
-    first_row = next((r for r in rows if r["scan_date"] == first), None)
+    first_row = next((r for r in rows if r.scan_date == first), None)
     if first_row is not None and first is not None:
-        f.recist_first_eval = first_row["recist_response"]
-        f.target_response_first_eval = first_row["target_response"]
-        f.irecist_first_eval = first_row["irecist_response"]
-        f.volumetric_response_first_eval = first_row["volumetric_response"]
+        f.recist_first_eval = _text(first_row.recist_response)
+        f.target_response_first_eval = _text(first_row.target_response)
+        f.irecist_first_eval = _text(first_row.irecist_response)
+        f.volumetric_response_first_eval = _text(first_row.volumetric_response)
         if cfg.pd1_mode == "recist_overall":
             f.pd1 = None if f.recist_first_eval == "NE" else f.recist_first_eval == "PD"
         elif cfg.pd1_mode == "targets_only":
@@ -297,9 +308,9 @@ def compute_facts(
         else:
             f.pd1 = None if f.irecist_first_eval == "NE" else f.irecist_first_eval in ("iUPD", "iCPD")
         vol_resp = (
-            first_row["volumetric_response"]
+            _text(first_row.volumetric_response)
             if cfg.pd1_mode != "targets_only"
-            else first_row["volumetric_target_response"]
+            else _text(first_row.volumetric_target_response)
         )
         f.vol_pd1 = None if vol_resp in ("NE", "NA") else vol_resp == "PD"
         organs = baseline_organs(patient, selection)
@@ -312,8 +323,8 @@ def compute_facts(
         f.max_new_in_involved_organ = max((n for organ, n in per_organ.items() if organ in organs), default=0)
         f.n_organs_with_new = len(per_organ)
     for r in rows:
-        if ici is not None and r["scan_date"] > ici:
-            f.post_baseline_scans.append(((r["scan_date"] - ici).days, r.get("sld_change_from_baseline_pct")))
+        if ici is not None and r.scan_date > ici:
+            f.post_baseline_scans.append(((r.scan_date - ici).days, r.sld_change_from_baseline_pct))
 
     clin = patient.clinical
     stop, death = clin.treatment_stop_date, clin.death_date
@@ -326,4 +337,10 @@ def compute_facts(
     f.death_from_progression = clin.death_from_progression
     f.ecog_baseline = clin.ecog_baseline
     f.ecog_worst_first_2_months = clin.ecog_worst_first_2_months
-    return f
+    f.post_baseline_scans = tuple(f.post_baseline_scans)
+    return PatientFacts(**vars(f))
+
+
+def _text(value: object) -> str:
+    """An enum-valued response as its table text ("NE" when the scan has none)."""
+    return "NE" if value is None else str(getattr(value, "value", value))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from hpd_imaging.response.patient import (
     PatientData,
@@ -22,6 +23,7 @@ from hpd_imaging.response.patient import (
     role_name,
     sum_over,
 )
+from hpd_imaging.response.records import RecistTimepoint
 from hpd_imaging.settings.hpd import ResponseConfig, compare
 
 
@@ -189,18 +191,18 @@ def volumetric_target_response(
 
 def assess_recist(
     patient: PatientData, roles: Roles, selection: TargetSelection, cfg: ResponseConfig
-) -> list[dict]:
+) -> list[RecistTimepoint]:
     """One row per scan (pre-baseline, baseline and every on-treatment scan) with RECIST 1.1, volumetric
     RECIST
     and iRECIST columns. Scans before the pre-baseline scan are listed with role ``earlier``."""
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []  # private builders; each becomes a frozen RecistTimepoint at the end
     targets = selection.targets
     base = roles.baseline
     s_base = sum_over(patient, targets, base, roles, cfg) if base and targets else None
     v_base = sum_over(patient, targets, base, roles, cfg, "volume") if base and targets else None
     ici = roles.ici_start
 
-    def scan_row(date: dt.date, s: float | None, v: float | None) -> dict:
+    def scan_row(date: dt.date, s: float | None, v: float | None) -> dict[str, Any]:
         """The columns every scan's row has (pre-baseline, baseline and on-treatment alike)."""
         return {
             "patient_id": patient.patient_id,
@@ -270,7 +272,7 @@ def assess_recist(
         if v is not None:
             vols_hist.append(v)
     irecist.finalise(rows)
-    return rows
+    return [RecistTimepoint(**row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -382,7 +384,7 @@ class _IrecistTracker:
             reasons.append("new lesions newly appeared")
         return reasons
 
-    def finalise(self, rows: list[dict]) -> None:
+    def finalise(self, rows: list[dict[str, Any]]) -> None:
         """Write each iUPD episode's outcome back on its opening row (confirmed / not_confirmed / pending)."""
         outcome = dict(self.episodes)
         if self.ref is not None:
