@@ -19,7 +19,8 @@ PD;
 Each criterion gives ``<crit>_burden``, ``<crit>_response`` and ``<crit>_confirmation`` per on-treatment scan
 (an :class:`~hpd_imaging.response.records.ImmuneTimepoint`; the RECIST records are read, never changed).
 Confirmation status of a PD row: ``confirmed`` (the first scan >= 4 weeks later also shows PD),
-``not_confirmed``, ``not_confirmed_outside_window`` (irRECIST: that scan is > 12 weeks later) or ``pending`` (no later scan yet).
+``not_confirmed``, ``not_confirmed_outside_window`` (irRECIST: that scan is > 12 weeks later) or
+``pending`` (no later scan yet).
 """
 
 from __future__ import annotations
