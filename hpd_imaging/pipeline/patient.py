@@ -150,6 +150,8 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
     exams: list[ExamMasks] = []
     failed_load = False
     for tp in job.timepoints:
+        if tp.ct is None:  # archive timepoints always carry their CT; only table courses have none
+            raise ValueError(f"patient {job.patient_id}: exam {tp.scan_date} has no CT series")
         folder = str(tp.ct.files[0].parent) if tp.ct.files else ""
         try:
             ct = load_ct(list(tp.ct.files), cfg.loader)

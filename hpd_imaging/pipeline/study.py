@@ -98,7 +98,9 @@ class RunSummary:
 def _patient_key(
     pid: str, tps: Sequence[Timepoint], config: PipelineConfig, versions: dict[str, str | None], flags: str
 ) -> str:
-    files = [f for tp in tps for f in tp.ct.files] + [m.path for tp in tps for m in tp.masks]
+    files = [f for tp in tps if tp.ct is not None for f in tp.ct.files] + [
+        m.path for tp in tps for m in tp.masks
+    ]
     return resume_key(files_fingerprint(files), config.config_hash(), versions, extra=f"{pid}|{flags}")
 
 

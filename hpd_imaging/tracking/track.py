@@ -488,7 +488,8 @@ def _match_exam(
                     note=text,
                 )
             )
-        tr.centroid_ref, tr.footprint, tr.volume_mm3 = centroid, footprint, measurement.volume_mm3
+        tr.centroid_ref, tr.footprint = centroid, footprint
+        tr.volume_mm3 = measurement.volume_mm3 or 0.0  # measured from a mask: never None
         tr.merged_into = None  # seen on its own (again)
         if not tr.label:
             tr.label = masks[0].label
@@ -529,7 +530,7 @@ def _match_exam(
         )
         measurement = _measure(tr, [m], exam, patient_id, measure_settings)
         tr.measurements.append(measurement)
-        tr.volume_mm3 = measurement.volume_mm3
+        tr.volume_mm3 = measurement.volume_mm3 or 0.0  # measured from a mask: never None
         tracks.append(tr)
         why = "new lesion after baseline" if is_after_baseline else "first seen at or before baseline"
         decisions.append(
