@@ -175,9 +175,10 @@ class ImageGeometry:
     def index_to_lps(self, ijk: np.ndarray) -> np.ndarray:
         """Map continuous indices ``(..., 3)`` in ``(i, j, k)`` order to LPS millimetres."""
         ijk = np.asarray(ijk, dtype=float)
-        return ijk @ (self.direction_matrix * np.asarray(self.spacing_mm)[None, :]).T + np.asarray(
+        lps: np.ndarray = ijk @ (self.direction_matrix * np.asarray(self.spacing_mm)[None, :]).T + np.asarray(
             self.origin_mm
         )
+        return lps
 
     def lps_to_index(self, xyz: np.ndarray) -> np.ndarray:
         """Map LPS millimetres ``(..., 3)`` to continuous ``(i, j, k)`` indices."""

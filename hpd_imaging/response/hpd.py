@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hpd_imaging.domain import HpdAssessment, HpdLabel
-from hpd_imaging.response.kinetics import PatientFacts
+from hpd_imaging.response.records import PatientFacts
 from hpd_imaging.settings.hpd import DEFINITION_THRESHOLDS, ResponseConfig, Threshold, compare
 
 

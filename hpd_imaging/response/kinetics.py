@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 from hpd_imaging.response.patient import (
@@ -32,7 +31,7 @@ from hpd_imaging.response.patient import (
     sum_over,
 )
 from hpd_imaging.response.recist import pct_change
-from hpd_imaging.response.records import RecistTimepoint
+from hpd_imaging.response.records import PatientFacts, RecistTimepoint
 from hpd_imaging.settings.hpd import ResponseConfig
 
 INF = math.inf
@@ -97,75 +96,9 @@ def pace_pct_per_month(s0: float | None, s1: float | None, delta_months: float |
     return change / delta_months
 
 
-@dataclass(frozen=True)
-class PatientFacts:
-    """Everything an HPD rule may read for one patient (growth kinetics with the inputs that produced them);
-    every number is also written to kinetics.csv. Frozen: built once by :func:`compute_facts`."""
-
-    patient_id: str
-    ici_start: dt.date | None = None
-    pre_baseline_date: dt.date | None = None
-    baseline_date: dt.date | None = None
-    first_eval_date: dt.date | None = None
-    n_targets: int = 0
-    n_targets_not_measured_pre_baseline: int | None = None  # baseline targets without a row on that scan
-    n_targets_not_measured_first_eval: int | None = None
-    t_ref_days: int | None = None
-    t_exp_days: int | None = None
-    days_pre_baseline_to_ici: int | None = None
-    days_ici_to_first_eval: int | None = None
-    sld_pre_baseline_mm: float | None = None
-    sld_baseline_mm: float | None = None
-    sld_first_eval_mm: float | None = None
-    burden_pre: float | None = None
-    burden_base: float | None = None
-    burden_first: float | None = None
-    volume_pre_baseline_mm3: float | None = None
-    volume_baseline_mm3: float | None = None
-    volume_first_eval_mm3: float | None = None
-    tgr_ref: float | None = None
-    tgr_exp: float | None = None
-    tgr_ratio: float | None = None
-    delta_tgr: float | None = None
-    tgk_ref: float | None = None
-    tgk_exp: float | None = None
-    tgk_ratio: float | None = None
-    vol_tgr_ref: float | None = None
-    vol_tgr_exp: float | None = None
-    vol_tgr_ratio: float | None = None
-    vol_delta_tgr: float | None = None
-    vol_tgk_ref: float | None = None
-    vol_tgk_exp: float | None = None
-    vol_tgk_ratio: float | None = None
-    pace_ref: float | None = None
-    pace_exp: float | None = None
-    pace_ratio: float | None = None
-    sld_change_pct: float | None = None
-    sld_change_mm: float | None = None
-    burden_change_pct: float | None = None
-    volume_change_pct: float | None = None
-    volume_change_mm3: float | None = None
-    recist_first_eval: str = "NE"
-    target_response_first_eval: str = "NE"
-    irecist_first_eval: str = "NE"
-    volumetric_response_first_eval: str = "NE"
-    pd1: bool | None = None
-    vol_pd1: bool | None = None
-    n_new_first_eval: int = 0
-    n_new_organs_first_eval: int = 0
-    max_new_in_involved_organ: int = 0
-    n_organs_with_new: int = 0
-    ttf_days: int | None = None
-    ttf_event: bool = False  # True when a stop (or death) date is known; False: censored / on treatment
-    death_days: int | None = None
-    death_from_progression: bool | None = None
-    ecog_baseline: int | None = None
-    ecog_worst_first_2_months: int | None = None
-    post_baseline_scans: tuple[tuple[int, float | None], ...] = ()  # (days from ICI, ΔS %)
-    month_days: float = 30.4375
-
-
-def _burden_ids(patient: PatientData, selection: TargetSelection, roles: Roles, cfg: ResponseConfig) -> tuple:
+def _burden_ids(
+    patient: PatientData, selection: TargetSelection, roles: Roles, cfg: ResponseConfig
+) -> tuple[str, ...]:
     if cfg.burden_lesion_set == "baseline_targets":
         return selection.targets
     if cfg.burden_lesion_set == "targets_plus_new":
@@ -175,7 +108,7 @@ def _burden_ids(patient: PatientData, selection: TargetSelection, roles: Roles, 
 
 def _burden(
     patient: PatientData,
-    ids: tuple,
+    ids: tuple[str, ...],
     date: dt.date | None,
     roles: Roles,
     cfg: ResponseConfig,

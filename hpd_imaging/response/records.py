@@ -1,7 +1,7 @@
 """Typed, enum-valued, frozen records the response stage returns (issue 14).
 
 One :class:`RecistTimepoint` per scan (RECIST 1.1, volumetric RECIST, iRECIST), one :class:`ImmuneTimepoint`
-per on-treatment scan (irRC, irRECIST, imRECIST), the :class:`~hpd_imaging.response.kinetics.PatientFacts`
+per on-treatment scan (irRC, irRECIST, imRECIST), the :class:`PatientFacts`
 (kinetics) and one :class:`~hpd_imaging.domain.HpdAssessment` per definition, gathered in a
 :class:`PatientResponse`. Records are built once and never changed; only the writers (response/run.py) turn
 them into tables, with the column names of specs/hpd_kinetics.md section A. Enum values are the strings the
@@ -14,12 +14,9 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hpd_imaging.domain import HpdAssessment, PatientCourse, coerce_enum
-
-if TYPE_CHECKING:
-    from hpd_imaging.response.kinetics import PatientFacts
 
 
 class RecistResponse(StrEnum):
@@ -132,6 +129,74 @@ class ImmuneTimepoint:
                 "imrecist_response": RecistResponse,
             },
         )
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """Everything an HPD rule may read for one patient (growth kinetics with the inputs that produced them);
+    every number is also written to kinetics.csv. Frozen: built once by :func:`compute_facts`."""
+
+    patient_id: str
+    ici_start: dt.date | None = None
+    pre_baseline_date: dt.date | None = None
+    baseline_date: dt.date | None = None
+    first_eval_date: dt.date | None = None
+    n_targets: int = 0
+    n_targets_not_measured_pre_baseline: int | None = None  # baseline targets without a row on that scan
+    n_targets_not_measured_first_eval: int | None = None
+    t_ref_days: int | None = None
+    t_exp_days: int | None = None
+    days_pre_baseline_to_ici: int | None = None
+    days_ici_to_first_eval: int | None = None
+    sld_pre_baseline_mm: float | None = None
+    sld_baseline_mm: float | None = None
+    sld_first_eval_mm: float | None = None
+    burden_pre: float | None = None
+    burden_base: float | None = None
+    burden_first: float | None = None
+    volume_pre_baseline_mm3: float | None = None
+    volume_baseline_mm3: float | None = None
+    volume_first_eval_mm3: float | None = None
+    tgr_ref: float | None = None
+    tgr_exp: float | None = None
+    tgr_ratio: float | None = None
+    delta_tgr: float | None = None
+    tgk_ref: float | None = None
+    tgk_exp: float | None = None
+    tgk_ratio: float | None = None
+    vol_tgr_ref: float | None = None
+    vol_tgr_exp: float | None = None
+    vol_tgr_ratio: float | None = None
+    vol_delta_tgr: float | None = None
+    vol_tgk_ref: float | None = None
+    vol_tgk_exp: float | None = None
+    vol_tgk_ratio: float | None = None
+    pace_ref: float | None = None
+    pace_exp: float | None = None
+    pace_ratio: float | None = None
+    sld_change_pct: float | None = None
+    sld_change_mm: float | None = None
+    burden_change_pct: float | None = None
+    volume_change_pct: float | None = None
+    volume_change_mm3: float | None = None
+    recist_first_eval: str = "NE"
+    target_response_first_eval: str = "NE"
+    irecist_first_eval: str = "NE"
+    volumetric_response_first_eval: str = "NE"
+    pd1: bool | None = None
+    vol_pd1: bool | None = None
+    n_new_first_eval: int = 0
+    n_new_organs_first_eval: int = 0
+    max_new_in_involved_organ: int = 0
+    n_organs_with_new: int = 0
+    ttf_days: int | None = None
+    ttf_event: bool = False  # True when a stop (or death) date is known; False: censored / on treatment
+    death_days: int | None = None
+    death_from_progression: bool | None = None
+    ecog_baseline: int | None = None
+    ecog_worst_first_2_months: int | None = None
+    post_baseline_scans: tuple[tuple[int, float | None], ...] = ()  # (days from ICI, ΔS %)
+    month_days: float = 30.4375
 
 
 @dataclass(frozen=True)
