@@ -28,10 +28,11 @@ import pandas as pd
 
 from hpd_imaging import atomic
 from hpd_imaging.course.roles import scan_roles
+from hpd_imaging.course.targets import assign_lesion_roles
 from hpd_imaging.domain import LesionMask, Timepoint, TimepointRole
 from hpd_imaging.errors import HpdImagingError
 from hpd_imaging.pseudonym import replace_token
-from hpd_imaging.settings import PipelineConfig, resolve_resource
+from hpd_imaging.settings import PipelineConfig, load_response_config, resolve_resource
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +218,10 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
     t1 = time.perf_counter()
     try:
         course = track_lesions(pid, exams, cfg.tracking, measure_settings=cfg.measure)
+        # RECIST roles set once on the course (the rule the kinetics stage applies to lesions.csv), so that
+        # every reader of this course (snapshots, DICOM SR) sees the same targets
+        response_cfg = load_response_config(resolve_resource(cfg.response.definitions_file, job.config_dir))
+        course = assign_lesion_roles(course, response_cfg)
     except Exception as exc:  # noqa: BLE001
         errors.append(error_row(pid, "tracking", None, exc))
         return _finish(job, errors, timings, ok=False)

@@ -343,6 +343,7 @@ def _write_cohort(
 
     t = time.perf_counter()
     kinetics = None
+    lesion_roles = lesions  # lesions.csv + the RECIST role per lesion once the course roles are known
     if clinical is None:
         errors.append(
             error_row(
@@ -365,6 +366,8 @@ def _write_cohort(
             errors.append(error_row("", "kinetics", "lesions.csv", exc))
         else:
             kinetics = result.kinetics
+            roles = result.targets[["patient_id", "lesion_id", "role"]]
+            lesion_roles = lesions.merge(roles, on=["patient_id", "lesion_id"], how="left")
             for name, table in response_tables(result).items():  # the one writer of `kinetics` too
                 outputs[name] = atomic.write_csv(out_dir / f"{name}.csv", table)
             try:  # best response, lesion kinetics, survival by definition (outcome stage, issue 19)
@@ -400,9 +403,11 @@ def _write_cohort(
         # (radiomics.timepoints "baseline": the baseline exam only)
         if "scan_date" in features.columns:
             dates = set(_keys(features))
-            patient_features = aggregate_patient(features, lesions[[k in dates for k in _keys(lesions)]])
+            patient_features = aggregate_patient(
+                features, lesion_roles[[k in dates for k in _keys(lesion_roles)]]
+            )
         else:
-            patient_features = aggregate_patient(features, lesions)
+            patient_features = aggregate_patient(features, lesion_roles)
         outputs["radiomics_patient"] = atomic.write_parquet(
             out_dir / "radiomics_patient.parquet", patient_features
         )
