@@ -2,7 +2,7 @@
 
 Identity comes from the data when it is there (SEG tracking UID, tracking ID / manifest lesion id; segment
 or ROI labels count as evidence, or as identity with ``label_identity="trust"``). Otherwise by position: each
-exam's CT is registered to the reference (baseline) CT (hpd_imaging.measure.registration), lesion centroids
+exam's CT is registered to the reference (baseline) CT (hpd_imaging.tracking.registration), lesion centroids
 and footprints are mapped into the reference space, and lesions are paired by optimal assignment
 (Hungarian, ``scipy.optimize.linear_sum_assignment``) on centroid distance, with overlap as evidence.
 
