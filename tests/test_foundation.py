@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from hpd_imaging import __version__
 from hpd_imaging.cli import app
-from hpd_imaging.config import PipelineConfig, load_config
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
 from hpd_imaging.errors import ConfigError, GeometryError, MaskError
+from hpd_imaging.settings import PipelineConfig, load_config
 
 
 def test_version_option_prints_package_version() -> None:
@@ -122,3 +122,61 @@ def test_cli_import_stays_light() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = result.stdout.strip()
     assert loaded == ""
+
+
+# ---- domain: valid by construction (issue 14) ------------------------------------------------------------
+
+
+def test_course_refuses_a_measurement_of_a_lesion_it_does_not_list() -> None:
+    import datetime as dt
+
+    from hpd_imaging.domain import Lesion, LesionMeasurement, PatientCourse
+
+    m = LesionMeasurement("L9", None, None, 12.0, None, None, scan_date=dt.date(2024, 1, 1))
+    with pytest.raises(
+        ValueError, match=r"measurement of lesion 'L9' on 2024-01-01, but the course lists no such"
+    ):
+        PatientCourse("P1", lesions=(Lesion("L1"),), measurements=(m,))
+    with pytest.raises(ValueError, match=r"lesion 'L1' measured twice on 2024-01-01"):
+        PatientCourse("P1", (Lesion("L1"),), (dataclasses_replace(m, "L1"), dataclasses_replace(m, "L1")))
+    with pytest.raises(ValueError, match=r"fragment of 'L7', which the course does not list"):
+        PatientCourse("P1", (Lesion("L1", role="fragment", fragment_of="L7"),), ())
+
+
+def dataclasses_replace(m, lesion_id: str):
+    import dataclasses
+
+    return dataclasses.replace(m, lesion_id=lesion_id)
+
+
+def test_domain_enums_accept_enum_or_string_and_name_the_choices() -> None:
+    import datetime as dt
+
+    from hpd_imaging.domain import HpdAssessment, HpdLabel, Lesion, LesionRole, Timepoint, TimepointRole
+
+    assert Lesion("L1", role="TARGET").role is LesionRole.TARGET
+    assert Lesion("L1", role=LesionRole.NEW).role is LesionRole.NEW
+    assert Timepoint("P", dt.date(2024, 1, 1), role="baseline").role is TimepointRole.BASELINE
+    assert HpdAssessment("champiat2017", "hpd", "r").label is HpdLabel.HPD
+    with pytest.raises(ValueError, match=r"role: expected one of target, non_target, new.*got 'targte'"):
+        Lesion("L1", role="targte")
+    with pytest.raises(ValueError, match=r"expected role fragment exactly when fragment_of is set"):
+        Lesion("L2", fragment_of="L1")
+
+
+def test_measurement_and_clinical_facts_refuse_nan() -> None:
+    import datetime as dt
+
+    from hpd_imaging.domain import ClinicalFacts, LesionMeasurement
+
+    with pytest.raises(
+        ValueError, match=r"expected short_axis_mm >= 0 and finite \(or None when missing\), got nan"
+    ):
+        LesionMeasurement("L1", 10, 5.0, 3.0, float("nan"), 3.0)
+    assert LesionMeasurement("L1", None, None, 3.0, None, None).volume_mm3 is None
+    with pytest.raises(ValueError, match=r"expected ecog_baseline as an ECOG grade 0-5 or None, got nan"):
+        ClinicalFacts(ecog_baseline=float("nan"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"covariate age: expected a value or None, got nan"):
+        ClinicalFacts(covariates=(("age", float("nan")),))
+    with pytest.raises(ValueError, match=r"treatment_stop_date on or after ici_start_date 2024-02-01"):
+        ClinicalFacts(ici_start_date=dt.date(2024, 2, 1), treatment_stop_date=dt.date(2024, 1, 1))

@@ -15,9 +15,10 @@ import pytest
 
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource, Timepoint, TimepointRole
 from hpd_imaging.errors import MaskError
-from hpd_imaging.measure import TrackingSettings, lesions_table
-from hpd_imaging.measure.registration import register_to_reference
+from hpd_imaging.measure import lesions_table
+from hpd_imaging.settings.tracking import TrackingSettings
 from hpd_imaging.tracking import ExamMasks, track_lesions, tracking_table
+from hpd_imaging.tracking.registration import register_to_reference
 
 BODY_CENTRE = np.array([0.0, 0.0, 0.0])
 

@@ -25,6 +25,6 @@ clinical.csv and raises :class:`~hpd_imaging.errors.ClinicalDataError` naming li
 
 from hpd_imaging.archive.clinical import read_clinical
 from hpd_imaging.archive.scan import Archive, ArchiveIssue, scan_archive
-from hpd_imaging.archive.settings import ArchiveSettings
+from hpd_imaging.settings.archive import ArchiveSettings
 
 __all__ = ["Archive", "ArchiveIssue", "ArchiveSettings", "read_clinical", "scan_archive"]

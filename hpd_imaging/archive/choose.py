@@ -19,8 +19,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from hpd_imaging.archive.settings import ArchiveSettings
 from hpd_imaging.archive.stacks import Stack
+from hpd_imaging.settings.archive import ArchiveSettings
 
 # Kernel classes from vendor conventions (DICOM ConvolutionKernel is free text):
 # Siemens B/Br/Bf/I/Q + number (<= 45 smooth, >= 50 sharp), Canon/Toshiba FC + number (< 30 body, >= 50

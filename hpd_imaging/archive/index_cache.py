@@ -33,9 +33,9 @@ from pathlib import Path, PurePath
 from typing import Any
 
 import hpd_imaging
-from hpd_imaging.archive.settings import ArchiveSettings
 from hpd_imaging.archive.stacks import Stack
 from hpd_imaging.errors import ConfigError
+from hpd_imaging.settings.archive import ArchiveSettings
 
 logger = logging.getLogger(__name__)
 
@@ -168,9 +168,5 @@ def index_key(
 
 
 def records_of(stack: Stack) -> list[dict[str, Any]]:
-    """Fetch a lazily stored stack's records (called from ``Stack.__getattr__``) and keep them on it."""
-    source: RecordsSource = stack.__dict__["_records_from"]
-    records = source.get(stack.__dict__.pop("_records_at"))
-    del stack.__dict__["_records_from"]
-    stack.__dict__["records"] = records
-    return records
+    """A lazily stored stack's records, fetched on first use and kept on it (by ``Stack.__getattr__``)."""
+    return stack.records

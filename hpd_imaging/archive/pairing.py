@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpd_imaging.archive.settings import ArchiveSettings
 from hpd_imaging.archive.stacks import IssueSink, Stack, normalised_orientation
 from hpd_imaging.domain import MaskRef, MaskSource
+from hpd_imaging.settings.archive import ArchiveSettings
 
 logger = logging.getLogger(__name__)
 

@@ -37,10 +37,10 @@ from hpd_imaging.archive.pairing import (
     pair_dicom_mask,
     pair_labelmap_by_convention,
 )
-from hpd_imaging.archive.settings import ArchiveSettings
 from hpd_imaging.archive.stacks import Stack, build_stacks
 from hpd_imaging.domain import MaskRef, MaskSource, Timepoint
 from hpd_imaging.errors import ConfigError
+from hpd_imaging.settings.archive import ArchiveSettings
 
 logger = logging.getLogger(__name__)
 

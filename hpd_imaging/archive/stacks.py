@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpd_imaging.archive.settings import ArchiveSettings
 from hpd_imaging.domain import SeriesRef
+from hpd_imaging.settings.archive import ArchiveSettings
 
 logger = logging.getLogger(__name__)
 
@@ -116,9 +116,12 @@ class Stack:
         # Only reached when normal lookup fails: a stack loaded from the whole-index cache keeps its records
         # as a pickle until they are first used (index_cache.py says why).
         if name == "records" and "_records_from" in self.__dict__:
-            from hpd_imaging.archive.index_cache import records_of
-
-            return records_of(self)
+            # the source (index_cache.RecordsSource) is duck-typed here so that stacks does not import
+            # index_cache, which imports stacks (no import cycle)
+            source = self.__dict__.pop("_records_from")
+            records: list[dict[str, Any]] = source.get(self.__dict__.pop("_records_at"))
+            self.__dict__["records"] = records
+            return records
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property

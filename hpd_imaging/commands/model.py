@@ -46,7 +46,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", help="Only warnings and error
 
 
 def _settings(config: Path | None, **overrides: Any) -> Any:
-    from hpd_imaging.model.settings import load_model_settings
+    from hpd_imaging.settings.model import load_model_settings
 
     return load_model_settings(config, overrides)
 

@@ -41,9 +41,9 @@ def register(app: typer.Typer) -> None:
         Writes FILE.csv, FILE.diagnostics.csv and, when a lesion fails,
         FILE.errors.csv; exit code 1 when some lesion failed, 2 for bad input or settings."""
         configure_logging(log_level)
-        from hpd_imaging.config import REPO_PIPELINES, resolve_resource
         from hpd_imaging.io import load_ct, load_masks
         from hpd_imaging.radiomics import extract_lesion_features, load_params
+        from hpd_imaging.settings import REPO_PIPELINES, resolve_resource
 
         with usage_errors():
             params_path = resolve_resource(params) if params else REPO_PIPELINES / "radiomics_ct.yaml"

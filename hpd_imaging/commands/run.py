@@ -76,8 +76,8 @@ def run(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hpd_imaging.config import load_config
     from hpd_imaging.pipeline import run_study
+    from hpd_imaging.settings import load_config
 
     console = Console(stderr=True, quiet=quiet)
     started = time.perf_counter()

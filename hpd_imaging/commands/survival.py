@@ -64,9 +64,9 @@ def register(app: typer.Typer) -> None:
             from hpd_imaging.archive import read_clinical
             from hpd_imaging.errors import ClinicalDataError
             from hpd_imaging.outcome import RANKING_CAVEAT
-            from hpd_imaging.outcome.settings import OutcomeSettings
             from hpd_imaging.outcome.stage import run_survival
             from hpd_imaging.report.outcome import write_outcome_tables, write_survival
+            from hpd_imaging.settings.outcome import OutcomeSettings
 
             if not kinetics.is_file():
                 raise ClinicalDataError(f"{kinetics}: expected a kinetics CSV file, got nothing there")

@@ -75,8 +75,8 @@ def register(app: typer.Typer) -> None:
         from rich.progress import Progress
 
         from hpd_imaging.errors import ConfigError
+        from hpd_imaging.settings.synth import parse_phenotype_mix
         from hpd_imaging.synth import SynthSettings, generate_archive
-        from hpd_imaging.synth.settings import parse_phenotype_mix
 
         with usage_errors():
             try:

@@ -46,7 +46,7 @@ class CaseTimeout(BaseException):  # noqa: N818 - BaseException so that `except 
 
 def fuzz_settings() -> Any:
     """Loader limits of the harness: they must keep every case within the worker's memory budget."""
-    from hpd_imaging.io.settings import LoaderSettings
+    from hpd_imaging.settings.io import LoaderSettings
 
     return LoaderSettings(
         max_ct_voxels=50_000_000,  # 100 MB of int16

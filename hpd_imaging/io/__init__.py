@@ -18,7 +18,7 @@ from hpd_imaging.io.ct import is_image_file, load_ct
 from hpd_imaging.io.labelmap import LabelTable, connected_components, read_labelmap
 from hpd_imaging.io.rtstruct import read_rtstruct
 from hpd_imaging.io.seg import read_seg
-from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
+from hpd_imaging.settings.io import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
 __all__ = [
     "MASK_READERS",

@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from hpd_imaging.errors import DicomReadError, InputLimitError
-from hpd_imaging.io.settings import LoaderSettings
+from hpd_imaging.settings.io import LoaderSettings
 
 _PIXEL_DATA_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}  # Pixel, Float, Double Float
 _UNDEFINED_LENGTH = 0xFFFFFFFF

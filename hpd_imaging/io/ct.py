@@ -36,7 +36,7 @@ from hpd_imaging.io._geometry import PlaneHeader, StackGeometry, analyse_stack, 
 from hpd_imaging.io._limits import check_dicom_pixel_size, check_image_header
 from hpd_imaging.io._pixeldecode import decode_workers, is_compressed, iter_stored
 from hpd_imaging.io._resample import resample_stack, target_grid
-from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
+from hpd_imaging.settings.io import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from hpd_imaging.errors import DicomReadError, InputLimitError, MaskError
 from hpd_imaging.io._dicomread import count_ds_values, parse_ds_array, raw_ds_bytes, read_dicom
 from hpd_imaging.io._limits import check_mask_count
 from hpd_imaging.io.seg import organ_name
-from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
+from hpd_imaging.settings.io import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
 log = logging.getLogger(__name__)
 

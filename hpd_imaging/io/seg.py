@@ -22,7 +22,7 @@ from hpd_imaging.errors import DicomReadError, GeometryError, MaskError
 from hpd_imaging.io._dicomread import BoundedReader, read_dicom
 from hpd_imaging.io._limits import check_dicom_pixel_size, check_mask_count
 from hpd_imaging.io._placement import geometry_from_hd_affine, match_to_grid
-from hpd_imaging.io.settings import DEFAULT_LOADER_SETTINGS, LoaderSettings
+from hpd_imaging.settings.io import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,7 @@
 """Lesion measurement: RECIST axes, 3D diameter, volumes and shape (conventions: specs/measurement.md).
 
-The public names are resolved lazily (PEP 562) because ``hpd_imaging.config`` imports
-``hpd_imaging.measure.settings``, and importing this package must not pull in scikit-image and scipy for
-every ``hpd-imaging --help``.
+The public names are resolved lazily (PEP 562): importing this package must not pull in scikit-image and
+scipy for every ``hpd-imaging --help``.
 """
 
 from __future__ import annotations
@@ -13,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hpd_imaging.measure.diameters import brute_force_max_diameter, max_diameter, perpendicular_width
     from hpd_imaging.measure.lesion import absent_measurement, measure_lesion
-    from hpd_imaging.measure.settings import MeasureSettings, TrackingSettings
     from hpd_imaging.measure.table import LESIONS_COLUMNS, lesions_table
+    from hpd_imaging.settings.measure import MeasureSettings
 
 _EXPORTS = {
     "brute_force_max_diameter": "hpd_imaging.measure.diameters",
@@ -22,8 +21,7 @@ _EXPORTS = {
     "perpendicular_width": "hpd_imaging.measure.diameters",
     "absent_measurement": "hpd_imaging.measure.lesion",
     "measure_lesion": "hpd_imaging.measure.lesion",
-    "MeasureSettings": "hpd_imaging.measure.settings",
-    "TrackingSettings": "hpd_imaging.measure.settings",
+    "MeasureSettings": "hpd_imaging.settings.measure",
     "LESIONS_COLUMNS": "hpd_imaging.measure.table",
     "lesions_table": "hpd_imaging.measure.table",
 }
@@ -31,7 +29,6 @@ _EXPORTS = {
 __all__ = [
     "LESIONS_COLUMNS",
     "MeasureSettings",
-    "TrackingSettings",
     "absent_measurement",
     "brute_force_max_diameter",
     "lesions_table",

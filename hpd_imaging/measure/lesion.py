@@ -17,7 +17,7 @@ from skimage.measure import find_contours, marching_cubes, mesh_surface_area
 from hpd_imaging.domain import ImageGeometry, LesionMask, LesionMeasurement
 from hpd_imaging.errors import MeasurementError
 from hpd_imaging.measure.diameters import max_diameter, perpendicular_width
-from hpd_imaging.measure.settings import MeasureSettings
+from hpd_imaging.settings.measure import MeasureSettings
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from hpd_imaging.model.estimator import CorrelationFilter, build_model, build_pi
 from hpd_imaging.model.evaluate import EvaluationResult, evaluate, evaluate_table
 from hpd_imaging.model.features import TrainingTable, build_training_table, read_table
 from hpd_imaging.model.persist import TRUSTED_TYPES, load_model, save_model
-from hpd_imaging.model.settings import ModelSettings
 from hpd_imaging.model.synthetic import FeatureCohort, make_feature_cohort
 from hpd_imaging.model.training import TrainedModel, predict, train
+from hpd_imaging.settings.model import ModelSettings
 
 __all__ = [
     "TRUSTED_TYPES",

@@ -36,10 +36,10 @@ from typing import Any
 
 import pandas as pd
 
-from hpd_imaging.config import REPO_PIPELINES
 from hpd_imaging.errors import HpdImagingError
 from hpd_imaging.model.features import read_table
-from hpd_imaging.model.settings import load_model_settings
+from hpd_imaging.settings import REPO_PIPELINES
+from hpd_imaging.settings.model import load_model_settings
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from hpd_imaging.errors import ModelError
-from hpd_imaging.model.settings import ModelSettings
+from hpd_imaging.settings.model import ModelSettings
 
 log = logging.getLogger(__name__)
 

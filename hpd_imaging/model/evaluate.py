@@ -30,8 +30,8 @@ from hpd_imaging.model.card import json_clean, package_versions
 from hpd_imaging.model.estimator import CvPlan, plan_folds, selected_features
 from hpd_imaging.model.features import TrainingTable, find_volume_columns, table_from_settings
 from hpd_imaging.model.metrics import corrected_t_ci, decision_curve, fold_metrics, summarise
-from hpd_imaging.model.settings import ModelSettings
 from hpd_imaging.model.training import choose_threshold, fit_model, quiet_fit_warnings
+from hpd_imaging.settings.model import ModelSettings
 
 log = logging.getLogger(__name__)
 

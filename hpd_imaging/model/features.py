@@ -18,7 +18,7 @@ import pandas as pd
 from hpd_imaging.errors import ModelError
 
 if TYPE_CHECKING:
-    from hpd_imaging.model.settings import ModelSettings
+    from hpd_imaging.settings.model import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ def table_from_settings(
 ) -> tuple[TrainingTable, ModelSettings]:
     """The training table for ``definition`` (default: the settings' one) with the settings' covariate rules;
     one place, so that train and evaluate cannot drift apart in what they feed the model."""
-    from hpd_imaging.model.settings import ModelSettings
+    from hpd_imaging.settings.model import ModelSettings
 
     settings = settings or ModelSettings()
     table = build_training_table(

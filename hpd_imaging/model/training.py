@@ -33,7 +33,7 @@ from hpd_imaging.model.features import (
     read_labels,
     table_from_settings,
 )
-from hpd_imaging.model.settings import ModelSettings
+from hpd_imaging.settings.model import ModelSettings
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from hpd_imaging.outcome.lesion_kinetics import (
     lesion_kinetics,
     mixed_response,
 )
-from hpd_imaging.outcome.settings import OutcomeSettings
+from hpd_imaging.settings.outcome import OutcomeSettings
 
 BEST_RESPONSE_COLUMNS = [
     "patient_id",

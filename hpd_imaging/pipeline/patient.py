@@ -27,10 +27,12 @@ import numpy as np
 import pandas as pd
 
 from hpd_imaging import atomic
-from hpd_imaging.config import PipelineConfig, resolve_resource
+from hpd_imaging.course.roles import scan_roles
+from hpd_imaging.course.targets import assign_lesion_roles
 from hpd_imaging.domain import LesionMask, Timepoint, TimepointRole
 from hpd_imaging.errors import HpdImagingError
 from hpd_imaging.pseudonym import replace_token
+from hpd_imaging.settings import PipelineConfig, load_response_config, resolve_resource
 
 logger = logging.getLogger(__name__)
 
@@ -78,26 +80,12 @@ def error_row(
 
 
 def assign_roles(timepoints: list[Timepoint], ici_start: dt.date | None) -> list[Timepoint]:
-    """Baseline = last scan on or before ICI start; pre-baseline = the scans before; later = follow-up.
-
-    Same rule as the response stage (specs/hpd_kinetics.md section 0). Without an ICI start date, roles stay
-    UNASSIGNED and the first exam serves as the tracking reference.
-    """
+    """The timepoints, sorted, with their roles by the one rule of :func:`hpd_imaging.course.scan_roles`
+    (specs/hpd_kinetics.md section 0). Without an ICI start date, roles stay UNASSIGNED and the first exam
+    serves as the tracking reference."""
     tps = sorted(timepoints, key=lambda t: t.scan_date)
-    if ici_start is None:
-        return tps
-    before = [t for t in tps if t.scan_date <= ici_start]
-    baseline = before[-1].scan_date if before else None
-    out = []
-    for t in tps:
-        if baseline is None or t.scan_date > baseline:
-            role = TimepointRole.FOLLOW_UP
-        elif t.scan_date < baseline:
-            role = TimepointRole.PRE_BASELINE
-        else:
-            role = TimepointRole.BASELINE
-        out.append(dataclasses.replace(t, role=role))
-    return out
+    roles = scan_roles([t.scan_date for t in tps], ici_start)
+    return [dataclasses.replace(t, role=roles.role_of(t.scan_date)) for t in tps]
 
 
 def _baseline(tps: list[Timepoint]) -> Timepoint:
@@ -163,6 +151,8 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
     exams: list[ExamMasks] = []
     failed_load = False
     for tp in job.timepoints:
+        if tp.ct is None:  # archive timepoints always carry their CT; only table courses have none
+            raise ValueError(f"patient {job.patient_id}: exam {tp.scan_date} has no CT series")
         folder = str(tp.ct.files[0].parent) if tp.ct.files else ""
         try:
             ct = load_ct(list(tp.ct.files), cfg.loader)
@@ -228,6 +218,10 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
     t1 = time.perf_counter()
     try:
         course = track_lesions(pid, exams, cfg.tracking, measure_settings=cfg.measure)
+        # RECIST roles set once on the course (the rule the kinetics stage applies to lesions.csv), so that
+        # every reader of this course (snapshots, DICOM SR) sees the same targets
+        response_cfg = load_response_config(resolve_resource(cfg.response.definitions_file, job.config_dir))
+        course = assign_lesion_roles(course, response_cfg)
     except Exception as exc:  # noqa: BLE001
         errors.append(error_row(pid, "tracking", None, exc))
         return _finish(job, errors, timings, ok=False)

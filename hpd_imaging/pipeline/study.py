@@ -30,11 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from hpd_imaging import atomic
-from hpd_imaging.config import PipelineConfig, load_config, resolve_resource
 from hpd_imaging.domain import Timepoint
 from hpd_imaging.errors import ConfigError, HpdImagingError
 from hpd_imaging.pipeline.execute import execute
@@ -47,6 +45,7 @@ from hpd_imaging.pipeline.patient import (
 )
 from hpd_imaging.provenance import files_fingerprint, package_versions, resume_key
 from hpd_imaging.pseudonym import PatientIds, resolve_key
+from hpd_imaging.settings import PipelineConfig, load_config, resolve_resource
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +98,9 @@ class RunSummary:
 def _patient_key(
     pid: str, tps: Sequence[Timepoint], config: PipelineConfig, versions: dict[str, str | None], flags: str
 ) -> str:
-    files = [f for tp in tps for f in tp.ct.files] + [m.path for tp in tps for m in tp.masks]
+    files = [f for tp in tps if tp.ct is not None for f in tp.ct.files] + [
+        m.path for tp in tps for m in tp.masks
+    ]
     return resume_key(files_fingerprint(files), config.config_hash(), versions, extra=f"{pid}|{flags}")
 
 
@@ -302,6 +303,7 @@ def run_study(
         "versions": versions,
         "config": config.model_dump(mode="json"),
         "config_hash": config.config_hash(),
+        "settings_files_sha256": config.settings_files_sha256(),
         "input_series": json.loads(series.to_json(orient="records")),
         "patients": {
             "n": n_patients,
@@ -341,6 +343,7 @@ def _write_cohort(
 
     t = time.perf_counter()
     kinetics = None
+    lesion_roles = lesions  # lesions.csv + the RECIST role per lesion once the course roles are known
     if clinical is None:
         errors.append(
             error_row(
@@ -352,7 +355,7 @@ def _write_cohort(
             )
         )
     elif len(lesions):
-        from hpd_imaging.response import concordance_table, load_response_config, run_response
+        from hpd_imaging.response import load_response_config, response_tables, run_response
 
         cfg = load_response_config(resolve_resource(config.response.definitions_file, config_dir))
         try:
@@ -363,11 +366,10 @@ def _write_cohort(
             errors.append(error_row("", "kinetics", "lesions.csv", exc))
         else:
             kinetics = result.kinetics
-            for name in ("kinetics", "response", "targets", "growth"):
-                outputs[name] = atomic.write_csv(out_dir / f"{name}.csv", _clean(getattr(result, name)))
-            outputs["concordance"] = atomic.write_csv(
-                out_dir / "concordance.csv", _clean(concordance_table(result.kinetics))
-            )
+            roles = result.targets[["patient_id", "lesion_id", "role"]]
+            lesion_roles = lesions.merge(roles, on=["patient_id", "lesion_id"], how="left")
+            for name, table in response_tables(result).items():  # the one writer of `kinetics` too
+                outputs[name] = atomic.write_csv(out_dir / f"{name}.csv", table)
             try:  # best response, lesion kinetics, survival by definition (outcome stage, issue 19)
                 from hpd_imaging.report.outcome import outcome_stage
 
@@ -401,9 +403,11 @@ def _write_cohort(
         # (radiomics.timepoints "baseline": the baseline exam only)
         if "scan_date" in features.columns:
             dates = set(_keys(features))
-            patient_features = aggregate_patient(features, lesions[[k in dates for k in _keys(lesions)]])
+            patient_features = aggregate_patient(
+                features, lesion_roles[[k in dates for k in _keys(lesion_roles)]]
+            )
         else:
-            patient_features = aggregate_patient(features, lesions)
+            patient_features = aggregate_patient(features, lesion_roles)
         outputs["radiomics_patient"] = atomic.write_parquet(
             out_dir / "radiomics_patient.parquet", patient_features
         )
@@ -514,8 +518,3 @@ def _concat(parts: list[pd.DataFrame], columns: Sequence[str] | None, sort: list
     df = pd.concat(parts, ignore_index=True)
     keys = [c for c in sort if c in df.columns]
     return df.sort_values(keys, kind="stable").reset_index(drop=True) if keys else df
-
-
-def _clean(df: pd.DataFrame) -> pd.DataFrame:
-    """No inf or NaN in a CSV cell: undefined values are empty cells (specs/hpd_kinetics.md section A)."""
-    return df.replace([np.inf, -np.inf], np.nan)

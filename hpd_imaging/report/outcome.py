@@ -12,10 +12,10 @@ import pandas as pd
 
 from hpd_imaging import atomic
 from hpd_imaging.errors import ClinicalDataError
-from hpd_imaging.outcome.settings import OutcomeSettings
 from hpd_imaging.outcome.stage import EndpointResult, SurvivalResult
 from hpd_imaging.outcome.survival import group_labels, survival_frame
 from hpd_imaging.report import plots
+from hpd_imaging.settings.outcome import OutcomeSettings
 
 logger = logging.getLogger(__name__)
 

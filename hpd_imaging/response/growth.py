@@ -20,6 +20,7 @@ import logging
 import math
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
@@ -51,9 +52,9 @@ def _aic(rss: float, n: int, k: int) -> float:
     return n * math.log(rss / n) + 2 * (k + 1)
 
 
-def fit_growth(days: list[float], burden: list[float]) -> dict:
+def fit_growth(days: list[float], burden: list[float]) -> dict[str, Any]:
     """Fit g, d and gd to one patient's series; ``days[0]`` must be the reference scan (burden[0] > 0)."""
-    out: dict = {"n_scans": len(days), "model": "", "note": ""}
+    out: dict[str, Any] = {"n_scans": len(days), "model": "", "note": ""}
     for name in ("g", "d"):
         for suffix in ("per_day", "se", "ci_low", "ci_high"):
             out[f"{name}_{suffix}"] = None

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hpd_imaging.domain import HpdAssessment, HpdLabel
-from hpd_imaging.response.config import ResponseConfig, Threshold, compare
-from hpd_imaging.response.kinetics import PatientFacts
+from hpd_imaging.response.records import PatientFacts
+from hpd_imaging.settings.hpd import DEFINITION_THRESHOLDS, ResponseConfig, Threshold, compare
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,9 @@ def ratio_criterion(
     """``exp/ref <comparator> threshold`` with the non-positive-reference policy of section 1.5."""
     if exp is None or ref is None:
         return Criterion(None, f"{name} ratio undefined ({name}_exp {_fmt(exp)}, {name}_ref {_fmt(ref)})")
-    if ref > 0:
+    # A rate within the comparison tolerance of 0 is 0: sums of floats that are mathematically equal (e.g.
+    # 10.1 + 20.2 + 0.7 vs 10.2 + 20.1 + 0.7) must not become an "acceleration" of 1e-15 mm/month.
+    if compare(ref, ">", 0.0):
         if math.isinf(ref):
             if math.isinf(exp):
                 return Criterion(None, f"{name} ratio undefined (inf/inf)")
@@ -83,7 +85,7 @@ def ratio_criterion(
     if policy == "not_evaluable":
         return Criterion(None, f"{name}_ref {_fmt(ref)} <= 0: ratio not evaluable (policy not_evaluable)")
     if policy == "strict_ratio":
-        if ref == 0:
+        if compare(ref, ">=", 0.0):  # zero within tolerance
             return Criterion(None, f"{name}_ref = 0: ratio undefined (policy strict_ratio)")
         # Spec 1.5: with a negative reference the naive ratio's meaning is inverted (-30/-10 = 3 is faster
         # *shrinkage*; 73/-24 = -3 is growth after shrinkage), so the strict ratio form says "no" (spec 7:
@@ -94,7 +96,7 @@ def ratio_criterion(
             f"{name}_ref {_fmt(ref)} < 0: naive {name} ratio {_fmt(r)} is not an acceleration, "
             f"ratio form not met (policy strict_ratio)",
         )
-    met = exp > 0
+    met = compare(exp, ">", 0.0)  # an experimental rate of exactly 0 is not acceleration
     form = "inequality form" if policy == "inequality_if_exp_positive" else "infinite acceleration"
     return Criterion(
         met,
@@ -396,15 +398,9 @@ def _vol_saada(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion
 # --------------------------------------------------------------------------------------------------
 
 
-def T(value: float, comparator: str = ">=") -> Threshold:  # noqa: N802 - reads like a table
-    return Threshold(value=value, comparator=comparator)  # type: ignore[arg-type]
-
-
 KINETIC = ("ici_start_date", "pre_baseline_scan", "baseline_targets", "first_eval_scan")
 FIRST_EVAL = ("ici_start_date", "baseline_targets", "first_eval_scan")
 VOLUMETRIC = (*KINETIC, "volumes")
-# Kim CG 2019 and its three sub-labels share one threshold set (each rule reads all three; copied per entry)
-KIM_THRESHOLDS = {"tgk_ratio": T(2.0), "tgr_ratio": T(2.0), "window_days": T(84.0, "<=")}
 
 _ENTRIES = [
     HpdDefinition(
@@ -412,7 +408,7 @@ _ENTRIES = [
         "Champiat S et al. Clin Cancer Res 2017;23:1920-1928 (doi:10.1158/1078-0432.CCR-16-1741 [M])",
         KINETIC,
         _champiat_like,
-        {"tgr_ratio": T(2.0)},
+        DEFINITION_THRESHOLDS["champiat2017"],
         "RECIST PD at first evaluation AND TGR_exp >= 2 x TGR_ref (inequality form when TGR_ref <= 0)",
     ),
     HpdDefinition(
@@ -420,7 +416,7 @@ _ENTRIES = [
         "Kanjanapan Y et al. Cancer 2019 [S: Adashek 2019; Brambilla 2020 tables]",
         KINETIC,
         _champiat_like,
-        {"tgr_ratio": T(2.0)},
+        DEFINITION_THRESHOLDS["kanjanapan2019"],
         "same rule as Champiat 2017: RECIST PD at first evaluation AND TGR ratio >= 2",
     ),
     HpdDefinition(
@@ -428,7 +424,7 @@ _ENTRIES = [
         "Saada-Bouzid E et al. Ann Oncol 2017;28:1605-1611 (doi:10.1093/annonc/mdx178 [M])",
         KINETIC,
         _saada_like,
-        {"tgk_ratio": T(2.0)},
+        DEFINITION_THRESHOLDS["saada_bouzid2017"],
         "TGK_exp / TGK_ref >= 2 (no RECIST PD prerequisite unless require_pd1)",
     ),
     HpdDefinition(
@@ -436,7 +432,7 @@ _ENTRIES = [
         "Kato S et al. Clin Cancer Res 2017;23:4242-4250, doi:10.1158/1078-0432.CCR-16-3133",
         KINETIC,
         _kato,
-        {"burden_increase_pct": T(50.0, ">"), "pace_ratio": T(2.0, ">")},
+        DEFINITION_THRESHOLDS["kato2017"],
         "TTF < 2 months AND tumour burden > +50 % vs baseline AND progression pace > 2-fold",
         ("treatment_stop_date",),
     ),
@@ -445,7 +441,7 @@ _ENTRIES = [
         "Ferrara R et al. JAMA Oncol 2018;4:1543-1552, doi:10.1001/jamaoncol.2018.3676",
         KINETIC,
         lambda f, c, k: _delta_tgr(f, c, k, True),
-        {"delta_tgr": T(50.0, ">")},
+        DEFINITION_THRESHOLDS["ferrara2018"],
         "RECIST PD at first evaluation AND ΔTGR = TGR_exp - TGR_ref > 50 %/month",
     ),
     HpdDefinition(
@@ -453,13 +449,7 @@ _ENTRIES = [
         "Lo Russo G et al. Clin Cancer Res 2019;25:989-999, aacrjournals.org/clincancerres/article/25/3/989",
         FIRST_EVAL,
         _lo_russo,
-        {
-            "n_criteria": T(3.0),
-            "sld_increase_pct": T(50.0),
-            "new_in_involved_organ": T(2.0),
-            "new_organs": T(1.0),
-            "ecog_worsening": T(2.0),
-        },
+        DEFINITION_THRESHOLDS["lo_russo2019"],
         "RECIST PD AND >= 3 of {TTF < 2 months; SLD >= +50 %; >= 2 new lesions in an involved organ; "
         "a new organ; ECOG worse by >= 2 within 2 months}",
         ("treatment_stop_date", "ecog_baseline", "ecog_worst_first_2_months"),
@@ -469,7 +459,7 @@ _ENTRIES = [
         "Kim CG et al. Ann Oncol 2019;30:1104-1113 (doi:10.1093/annonc/mdz123 [M])",
         KINETIC,
         _kim("composite"),
-        dict(KIM_THRESHOLDS),
+        DEFINITION_THRESHOLDS["kim2019"],
         "scans within +-12 weeks of ICI start; default composite (a reconstruction): (TGKR >= 2 OR "
         "TGRR >= 2) AND TTF < 2 months AND RECIST PD",
         ("treatment_stop_date",),
@@ -479,7 +469,7 @@ _ENTRIES = [
         "Kim CG et al. Ann Oncol 2019 (sub-label)",
         KINETIC,
         _kim("tgk"),
-        dict(KIM_THRESHOLDS),
+        DEFINITION_THRESHOLDS["kim2019_tgk"],
         "Kim CG sub-label: TGK ratio >= 2 with scans within +-12 weeks",
     ),
     HpdDefinition(
@@ -487,7 +477,7 @@ _ENTRIES = [
         "Kim CG et al. Ann Oncol 2019 (sub-label)",
         KINETIC,
         _kim("tgr"),
-        dict(KIM_THRESHOLDS),
+        DEFINITION_THRESHOLDS["kim2019_tgr"],
         "Kim CG sub-label: TGR ratio >= 2 with scans within +-12 weeks",
     ),
     HpdDefinition(
@@ -495,7 +485,7 @@ _ENTRIES = [
         "Kim CG et al. Ann Oncol 2019 (sub-label)",
         KINETIC,
         _kim("ttf"),
-        dict(KIM_THRESHOLDS),
+        DEFINITION_THRESHOLDS["kim2019_ttf"],
         "Kim CG sub-label: TTF < 2 months with scans within +-12 weeks",
         ("treatment_stop_date",),
     ),
@@ -504,7 +494,7 @@ _ENTRIES = [
         "Matos I et al. Clin Cancer Res 2020;26:1846-1855, aacrjournals.org/clincancerres/article/26/8/1846",
         FIRST_EVAL,
         _matos,
-        {"pct_a": T(40.0), "pct_b": T(20.0), "window_days": T(56.0, "<="), "min_abs_increase_mm": T(0.0)},
+        DEFINITION_THRESHOLDS["matos2020"],
         "RECIST PD at a first evaluation within 8 weeks AND (target sum >= +40 % OR >= +20 % with "
         "multiple new lesions); no pre-baseline scan needed",
     ),
@@ -513,7 +503,7 @@ _ENTRIES = [
         "Kas B et al. JAMA Oncol 2020;6:1039-1046, doi:10.1001/jamaoncol.2020.1634",
         KINETIC,
         lambda f, c, k: _delta_tgr(f, c, k, True),
-        {"delta_tgr": T(100.0, ">")},
+        DEFINITION_THRESHOLDS["kas2020"],
         "RECIST PD at first evaluation AND ΔTGR > 100 %/month",
     ),
     HpdDefinition(
@@ -521,7 +511,7 @@ _ENTRIES = [
         "Gandara DR et al. J Immunother Cancer 2021;9:e001882, doi:10.1136/jitc-2020-001882",
         ("ici_start_date", "baseline_targets"),
         _gandara,
-        {"sld_increase_pct": T(50.0), "scan_window_days": T(42.0, "<="), "death_window_days": T(84.0, "<=")},
+        DEFINITION_THRESHOLDS["gandara2021"],
         "fast progression: SLD >= +50 % on a scan <= 6 weeks after start, OR death from progression "
         "<= 12 weeks without a post-baseline scan",
         ("death_date", "death_from_progression"),
@@ -531,7 +521,7 @@ _ENTRIES = [
         "volumetric twin of Champiat 2017 (measured volumes; thresholds not validated)",
         VOLUMETRIC,
         _vol_champiat,
-        {"tgr_ratio": T(2.0)},
+        DEFINITION_THRESHOLDS["champiat2017_vol"],
         "volumetric PD (volume x1.728) at first evaluation AND TGR_V,exp >= 2 x TGR_V,ref",
     ),
     HpdDefinition(
@@ -539,7 +529,7 @@ _ENTRIES = [
         "volumetric twin of Ferrara 2018 (measured volumes; thresholds not validated)",
         VOLUMETRIC,
         lambda f, c, k: _delta_tgr(f, c, k, True, vol=True),
-        {"delta_tgr": T(50.0, ">")},
+        DEFINITION_THRESHOLDS["ferrara2018_vol"],
         "volumetric PD at first evaluation AND ΔTGR_V > 50 %/month",
     ),
     HpdDefinition(
@@ -547,7 +537,7 @@ _ENTRIES = [
         "volumetric twin of Saada-Bouzid 2017 (measured volumes; not validated)",
         VOLUMETRIC,
         _vol_saada,
-        {"tgk_ratio": T(2.0)},
+        DEFINITION_THRESHOLDS["saada_bouzid2017_vol"],
         "volumetric TGK_exp / TGK_ref >= 2 (mm3/month slopes)",
     ),
     HpdDefinition(
@@ -555,7 +545,7 @@ _ENTRIES = [
         "Lahmar J et al. 2016 [M: abstract as tabulated in HPD reviews, issue #11; citation not verified]",
         KINETIC,
         lambda f, c, k: _delta_tgr(f, c, k, False),
-        {"delta_tgr": T(50.0, ">")},
+        DEFINITION_THRESHOLDS["lahmar2016"],
         "ΔTGR > 50 %/month, no RECIST progression prerequisite",
     ),
     HpdDefinition(
@@ -563,7 +553,7 @@ _ENTRIES = [
         "Sasaki A et al. 2019 [M: rule as tabulated in HPD reviews, issue #11; citation not verified]",
         KINETIC,
         _sasaki,
-        {"tgk_ratio": T(2.0), "burden_increase_pct": T(50.0, ">")},
+        DEFINITION_THRESHOLDS["sasaki2019"],
         "TGK ratio >= 2 AND tumour burden > +50 % at first evaluation",
     ),
     HpdDefinition(
@@ -572,7 +562,7 @@ _ENTRIES = [
         "citation not verified]",
         KINETIC,
         _saada_like,
-        {"tgk_ratio": T(2.0)},
+        DEFINITION_THRESHOLDS["ji2019"],
         "TGK ratio >= 2",
     ),
     HpdDefinition(
@@ -581,7 +571,7 @@ _ENTRIES = [
         "not verified]",
         KINETIC,
         _saada_like,
-        {"tgk_ratio": T(2.0)},
+        DEFINITION_THRESHOLDS["refae2020"],
         "TGK ratio >= 2",
     ),
     HpdDefinition(
@@ -590,7 +580,7 @@ _ENTRIES = [
         "citation not verified]",
         KINETIC,
         _tunali,
-        {"tgr_ratio": T(2.0)},
+        DEFINITION_THRESHOLDS["tunali2019"],
         "RECIST PD at first evaluation AND TGR ratio >= 2 AND TTF < 2 months",
         ("treatment_stop_date",),
     ),
@@ -600,13 +590,18 @@ _ENTRIES = [
         "et al. Explor Target Antitumor Ther 2020 Table 1",
         VOLUMETRIC,
         _kim_y,
-        {"tgk_ratio": T(2.0), "volume_increase_pct": T(50.0)},
+        DEFINITION_THRESHOLDS["kim_y2019_volumetric"],
         "TTF < 2 months AND TGK ratio >= 2 (volumetric by default) AND tumour volume >= +50 %",
         ("treatment_stop_date",),
     ),
 ]
 
 DEFINITIONS: dict[str, HpdDefinition] = {d.key: d for d in _ENTRIES}
+if set(DEFINITIONS) != set(DEFINITION_THRESHOLDS):  # the registry and the settings must list the same keys
+    raise RuntimeError(
+        "HPD registry and settings.hpd.DEFINITION_THRESHOLDS differ: "
+        f"{sorted(set(DEFINITIONS) ^ set(DEFINITION_THRESHOLDS))}"
+    )
 
 
 # --------------------------------------------------------------------------------------------------

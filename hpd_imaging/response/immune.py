@@ -16,17 +16,18 @@ PD;
   measurable new lesions are added to the sum; PD = >= 20 % (and >= 5 mm) vs nadir, confirmed >= 4 weeks
   later.
 
-Each criterion writes ``<crit>_burden``, ``<crit>_response`` and ``<crit>_confirmation`` into the rows of
-:func:`hpd_imaging.response.recist.assess_recist`. Confirmation status of a PD row: ``confirmed`` (the first
-scan >= 4 weeks later also shows PD), ``not_confirmed``, ``not_confirmed_outside_window`` (irRECIST: that
-scan is > 12 weeks later) or ``pending`` (no later scan yet).
+Each criterion gives ``<crit>_burden``, ``<crit>_response`` and ``<crit>_confirmation`` per on-treatment scan
+(an :class:`~hpd_imaging.response.records.ImmuneTimepoint`; the RECIST records are read, never changed).
+Confirmation status of a PD row: ``confirmed`` (the first scan >= 4 weeks later also shows PD),
+``not_confirmed``, ``not_confirmed_outside_window`` (irRECIST: that scan is > 12 weeks later) or
+``pending`` (no later scan yet).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from hpd_imaging.response.config import ResponseConfig, compare
 from hpd_imaging.response.patient import (
     PatientData,
     Roles,
@@ -36,6 +37,8 @@ from hpd_imaging.response.patient import (
     new_measurable_lesions,
 )
 from hpd_imaging.response.recist import pct_change
+from hpd_imaging.response.records import ImmuneTimepoint, RecistTimepoint
+from hpd_imaging.settings.hpd import ResponseConfig, compare
 
 
 def _product(patient: PatientData, lid: str, date: dt.date) -> float | None:
@@ -43,9 +46,9 @@ def _product(patient: PatientData, lid: str, date: dt.date) -> float | None:
     size = patient.size(lid, date)
     if size is None or not is_present(patient.lesions[lid], size):
         return 0.0
-    if size.ld_mm is None or size.sa_mm is None:
+    if size.longest_axial_diameter_mm is None or size.short_axis_mm is None:
         return None
-    return size.ld_mm * size.sa_mm
+    return size.longest_axial_diameter_mm * size.short_axis_mm
 
 
 def irrc_index_lesions(
@@ -60,10 +63,18 @@ def irrc_index_lesions(
     candidates = []
     for lid, info in patient.lesions.items():
         size = patient.size(lid, base)
-        if info.is_new or size is None or size.ld_mm is None or size.sa_mm is None:
+        if (
+            info.is_new
+            or size is None
+            or size.longest_axial_diameter_mm is None
+            or size.short_axis_mm is None
+        ):
             continue
-        if size.ld_mm >= cfg.irrc_min_lesion_mm and size.sa_mm >= cfg.irrc_min_lesion_mm:
-            candidates.append((-size.ld_mm * size.sa_mm, lid))
+        if (
+            size.longest_axial_diameter_mm >= cfg.irrc_min_lesion_mm
+            and size.short_axis_mm >= cfg.irrc_min_lesion_mm
+        ):
+            candidates.append((-size.longest_axial_diameter_mm * size.short_axis_mm, lid))
     chosen: list[str] = []
     per_organ: dict[str, int] = {}
     for _, lid in sorted(candidates):
@@ -76,30 +87,70 @@ def irrc_index_lesions(
 
 
 def _irrc_new(patient: PatientData, dates: list[dt.date], cfg: ResponseConfig) -> list[str]:
-    chosen = []
-    for lid, info in patient.lesions.items():
-        if not info.is_new:
-            continue
-        for d in dates:
+    """irRC new measurable lesions (>= 5 x 5 mm) added to the tumour burden, with the index-lesion caps of
+    Wolchok 2009: at most ``irrc_max_index_per_organ`` per organ and ``irrc_max_index_total`` in all (5 and
+    10), taken in order of appearance, then largest product first (ties by lesion id)."""
+    chosen: list[str] = []
+    per_organ: dict[str, int] = {}
+    for d in dates:
+        appearing = []
+        for lid, info in patient.lesions.items():
+            if not info.is_new or lid in chosen:
+                continue
             size = patient.size(lid, d)
             if (
                 size is not None
-                and (size.ld_mm or 0) >= cfg.irrc_min_lesion_mm
-                and (size.sa_mm or 0) >= cfg.irrc_min_lesion_mm
+                and (size.longest_axial_diameter_mm or 0) >= cfg.irrc_min_lesion_mm
+                and (size.short_axis_mm or 0) >= cfg.irrc_min_lesion_mm
             ):
-                chosen.append(lid)
-                break
-    return sorted(chosen)
+                product = (size.longest_axial_diameter_mm or 0) * (size.short_axis_mm or 0)
+                appearing.append((-product, lid))
+        for _, lid in sorted(appearing):
+            organ = patient.lesions[lid].organ
+            full = len(chosen) >= cfg.irrc_max_index_total
+            if full or per_organ.get(organ, 0) >= cfg.irrc_max_index_per_organ:
+                continue
+            per_organ[organ] = per_organ.get(organ, 0) + 1
+            chosen.append(lid)
+    return chosen
+
+
+IMMUNE_FIELDS = (
+    "irrc_burden_mm2",
+    "irrc_response",
+    "irrc_confirmation",
+    "irrecist_burden_mm",
+    "irrecist_response",
+    "irrecist_confirmation",
+    "imrecist_burden_mm",
+    "imrecist_response",
+    "imrecist_confirmation",
+)
 
 
 def assess_immune(
-    patient: PatientData, roles: Roles, selection: TargetSelection, rows: list[dict], cfg: ResponseConfig
-) -> None:
-    """Add irRC, irRECIST and imRECIST columns to the on-treatment rows (in place)."""
+    patient: PatientData,
+    roles: Roles,
+    selection: TargetSelection,
+    recist: list[RecistTimepoint],
+    cfg: ResponseConfig,
+) -> dict[dt.date, ImmuneTimepoint]:
+    """irRC, irRECIST and imRECIST for every on-treatment scan (reads the RECIST records, changes none)."""
     base = roles.baseline
     if base is None:
-        return
-    on_rows = [r for r in rows if r["scan_date"] > (roles.ici_start or base)]
+        return {}
+    # private working rows (one per on-treatment scan), turned into frozen records at the end
+    on_rows: list[dict[str, Any]] = [
+        {
+            "scan_date": r.scan_date,
+            "sld_mm": r.sld_mm,
+            "target_response": r.target_response,
+            "non_target_response": r.non_target_response,
+            "n_new_lesions": r.n_new_lesions or 0,
+        }
+        for r in recist
+        if r.scan_date > (roles.ici_start or base)
+    ]
     dates = [r["scan_date"] for r in on_rows]
     index = irrc_index_lesions(patient, roles, selection, cfg)
     new_measurable = new_measurable_lesions(patient, dates, cfg, max_total=5, max_per_organ=2)
@@ -144,6 +195,7 @@ def assess_immune(
             resp = "irSD"
         row["irrc_response"], row["_irrc_pd"] = resp, resp == "irPD"
         history.append(tb)
+    _confirm_response(on_rows, cfg.confirmation_min_days)
 
     # ---- irRECIST and imRECIST: unidimensional sums incorporating measurable new lesions -------------------
     targets = selection.targets
@@ -185,12 +237,32 @@ def assess_immune(
     _confirm(on_rows, "irrc", cfg.confirmation_min_days, None)
     _confirm(on_rows, "irrecist", cfg.confirmation_min_days, cfg.irrecist_confirmation_max_days)
     _confirm(on_rows, "imrecist", cfg.confirmation_min_days, None)
+    return {
+        row["scan_date"]: ImmuneTimepoint(scan_date=row["scan_date"], **{k: row[k] for k in IMMUNE_FIELDS})
+        for row in on_rows
+    }
 
 
-def _confirm(rows: list[dict], crit: str, min_days: int, max_days: int | None) -> None:
+def _confirm_response(rows: list[dict[str, Any]], min_days: int) -> None:
+    """irRC irCR / irPR (Wolchok 2009): confirmed by the first assessment >= 4 weeks later showing irCR (for
+    irCR) or irCR / irPR (for irPR)."""
+    for i, row in enumerate(rows):
+        resp = row.get("irrc_response")
+        if resp not in ("irCR", "irPR"):
+            continue
+        accepted = ("irCR",) if resp == "irCR" else ("irCR", "irPR")
+        status = "pending"
+        for later in rows[i + 1 :]:
+            if (later["scan_date"] - row["scan_date"]).days >= min_days:
+                status = "confirmed" if later.get("irrc_response") in accepted else "not_confirmed"
+                break
+        row["_irrc_confirmation"] = status
+
+
+def _confirm(rows: list[dict[str, Any]], crit: str, min_days: int, max_days: int | None) -> None:
     for i, row in enumerate(rows):
         if not row.pop(f"_{crit}_pd", False):
-            row[f"{crit}_confirmation"] = ""
+            row[f"{crit}_confirmation"] = row.pop(f"_{crit}_confirmation", "")
             continue
         status = "pending"
         for later in rows[i + 1 :]:

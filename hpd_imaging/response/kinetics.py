@@ -15,11 +15,11 @@ HPD rules can reason on them; the CSV writer turns any non-finite value into an 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from types import SimpleNamespace
 
-from hpd_imaging.response.config import ResponseConfig
 from hpd_imaging.response.patient import (
     PatientData,
     Roles,
@@ -31,6 +31,8 @@ from hpd_imaging.response.patient import (
     sum_over,
 )
 from hpd_imaging.response.recist import pct_change
+from hpd_imaging.response.records import PatientFacts, RecistTimepoint
+from hpd_imaging.settings.hpd import ResponseConfig
 
 INF = math.inf
 
@@ -94,74 +96,9 @@ def pace_pct_per_month(s0: float | None, s1: float | None, delta_months: float |
     return change / delta_months
 
 
-@dataclass
-class PatientFacts:
-    """Everything an HPD rule may read for one patient; every number is also written to kinetics.csv."""
-
-    patient_id: str
-    ici_start: dt.date | None = None
-    pre_baseline_date: dt.date | None = None
-    baseline_date: dt.date | None = None
-    first_eval_date: dt.date | None = None
-    n_targets: int = 0
-    n_targets_not_measured_pre_baseline: int | None = None  # baseline targets without a row on that scan
-    n_targets_not_measured_first_eval: int | None = None
-    t_ref_days: int | None = None
-    t_exp_days: int | None = None
-    days_pre_baseline_to_ici: int | None = None
-    days_ici_to_first_eval: int | None = None
-    sld_pre_baseline_mm: float | None = None
-    sld_baseline_mm: float | None = None
-    sld_first_eval_mm: float | None = None
-    burden_pre: float | None = None
-    burden_base: float | None = None
-    burden_first: float | None = None
-    volume_pre_baseline_mm3: float | None = None
-    volume_baseline_mm3: float | None = None
-    volume_first_eval_mm3: float | None = None
-    tgr_ref: float | None = None
-    tgr_exp: float | None = None
-    tgr_ratio: float | None = None
-    delta_tgr: float | None = None
-    tgk_ref: float | None = None
-    tgk_exp: float | None = None
-    tgk_ratio: float | None = None
-    vol_tgr_ref: float | None = None
-    vol_tgr_exp: float | None = None
-    vol_tgr_ratio: float | None = None
-    vol_delta_tgr: float | None = None
-    vol_tgk_ref: float | None = None
-    vol_tgk_exp: float | None = None
-    vol_tgk_ratio: float | None = None
-    pace_ref: float | None = None
-    pace_exp: float | None = None
-    pace_ratio: float | None = None
-    sld_change_pct: float | None = None
-    sld_change_mm: float | None = None
-    burden_change_pct: float | None = None
-    volume_change_pct: float | None = None
-    volume_change_mm3: float | None = None
-    recist_first_eval: str = "NE"
-    target_response_first_eval: str = "NE"
-    irecist_first_eval: str = "NE"
-    volumetric_response_first_eval: str = "NE"
-    pd1: bool | None = None
-    vol_pd1: bool | None = None
-    n_new_first_eval: int = 0
-    n_new_organs_first_eval: int = 0
-    max_new_in_involved_organ: int = 0
-    n_organs_with_new: int = 0
-    ttf_days: int | None = None
-    ttf_event: bool = False  # True when a stop (or death) date is known; False: censored / on treatment
-    death_days: int | None = None
-    death_from_progression: bool | None = None
-    ecog_baseline: int | None = None
-    ecog_worst_first_2_months: int | None = None
-    post_baseline_scans: list[tuple[int, float | None]] = field(default_factory=list)  # (days from ICI, ΔS %)
-    month_days: float = 30.4375
-
-
-def _burden_ids(patient: PatientData, selection: TargetSelection, roles: Roles, cfg: ResponseConfig) -> tuple:
+def _burden_ids(
+    patient: PatientData, selection: TargetSelection, roles: Roles, cfg: ResponseConfig
+) -> tuple[str, ...]:
     if cfg.burden_lesion_set == "baseline_targets":
         return selection.targets
     if cfg.burden_lesion_set == "targets_plus_new":
@@ -171,7 +108,7 @@ def _burden_ids(patient: PatientData, selection: TargetSelection, roles: Roles, 
 
 def _burden(
     patient: PatientData,
-    ids: tuple,
+    ids: tuple[str, ...],
     date: dt.date | None,
     roles: Roles,
     cfg: ResponseConfig,
@@ -210,17 +147,24 @@ def _burden(
 
 
 def compute_facts(
-    patient: PatientData, roles: Roles, selection: TargetSelection, rows: list[dict], cfg: ResponseConfig
+    patient: PatientData,
+    roles: Roles,
+    selection: TargetSelection,
+    rows: list[RecistTimepoint],
+    cfg: ResponseConfig,
 ) -> PatientFacts:
-    f = PatientFacts(
-        patient.patient_id,
-        ici_start=roles.ici_start,
-        pre_baseline_date=roles.pre_baseline,
-        baseline_date=roles.baseline,
-        first_eval_date=roles.first_eval,
-        n_targets=len(selection.targets),
-        month_days=cfg.month_days,
+    # a private draft with PatientFacts' fields and defaults, frozen into PatientFacts at the end
+    f = SimpleNamespace(
+        **{x.name: x.default for x in dataclasses.fields(PatientFacts)},
     )
+    f.patient_id = patient.patient_id
+    f.ici_start = roles.ici_start
+    f.pre_baseline_date = roles.pre_baseline
+    f.baseline_date = roles.baseline
+    f.first_eval_date = roles.first_eval
+    f.n_targets = len(selection.targets)
+    f.month_days = cfg.month_days
+    f.post_baseline_scans = []
     targets = selection.targets
     pre, base, first, ici = roles.pre_baseline, roles.baseline, roles.first_eval, roles.ici_start
     if pre is not None:
@@ -282,12 +226,12 @@ def compute_facts(
     f.volume_change_pct = pct_change(f.volume_first_eval_mm3, f.volume_baseline_mm3)
     f.volume_change_mm3 = difference(f.volume_first_eval_mm3, f.volume_baseline_mm3)
 
-    first_row = next((r for r in rows if r["scan_date"] == first), None)
+    first_row = next((r for r in rows if r.scan_date == first), None)
     if first_row is not None and first is not None:
-        f.recist_first_eval = first_row["recist_response"]
-        f.target_response_first_eval = first_row["target_response"]
-        f.irecist_first_eval = first_row["irecist_response"]
-        f.volumetric_response_first_eval = first_row["volumetric_response"]
+        f.recist_first_eval = _text(first_row.recist_response)
+        f.target_response_first_eval = _text(first_row.target_response)
+        f.irecist_first_eval = _text(first_row.irecist_response)
+        f.volumetric_response_first_eval = _text(first_row.volumetric_response)
         if cfg.pd1_mode == "recist_overall":
             f.pd1 = None if f.recist_first_eval == "NE" else f.recist_first_eval == "PD"
         elif cfg.pd1_mode == "targets_only":
@@ -297,9 +241,9 @@ def compute_facts(
         else:
             f.pd1 = None if f.irecist_first_eval == "NE" else f.irecist_first_eval in ("iUPD", "iCPD")
         vol_resp = (
-            first_row["volumetric_response"]
+            _text(first_row.volumetric_response)
             if cfg.pd1_mode != "targets_only"
-            else first_row["volumetric_target_response"]
+            else _text(first_row.volumetric_target_response)
         )
         f.vol_pd1 = None if vol_resp in ("NE", "NA") else vol_resp == "PD"
         organs = baseline_organs(patient, selection)
@@ -312,18 +256,24 @@ def compute_facts(
         f.max_new_in_involved_organ = max((n for organ, n in per_organ.items() if organ in organs), default=0)
         f.n_organs_with_new = len(per_organ)
     for r in rows:
-        if ici is not None and r["scan_date"] > ici:
-            f.post_baseline_scans.append(((r["scan_date"] - ici).days, r.get("sld_change_from_baseline_pct")))
+        if ici is not None and r.scan_date > ici:
+            f.post_baseline_scans.append(((r.scan_date - ici).days, r.sld_change_from_baseline_pct))
 
     clin = patient.clinical
-    stop, death = clin.get("treatment_stop_date"), clin.get("death_date")
+    stop, death = clin.treatment_stop_date, clin.death_date
     if ici is not None:
         ends = [d for d in (stop, death) if d is not None]
         if ends:
             f.ttf_days, f.ttf_event = (min(ends) - ici).days, True
         if death is not None:
             f.death_days = (death - ici).days
-    f.death_from_progression = clin.get("death_from_progression")
-    f.ecog_baseline = clin.get("ecog_baseline")
-    f.ecog_worst_first_2_months = clin.get("ecog_worst_first_2_months")
-    return f
+    f.death_from_progression = clin.death_from_progression
+    f.ecog_baseline = clin.ecog_baseline
+    f.ecog_worst_first_2_months = clin.ecog_worst_first_2_months
+    f.post_baseline_scans = tuple(f.post_baseline_scans)
+    return PatientFacts(**vars(f))
+
+
+def _text(value: object) -> str:
+    """An enum-valued response as its table text ("NE" when the scan has none)."""
+    return "NE" if value is None else str(getattr(value, "value", value))

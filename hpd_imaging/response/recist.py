@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from hpd_imaging.response.config import ResponseConfig, compare
 from hpd_imaging.response.patient import (
     PatientData,
     Roles,
@@ -20,8 +20,11 @@ from hpd_imaging.response.patient import (
     new_lesions_present,
     new_measurable_lesions,
     recist_diameter,
+    role_name,
     sum_over,
 )
+from hpd_imaging.response.records import RecistTimepoint
+from hpd_imaging.settings.hpd import ResponseConfig, compare
 
 
 def pct_change(value: float | None, reference: float | None) -> float | None:
@@ -188,23 +191,23 @@ def volumetric_target_response(
 
 def assess_recist(
     patient: PatientData, roles: Roles, selection: TargetSelection, cfg: ResponseConfig
-) -> list[dict]:
+) -> list[RecistTimepoint]:
     """One row per scan (pre-baseline, baseline and every on-treatment scan) with RECIST 1.1, volumetric
     RECIST
     and iRECIST columns. Scans before the pre-baseline scan are listed with role ``earlier``."""
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []  # private builders; each becomes a frozen RecistTimepoint at the end
     targets = selection.targets
     base = roles.baseline
     s_base = sum_over(patient, targets, base, roles, cfg) if base and targets else None
     v_base = sum_over(patient, targets, base, roles, cfg, "volume") if base and targets else None
     ici = roles.ici_start
 
-    def scan_row(date: dt.date, s: float | None, v: float | None) -> dict:
+    def scan_row(date: dt.date, s: float | None, v: float | None) -> dict[str, Any]:
         """The columns every scan's row has (pre-baseline, baseline and on-treatment alike)."""
         return {
             "patient_id": patient.patient_id,
             "scan_date": date,
-            "role": roles.role_of(date),
+            "role": role_name(roles, date),
             "days_from_ici": (date - ici).days if ici else None,
             "sld_mm": s,
             "volume_mm3": v,
@@ -241,7 +244,9 @@ def assess_recist(
         nlt_sum = diameter_sum(patient, nl_targets, date)
         new_nt_sum = diameter_sum(patient, (lid for lid in new_now if lid not in nl_targets), date)
         i_resp, i_status = irecist.step(
-            date, overall, s, nt.diameter_sum_mm, nlt_sum, new_nt_sum, len(new_now)
+            date,
+            overall,
+            _Assessment(t_resp, nt.response, s, nt.diameter_sum_mm, nlt_sum, new_nt_sum, len(new_now)),
         )
         rows.append(
             {
@@ -267,63 +272,75 @@ def assess_recist(
         if v is not None:
             vols_hist.append(v)
     irecist.finalise(rows)
-    return rows
+    return [RecistTimepoint(**row) for row in rows]
+
+
+@dataclass(frozen=True)
+class _Assessment:
+    """What iRECIST compares between the iUPD scan and a later one (Seymour 2017, Table 2)."""
+
+    target_response: str
+    non_target_response: str
+    target_sum_mm: float | None
+    non_target_sum_mm: float | None
+    new_target_sum_mm: float  # new-lesion targets (<= 5, <= 2 per organ), apart from the baseline sum
+    new_non_target_sum_mm: float
+    n_new: int
+
+    def iupd_categories(self) -> dict[str, bool]:
+        """The categories in which RECIST 1.1 progression is met on this scan."""
+        return {
+            "targets": self.target_response == "PD",
+            "non-targets": self.non_target_response == "PD",
+            "new lesions": self.n_new > 0,
+        }
 
 
 class _IrecistTracker:
-    """iRECIST state machine: first RECIST-type PD = iUPD; confirmed (iCPD) at a later assessment >= 4 weeks
-    after it by: target sum +5 mm, any non-target increase, new-lesion-target sum +5 mm, any increase of new
-    non-target lesions, or additional new lesions; reset when the next assessment is iSD/iPR/iCR. Increases
-    are
-    measured from the iUPD scan, so sequential small increases add up (4 mm then 2 mm = iCPD)."""
+    """iRECIST state machine (Seymour L et al., Lancet Oncol 2017;18:e143, Table 2).
+
+    The first RECIST-type PD is iUPD; the categories in which progression was met then (targets, non-targets,
+    new lesions) are remembered. A later assessment >= 4 weeks after iUPD confirms it (iCPD) by either
+    * a further increase in a category that was iUPD: target sum +5 mm; any non-target increase; new-lesion
+      target sum +5 mm, any increase of new non-target lesions or additional new lesions; or
+    * RECIST 1.1 progression newly met in a category that was not iUPD (target PD vs nadir, unequivocal
+      non-target progression, a first new lesion).
+    Increases are measured from the iUPD scan, so sequential small increases add up (4 mm then 2 mm = iCPD).
+    The bar is reset only by an assessment of iSD/iPR/iCR/non-CR-non-PD; a not-evaluable (NE) assessment
+    after iUPD leaves it unconfirmed and pending.
+    """
 
     def __init__(self, cfg: ResponseConfig) -> None:
         self.cfg = cfg
         self.confirmed = False
-        self.ref: dict | None = None  # state at the iUPD scan opening the current episode
+        self.ref: tuple[dt.date, _Assessment, dict[str, bool]] | None = None  # the iUPD opening the episode
         self.episodes: list[tuple[dt.date, str]] = []  # (iUPD date, outcome)
 
-    def step(
-        self,
-        date: dt.date,
-        overall: str,
-        s: float | None,
-        nt: float | None,
-        nlt: float,
-        new_nt: float,
-        n_new: int,
-    ) -> tuple[str, str]:
+    def step(self, date: dt.date, overall: str, now: _Assessment) -> tuple[str, str]:
         if self.confirmed:
             return "iCPD", "confirmed"
+        if overall == "NE" and self.ref is not None:
+            return "NE", f"not evaluable: iUPD of {self.ref[0]} stays unconfirmed (NE does not reset it)"
         if overall != "PD":
             if self.ref is not None:
-                self.episodes.append((self.ref["date"], "not_confirmed"))
+                self.episodes.append((self.ref[0], "not_confirmed"))
                 self.ref = None
             return {"CR": "iCR", "PR": "iPR", "SD": "iSD", "NON_CR_NON_PD": "iNON_CR_NON_PD"}.get(
                 overall, "NE"
             ), ""
         if self.ref is None:
-            self.ref = {"date": date, "s": s, "nt": nt, "nlt": nlt, "new_nt": new_nt, "n_new": n_new}
-            return "iUPD", "unconfirmed"
-        ref = self.ref
-        days = (date - ref["date"]).days
-        more_new = n_new > ref["n_new"]
+            categories = now.iupd_categories()
+            self.ref = (date, now, categories)
+            return "iUPD", "unconfirmed (iUPD in " + ", ".join(k for k, v in categories.items() if v) + ")"
+        ref_date, ref, categories = self.ref
+        days = (date - ref_date).days
+        more_new = now.n_new > ref.n_new
         if days < self.cfg.confirmation_min_days and not more_new:
             return "iUPD", f"unconfirmed (scan {days} d after iUPD < {self.cfg.confirmation_min_days} d)"
-        reasons = []
-        if s is not None and ref["s"] is not None and compare(s - ref["s"], ">=", self.cfg.pd_min_abs_mm):
-            reasons.append(f"target sum +{s - ref['s']:.1f} mm")
-        if nt is not None and ref["nt"] is not None and nt > ref["nt"]:
-            reasons.append("non-target increase")
-        if compare(nlt - ref["nlt"], ">=", self.cfg.pd_min_abs_mm):
-            reasons.append(f"new-lesion target sum +{nlt - ref['nlt']:.1f} mm")
-        if new_nt > ref["new_nt"]:
-            reasons.append("new non-target increase")
-        if more_new:
-            reasons.append("additional new lesions")
+        reasons = self._confirming(ref, now, categories)
         if reasons:
             self.confirmed = True
-            self.episodes.append((ref["date"], "confirmed"))
+            self.episodes.append((ref_date, "confirmed"))
             self.ref = None
             late = ""
             if days > self.cfg.irecist_confirmation_max_days:  # due 4-8 weeks after iUPD; later still counts
@@ -332,13 +349,46 @@ class _IrecistTracker:
                     "outside the recommended window)"
                 )
             return "iCPD", "confirmed: " + ", ".join(reasons) + late
-        return "iUPD", "unconfirmed (no further increase)"
+        return "iUPD", "unconfirmed (no further increase in an iUPD category, no new RECIST progression)"
 
-    def finalise(self, rows: list[dict]) -> None:
+    def _confirming(self, ref: _Assessment, now: _Assessment, categories: dict[str, bool]) -> list[str]:
+        five = self.cfg.pd_min_abs_mm
+        reasons = []
+        if categories["targets"]:
+            if (
+                now.target_sum_mm is not None
+                and ref.target_sum_mm is not None
+                and compare(now.target_sum_mm - ref.target_sum_mm, ">=", five)
+            ):
+                reasons.append(f"target sum +{now.target_sum_mm - ref.target_sum_mm:.1f} mm")
+        elif now.target_response == "PD":
+            reasons.append("target progression newly met (RECIST 1.1)")
+        if categories["non-targets"]:
+            if (
+                now.non_target_sum_mm is not None
+                and ref.non_target_sum_mm is not None
+                and now.non_target_sum_mm > ref.non_target_sum_mm
+            ):
+                reasons.append("non-target increase")
+        elif now.non_target_response == "PD":
+            reasons.append("unequivocal non-target progression newly met")
+        if categories["new lesions"]:
+            if compare(now.new_target_sum_mm - ref.new_target_sum_mm, ">=", five):
+                increase = now.new_target_sum_mm - ref.new_target_sum_mm
+                reasons.append(f"new-lesion target sum +{increase:.1f} mm")
+            if now.new_non_target_sum_mm > ref.new_non_target_sum_mm:
+                reasons.append("new non-target increase")
+            if now.n_new > ref.n_new:
+                reasons.append("additional new lesions")
+        elif now.n_new > 0:
+            reasons.append("new lesions newly appeared")
+        return reasons
+
+    def finalise(self, rows: list[dict[str, Any]]) -> None:
         """Write each iUPD episode's outcome back on its opening row (confirmed / not_confirmed / pending)."""
         outcome = dict(self.episodes)
         if self.ref is not None:
-            outcome[self.ref["date"]] = "pending"
+            outcome[self.ref[0]] = "pending"
         for row in rows:
             if row.get("irecist_response") == "iUPD" and row["scan_date"] in outcome:
                 row["irecist_confirmation"] = (

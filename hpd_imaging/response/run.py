@@ -18,21 +18,18 @@ from typing import Any
 
 import pandas as pd
 
+from hpd_imaging import atomic
+from hpd_imaging.course.adapter import courses_from_tables
+from hpd_imaging.domain import LesionRole, PatientCourse
 from hpd_imaging.response.concordance import concordance_table
-from hpd_imaging.response.config import ResponseConfig, load_response_config
 from hpd_imaging.response.growth import fit_growth
 from hpd_imaging.response.hpd import DEFINITIONS, evaluate_all
 from hpd_imaging.response.immune import assess_immune
-from hpd_imaging.response.kinetics import PatientFacts, compute_facts
-from hpd_imaging.response.patient import (
-    PatientData,
-    Roles,
-    assign_roles,
-    build_patients,
-    select_targets,
-)
+from hpd_imaging.response.kinetics import compute_facts
+from hpd_imaging.response.patient import PatientData, recist_diameter
 from hpd_imaging.response.recist import assess_recist
-from hpd_imaging.response.tables import validate_clinical, validate_measurements
+from hpd_imaging.response.records import PatientResponse, TimepointResponse
+from hpd_imaging.settings.hpd import ResponseConfig, load_response_config
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +97,10 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _kinetics_row(f: PatientFacts, cfg: ResponseConfig) -> dict[str, Any]:
+def _kinetics_row(result: PatientResponse, cfg: ResponseConfig) -> dict[str, Any]:
+    """kinetics.csv row of one patient (the writer: records -> table)."""
+    f = result.kinetics
+
     def tm(days: int | None) -> float | None:
         return None if days is None else days / cfg.month_days
 
@@ -169,36 +169,94 @@ def _kinetics_row(f: PatientFacts, cfg: ResponseConfig) -> dict[str, Any]:
         "missing_target_at_followup": cfg.missing_target_at_followup,
         "ttf_threshold_days": cfg.ttf_threshold_days,
     }
-    for a in evaluate_all(f, cfg):
+    for a in result.hpd:
         row[f"hpd_{a.definition}"] = a.label.value
         row[f"hpd_{a.definition}_reason"] = a.reason
+    growth = dict(result.growth)
+    row["growth_model"] = growth.get("model") or None
+    row["growth_g_per_day"] = growth.get("g_per_day")
+    row["growth_d_per_day"] = growth.get("d_per_day")
+    for name, value in result.course.clinical.covariates:
+        row.setdefault(name, value)
     return row
 
 
-def assess_patient(patient: PatientData, cfg: ResponseConfig) -> tuple[dict, list[dict], list[dict], dict]:
-    """All outputs for one patient: (kinetics row, response rows, target records, growth row)."""
-    roles: Roles = assign_roles(patient.scan_dates, patient.clinical.get("ici_start_date"))
-    selection = select_targets(patient, roles, cfg)
-    rows = assess_recist(patient, roles, selection, cfg)
-    assess_immune(patient, roles, selection, rows, cfg)
-    facts = compute_facts(patient, roles, selection, rows, cfg)
-    kin = _kinetics_row(facts, cfg)
+def target_records(course: PatientCourse) -> list[dict[str, Any]]:
+    """targets.csv: one row per lesion with the role the course gives it and why."""
+    patient = PatientData(course)
+    base = patient.roles.baseline
+    selection = "declared" if course.targets_declared else "automatic"
+    rows = []
+    for lesion in sorted(course.lesions, key=lambda x: x.lesion_id):
+        size = patient.size(lesion.lesion_id, base) if base is not None else None
+        rows.append(
+            {
+                "patient_id": course.patient_id,
+                "lesion_id": lesion.lesion_id,
+                "organ": lesion.organ,
+                "is_lymph_node": lesion.is_lymph_node,
+                "baseline_date": base,
+                "baseline_diameter_mm": None
+                if lesion.role is LesionRole.NEW
+                else recist_diameter(lesion, size),
+                "role": lesion.role.value,
+                "reason": lesion.role_reason,
+                "selection": selection,
+            }
+        )
+    return rows
+
+
+def assess_course(course: PatientCourse, cfg: ResponseConfig) -> PatientResponse:
+    """The response stage on one course: RECIST/iRECIST per scan, irRC/irRECIST/imRECIST per on-treatment
+    scan, growth kinetics, every HPD definition and the growth-model fit, as frozen records. A walk through
+    the stage visits each module once, in one direction: patient -> recist -> immune -> kinetics -> hpd."""
+    patient = PatientData(course)
+    roles, selection = patient.roles, patient.selection
+    recist = assess_recist(patient, roles, selection, cfg)
+    immune = assess_immune(patient, roles, selection, recist, cfg)
+    facts = compute_facts(patient, roles, selection, recist, cfg)
     series = [
         r
-        for r in rows
-        if r.get("sld_mm") is not None
-        and (cfg.growth_include_pre_baseline or roles.baseline is None or r["scan_date"] >= roles.baseline)
+        for r in recist
+        if r.sld_mm is not None
+        and (cfg.growth_include_pre_baseline or roles.baseline is None or r.scan_date >= roles.baseline)
     ]
-    growth = {"patient_id": patient.patient_id}
-    growth.update(  # fit_growth reports too few scans itself (an empty series included)
-        fit_growth(
-            [(r["scan_date"] - series[0]["scan_date"]).days for r in series], [r["sld_mm"] for r in series]
-        )
+    fit = fit_growth(  # fit_growth reports too few scans itself (an empty series included)
+        [float((r.scan_date - series[0].scan_date).days) for r in series],
+        [float(r.sld_mm or 0.0) for r in series],
     )
-    kin["growth_model"] = growth.get("model") or None
-    kin["growth_g_per_day"] = growth.get("g_per_day")
-    kin["growth_d_per_day"] = growth.get("d_per_day")
-    return kin, rows, list(selection.records), growth
+    return PatientResponse(
+        course=course,
+        timepoints=tuple(TimepointResponse(r, immune.get(r.scan_date)) for r in recist),
+        kinetics=facts,
+        hpd=tuple(evaluate_all(facts, cfg)),
+        growth=(("patient_id", course.patient_id), *fit.items()),
+    )
+
+
+def tables_of(results: list[PatientResponse], cfg: ResponseConfig) -> ResponseResult:
+    """The writer's first half: records -> the four tables (one row per patient / scan / lesion)."""
+
+    def frame(rows: list[dict[str, Any]], columns: list[str] | None = None) -> pd.DataFrame:
+        df = pd.DataFrame([{k: clean(v) for k, v in r.items()} for r in rows])
+        if columns is not None:
+            df = df.reindex(columns=columns)
+        return df.astype(object).where(df.notna(), None)
+
+    ordered = sorted(results, key=lambda r: r.patient_id)
+    return ResponseResult(
+        frame([_kinetics_row(r, cfg) for r in ordered]),
+        frame([tp.row() for r in ordered for tp in r.timepoints], RESPONSE_COLUMNS),
+        frame([row for r in ordered for row in target_records(r.course)], TARGET_COLUMNS),
+        frame([dict(r.growth) for r in ordered]),
+    )
+
+
+def assess_courses(courses: list[PatientCourse], cfg: ResponseConfig | None = None) -> ResponseResult:
+    """The response stage on courses (each patient alone; the order of the courses does not matter)."""
+    cfg = cfg if cfg is not None else load_response_config()
+    return tables_of([assess_course(course, cfg) for course in courses], cfg)
 
 
 def run_response(
@@ -209,46 +267,30 @@ def run_response(
     measurements_source: str | None = None,
     clinical_source: str | None = None,
 ) -> ResponseResult:
+    """Measurement + clinical tables -> courses (the table adapter) -> the response stage."""
     cfg = config if config is not None else load_response_config()
-    meas = validate_measurements(
-        measurements, measurements_source or measurements.attrs.get("source", "measurements")
+    courses = courses_from_tables(
+        measurements,
+        clinical,
+        cfg,
+        measurements_source=measurements_source or measurements.attrs.get("source", "measurements"),
+        clinical_source=clinical_source or clinical.attrs.get("source", "clinical"),
     )
-    clin = validate_clinical(clinical, clinical_source or clinical.attrs.get("source", "clinical"))
-    patients = build_patients(meas, clin)
-    for pid in clin["patient_id"] if len(clin) else []:
-        if pid not in patients:
-            log.warning("patient %s is in the clinical table but has no measurements", pid)
-            row = clin[clin["patient_id"] == pid].iloc[0].to_dict()
-            patients[pid] = PatientData(pid, [], {}, {}, row)
-    for pid, patient in patients.items():
-        if not patient.clinical:
-            log.warning(
-                "patient %s has measurements but no clinical row (no ICI start date): not evaluable", pid
-            )
-            patient.clinical = {"patient_id": pid, "ici_start_date": None}
-    kin_rows, resp_rows, target_rows, growth_rows = [], [], [], []
-    passthrough = [c for c in clin.columns if c != "patient_id"] if len(clin) else []
-    for pid in sorted(patients):
-        kin, rows, records, growth = assess_patient(patients[pid], cfg)
-        for column in passthrough:
-            kin.setdefault(column, patients[pid].clinical.get(column))
-        kin_rows.append(kin)
-        resp_rows.extend(rows)
-        target_rows.extend(records)
-        growth_rows.append(growth)
+    return assess_courses(courses, cfg)
 
-    def frame(rows: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
-        df = pd.DataFrame([{k: clean(v) for k, v in r.items()} for r in rows])
-        if columns is not None:
-            df = df.reindex(columns=columns)
-        return df.astype(object).where(df.notna(), None)
 
-    return ResponseResult(
-        frame(kin_rows),
-        frame(resp_rows, RESPONSE_COLUMNS),
-        frame(target_rows, TARGET_COLUMNS),
-        frame(growth_rows),
-    )
+def response_tables(result: ResponseResult) -> dict[str, pd.DataFrame]:
+    """The tables of the response stage as written (kinetics, response, targets, growth, concordance): no
+    inf or NaN (empty cells), dates as ISO text. One writer for ``run`` and ``kinetics``: both write these
+    tables with :func:`hpd_imaging.atomic.write_csv` (same float format, same concordance)."""
+    tables = {
+        "kinetics": result.kinetics,
+        "response": result.response,
+        "targets": result.targets,
+        "growth": result.growth,
+        "concordance": concordance_table(result.kinetics, list(DEFINITIONS)),
+    }
+    return {name: table.astype(object).map(clean) for name, table in tables.items()}
 
 
 def write_outputs(
@@ -261,27 +303,18 @@ def write_outputs(
     growth_path: Path | None = None,
 ) -> dict[str, Path]:
     """Write kinetics.csv and, next to it unless other paths are given, response.csv, targets.csv, growth.csv
-    and
-    (with more than one patient) concordance.csv. Returns the paths written."""
+    and concordance.csv (atomically, as ``run`` writes them). Returns the paths written."""
     kinetics_path = Path(kinetics_path)
     folder = kinetics_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
     paths = {
         "kinetics": kinetics_path,
         "response": response_path or folder / "response.csv",
         "targets": targets_path or folder / "targets.csv",
         "growth": growth_path or folder / "growth.csv",
+        "concordance": concordance_path or folder / "concordance.csv",
     }
-    tables = {
-        "kinetics": result.kinetics,
-        "response": result.response,
-        "targets": result.targets,
-        "growth": result.growth,
-    }
-    if len(result.kinetics) > 1:
-        paths["concordance"] = concordance_path or folder / "concordance.csv"
-        tables["concordance"] = concordance_table(result.kinetics, list(DEFINITIONS))
+    tables = response_tables(result)
     for name, path in paths.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        tables[name].astype(object).map(clean).to_csv(path, index=False, na_rep="")
+        atomic.write_csv(Path(path), tables[name])
     return paths

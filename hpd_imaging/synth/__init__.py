@@ -6,7 +6,7 @@ clinical, texture (planted signal), plan (random draws per patient), render (pix
 mask_formats (RTSTRUCT, NIfTI), generate (orchestration + ground_truth.json).
 """
 
+from hpd_imaging.settings.synth import PHENOTYPES, SynthSettings
 from hpd_imaging.synth.generate import generate_archive
-from hpd_imaging.synth.settings import PHENOTYPES, SynthSettings
 
 __all__ = ["PHENOTYPES", "SynthSettings", "generate_archive"]

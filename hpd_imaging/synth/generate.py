@@ -19,6 +19,7 @@ import numpy as np
 
 from hpd_imaging import __version__
 from hpd_imaging.errors import ConfigError
+from hpd_imaging.settings.synth import SynthSettings
 from hpd_imaging.synth.anatomy import Pose
 from hpd_imaging.synth.clinical import clinical_row, hazard_per_month, write_clinical_csv
 from hpd_imaging.synth.dicom_writer import ExamIds, SegmentSpec, make_uid, write_ct_series, write_seg
@@ -26,7 +27,6 @@ from hpd_imaging.synth.kinetics import V_CAP_MM3
 from hpd_imaging.synth.lesions import TRUTH_DIAMETER_TOL_MM, TRUTH_VOLUME_REL_TOL
 from hpd_imaging.synth.plan import LesionPlan, PatientPlan, plan_patient
 from hpd_imaging.synth.render import ExamGrid, lesion_axes, min_detectable_mm, render_exam
-from hpd_imaging.synth.settings import SynthSettings
 from hpd_imaging.synth.texture import SIGNAL_MECHANISM
 
 logger = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from hpd_imaging.settings.synth import PHENOTYPES, SynthSettings
 from hpd_imaging.synth.anatomy import Anatomy, Pose, draw_anatomy
 from hpd_imaging.synth.clinical import (
     ClinicalDraw,
@@ -26,7 +27,6 @@ from hpd_imaging.synth.clinical import (
 )
 from hpd_imaging.synth.kinetics import NEW_LESION_PROBABILITY, Growth, draw_patient_rates, jitter_rate
 from hpd_imaging.synth.lesions import LesionShape
-from hpd_imaging.synth.settings import PHENOTYPES, SynthSettings
 from hpd_imaging.synth.texture import TextureParams, apply_signal, draw_base_texture
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hpd_imaging.settings.synth import SynthSettings
 from hpd_imaging.synth.anatomy import add_noise, render_anatomy
 from hpd_imaging.synth.plan import LesionPlan, PatientPlan
-from hpd_imaging.synth.settings import SynthSettings
 from hpd_imaging.synth.texture import LUNG_RIM_FACTOR, RIM_WIDTH_MM, texture_field
 
 RESCALE_INTERCEPT = -1024.0

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from hpd_imaging.measure import TrackingSettings, lesions_table
+from hpd_imaging.measure import lesions_table
+from hpd_imaging.settings.tracking import TrackingSettings
 from hpd_imaging.tracking import ExamMasks, track_lesions
 
 
@@ -106,8 +107,8 @@ def _check(truth: dict, courses: list) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def fresh_archive(tmp_path_factory) -> Path:
+    from hpd_imaging.settings.synth import SynthSettings
     from hpd_imaging.synth.generate import generate_archive
-    from hpd_imaging.synth.settings import SynthSettings
 
     out = tmp_path_factory.mktemp("synth") / "archive"
     # a hyperprogressor (new lesions) and a responder (disappearing lesions), larger moves than the default

@@ -26,7 +26,7 @@ from hpd_imaging.measure import (
     measure_lesion,
     perpendicular_width,
 )
-from hpd_imaging.measure.settings import MeasureSettings
+from hpd_imaging.settings.measure import MeasureSettings
 
 
 def _read_mask(path: Path) -> LesionMask:

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from hpd_imaging.config import REPO_PIPELINES, load_config
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
 from hpd_imaging.model import load_model, predict
 from hpd_imaging.model.demo import DEMO_CONFIG, DEMO_NAME, DEMO_SYNTH, REBUILD_COMMAND
 from hpd_imaging.model.persist import card_path_for, file_sha256
 from hpd_imaging.radiomics import extract_lesion_features, load_params
 from hpd_imaging.radiomics.aggregate import aggregate_patient
+from hpd_imaging.settings import REPO_PIPELINES, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_PATH = REPO / "models" / f"{DEMO_NAME}.skops"

@@ -26,8 +26,8 @@ TINY_SYNTH = {
 
 
 def make_archive(out_dir: Path, **overrides: object) -> dict:
+    from hpd_imaging.settings.synth import SynthSettings
     from hpd_imaging.synth.generate import generate_archive
-    from hpd_imaging.synth.settings import SynthSettings
 
     return generate_archive(out_dir, SynthSettings(**{**TINY_SYNTH, **overrides}))
 
@@ -140,8 +140,8 @@ def check_champiat_labels(
     2017 label of the exact measurements or of their one-pixel neighbours (exactly that label where no
     neighbour differs). Returns (got, expected kinetics by patient_id, plausible labels, number of exact
     labels) for the caller's own cohort-level assertions."""
-    from hpd_imaging.config import REPO_PIPELINES
     from hpd_imaging.response import load_response_config, run_response
+    from hpd_imaging.settings import REPO_PIPELINES
 
     truth = read_truth(archive)
     clinical = pd.read_csv(archive / "clinical.csv", dtype={"patient_id": str})

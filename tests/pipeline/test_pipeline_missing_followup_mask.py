@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from pipeline_helpers import FAST_CONFIG
 
-from hpd_imaging.config import PipelineConfig, read_yaml
 from hpd_imaging.pipeline import run_study
+from hpd_imaging.settings import PipelineConfig, read_yaml
 
 
 def _copy_without_last_followup_mask(tiny_archive: Path, dst: Path) -> tuple[str, str]:

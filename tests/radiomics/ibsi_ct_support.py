@@ -22,8 +22,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpd_imaging.config import REPO_PIPELINES
 from hpd_imaging.domain import CtImage, LesionMask
+from hpd_imaging.settings import REPO_PIPELINES
 
 HERE = Path(__file__).parent
 MATCH_TABLE = HERE / "ibsi_ct_match.csv"

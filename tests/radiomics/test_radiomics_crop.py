@@ -14,7 +14,6 @@ import logging
 import numpy as np
 import pytest
 
-from hpd_imaging.config import REPO_PIPELINES
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
 from hpd_imaging.radiomics.extract import (
     _GLCM_NOTICE_FILTER,
@@ -23,6 +22,7 @@ from hpd_imaging.radiomics.extract import (
     load_params,
     params_from_dict,
 )
+from hpd_imaging.settings import REPO_PIPELINES
 
 SPACING = (0.7, 0.7, 2.5)  # (i, j, k) mm: the benchmark's CT; 0.7 -> 1 mm is not a whole-voxel ratio
 DEFAULTS = params_from_dict({}, source="pyradiomics defaults")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hpd_imaging.config import REPO_PIPELINES
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
 from hpd_imaging.errors import ConfigError
 from hpd_imaging.radiomics import extract_lesion_features, load_params, params_from_dict
 from hpd_imaging.radiomics.ibsi import ibsi_tag
 from hpd_imaging.radiomics.tags import ibsi_column_names
+from hpd_imaging.settings import REPO_PIPELINES
 
 IBSI_3D = {"new_spacing_mm": None, "discretisation": "fixed_bin_size", "bin_width_hu": 1.0,
            "resegmentation_range_hu": [0.0, None]}
@@ -189,7 +189,7 @@ def test_moran_geary_by_fft_equals_the_pair_sum() -> None:
 def test_run_settings_engine_and_ibsi_tags() -> None:
     from pydantic import ValidationError
 
-    from hpd_imaging.radiomics_settings import RadiomicsSettings
+    from hpd_imaging.settings.radiomics import RadiomicsSettings
 
     assert RadiomicsSettings().engine is None and RadiomicsSettings().ibsi_tags is False  # defaults unchanged
     chosen = RadiomicsSettings(engine="both", ibsi_tags=True)

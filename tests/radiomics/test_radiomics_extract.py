@@ -7,7 +7,6 @@ import hashlib
 import numpy as np
 import pytest
 
-from hpd_imaging.config import REPO_PIPELINES
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
 from hpd_imaging.errors import ConfigError
 from hpd_imaging.radiomics import (
@@ -17,6 +16,7 @@ from hpd_imaging.radiomics import (
     params_from_dict,
 )
 from hpd_imaging.radiomics.regions import body_mask, region_name, ring_mask
+from hpd_imaging.settings import REPO_PIPELINES
 
 SPACING = (0.8, 0.8, 2.0)  # (i, j, k) mm
 PARAMS = params_from_dict({"imageType": {"Original": {}},

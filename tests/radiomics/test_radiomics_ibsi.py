@@ -13,9 +13,9 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 from ibsi_mapping import IBSI_MAP, KNOWN_DEVIATIONS, NOT_IN_IBSI
 
-from hpd_imaging.config import REPO_PIPELINES
 from hpd_imaging.domain import CtImage, LesionMask, MaskSource
 from hpd_imaging.radiomics import extract_lesion_features, load_params
+from hpd_imaging.settings import REPO_PIPELINES
 
 DOC = REPO_PIPELINES.parent / "docs" / "ibsi_compliance.md"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hpd_imaging.config import REPO_PIPELINES, load_config
 from hpd_imaging.errors import ConfigError
 from hpd_imaging.radiomics import load_params, params_from_dict
+from hpd_imaging.settings import REPO_PIPELINES, load_config
 
 
 def test_shipped_parameter_files_are_valid() -> None:

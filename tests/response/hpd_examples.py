@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from hpd_imaging.course.table import MEASUREMENT_REQUIRED
 from hpd_imaging.response import ResponseConfig, run_response
-from hpd_imaging.response.tables import MEASUREMENT_REQUIRED
 
 MEAS_COLUMNS = [*MEASUREMENT_REQUIRED, "volume_mm3"]
 

@@ -50,7 +50,7 @@ def test_example1_classic_acceleration():
 
 def test_example1_matos_window_boundary_day56_vs_55():
     """Day 56 is exactly 8 weeks: inside a <= 56 d window, outside a <= 55 d (or < 56 d) window."""
-    from hpd_imaging.response.config import DefinitionParams, Threshold
+    from hpd_imaging.settings.hpd import DefinitionParams, Threshold
 
     for comparator, value, expected in (("<=", 56, "hpd"), ("<", 56, "no_hpd"), ("<=", 55, "no_hpd")):
         cfg = ResponseConfig(
@@ -98,7 +98,7 @@ def test_example2_strict_ratio_policy_says_no():
 
 
 def test_example2_exactly_40_pct_both_ways():
-    from hpd_imaging.response.config import DefinitionParams, Threshold
+    from hpd_imaging.settings.hpd import DefinitionParams, Threshold
 
     strict = ResponseConfig(
         definitions={"matos2020": DefinitionParams(thresholds={"pct_a": Threshold(value=40, comparator=">")})}
@@ -160,7 +160,7 @@ def test_example4_tgk_artefact_ratio_exactly_two():
 
 
 def test_example4_boundary_ratio_two_both_ways():
-    from hpd_imaging.response.config import DefinitionParams, Threshold
+    from hpd_imaging.settings.hpd import DefinitionParams, Threshold
 
     strict = ResponseConfig(
         definitions={
@@ -174,7 +174,7 @@ def test_example4_boundary_ratio_two_both_ways():
 
 
 def test_example4_matos_window_day57():
-    from hpd_imaging.response.config import DefinitionParams, Threshold
+    from hpd_imaging.settings.hpd import DefinitionParams, Threshold
 
     wide = ResponseConfig(
         definitions={
@@ -441,7 +441,7 @@ def test_example9_matos_without_prebaseline(rule):
 
 
 def test_example9_matos_10mm_variant():
-    from hpd_imaging.response.config import DefinitionParams, Threshold
+    from hpd_imaging.settings.hpd import DefinitionParams, Threshold
 
     def cfg(mm: float) -> ResponseConfig:
         return ResponseConfig(

@@ -23,8 +23,8 @@ def archive(tmp_path_factory) -> Path:
     sample = REPO / "sample_dicom"
     if (sample / "ground_truth.json").exists() and (sample / "clinical.csv").exists():
         return sample
+    from hpd_imaging.settings.synth import SynthSettings
     from hpd_imaging.synth.generate import generate_archive
-    from hpd_imaging.synth.settings import SynthSettings
 
     out = tmp_path_factory.mktemp("gt") / "archive"
     generate_archive(

@@ -9,7 +9,7 @@ import pytest
 from hpd_examples import labels, lesion, one, run
 
 from hpd_imaging.response import ResponseConfig
-from hpd_imaging.response.config import DefinitionParams
+from hpd_imaging.settings.hpd import DefinitionParams
 
 A = pytest.approx
 PRE, BASE, EVAL = "2024-01-02", "2024-03-01", "2024-05-03"  # Example 1 dates; ICI 2024-03-08, eval day 56
@@ -72,7 +72,10 @@ def test_matos_new_lesion_rules_differ():
     }
     # one new lesion in a new organ: 'spread to a new organ' only
     rows = lesion("p", "T1", {BASE: 60, EVAL: 75}) + new_lesions(1, "liver")
-    assert labels(one(rows, clin))["matos2020"] == "hpd"
+    # (issue 14: the default reading is now 'new lesions in >= 2 organs'; the 'new organ' reading is named)
+    legacy = ResponseConfig(matos_new_lesion_rule="two_in_involved_or_new_organ")
+    assert labels(one(rows, clin, legacy))["matos2020"] == "hpd"
+    assert labels(one(rows, clin))["matos2020"] == "no_hpd"
     assert (
         labels(one(rows, clin, ResponseConfig(matos_new_lesion_rule="any_multiple")))["matos2020"] == "no_hpd"
     )

@@ -52,8 +52,8 @@ def _copy_archive(dst: Path) -> tuple[str, Path]:
             writer.writerows([rows[0], *[r for r in rows[1:] if r and r[0] in ("SYN001", "SYN002")]])
         second_exam = sorted((dst / "SYN002").iterdir())[1]
         return "sample_dicom", _truncate(sorted((second_exam / "CT").glob("*.dcm"))[10])
+    from hpd_imaging.settings.synth import SynthSettings
     from hpd_imaging.synth.generate import generate_archive
-    from hpd_imaging.synth.settings import SynthSettings
 
     truth = generate_archive(dst, SynthSettings(n_patients=2, seed=3, matrix=32, n_followups=1))
     ct_dir = dst / truth["patients"][1]["timepoints"][-1]["ct_dir"]

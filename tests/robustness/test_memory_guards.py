@@ -23,7 +23,7 @@ from hpd_imaging.errors import DicomReadError, InputLimitError
 from hpd_imaging.fuzz import corpus
 from hpd_imaging.fuzz.mutate import dataset_bytes, million_points, read_dataset
 from hpd_imaging.io import load_ct, load_masks, read_labelmap, read_rtstruct, read_seg
-from hpd_imaging.io.settings import LoaderSettings
+from hpd_imaging.settings.io import LoaderSettings
 
 PEAK_BUDGET_BYTES = 32 * 2**20  # far below the gigabytes declared
 

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
+from hpd_imaging.settings.synth import PHENOTYPES, SynthSettings
 from hpd_imaging.synth.anatomy import Pose
 from hpd_imaging.synth.kinetics import MONTH_DAYS
 from hpd_imaging.synth.lesions import TRUTH_DIAMETER_TOL_MM, LesionShape
 from hpd_imaging.synth.plan import plan_patient
-from hpd_imaging.synth.settings import PHENOTYPES, SynthSettings
 
 
 def _ellipsoid(axes: tuple[float, float, float], roll_deg: float = 0.0) -> LesionShape:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from hpd_imaging.settings_base import Section
+from hpd_imaging.settings.base import Section
 
 PHENOTYPES: tuple[str, ...] = ("hyperprogressor", "progressor", "stable", "responder", "pseudoprogression")
 

@@ -2,7 +2,7 @@
 
 Identity comes from the data when it is there (SEG tracking UID, tracking ID / manifest lesion id; segment
 or ROI labels count as evidence, or as identity with ``label_identity="trust"``). Otherwise by position: each
-exam's CT is registered to the reference (baseline) CT (hpd_imaging.measure.registration), lesion centroids
+exam's CT is registered to the reference (baseline) CT (hpd_imaging.tracking.registration), lesion centroids
 and footprints are mapped into the reference space, and lesions are paired by optimal assignment
 (Hungarian, ``scipy.optimize.linear_sum_assignment``) on centroid distance, with overlap as evidence.
 
@@ -36,8 +36,9 @@ from hpd_imaging.domain import (
 )
 from hpd_imaging.errors import MaskError
 from hpd_imaging.measure.lesion import absent_measurement, measure_lesion
-from hpd_imaging.measure.registration import IDENTITY, Registration, register_to_reference
-from hpd_imaging.measure.settings import MeasureSettings, TrackingSettings
+from hpd_imaging.settings.measure import MeasureSettings
+from hpd_imaging.settings.tracking import TrackingSettings
+from hpd_imaging.tracking.registration import IDENTITY, Registration, register_to_reference
 
 logger = logging.getLogger(__name__)
 
@@ -487,7 +488,8 @@ def _match_exam(
                     note=text,
                 )
             )
-        tr.centroid_ref, tr.footprint, tr.volume_mm3 = centroid, footprint, measurement.volume_mm3
+        tr.centroid_ref, tr.footprint = centroid, footprint
+        tr.volume_mm3 = measurement.volume_mm3 or 0.0  # measured from a mask: never None
         tr.merged_into = None  # seen on its own (again)
         if not tr.label:
             tr.label = masks[0].label
@@ -528,7 +530,7 @@ def _match_exam(
         )
         measurement = _measure(tr, [m], exam, patient_id, measure_settings)
         tr.measurements.append(measurement)
-        tr.volume_mm3 = measurement.volume_mm3
+        tr.volume_mm3 = measurement.volume_mm3 or 0.0  # measured from a mask: never None
         tracks.append(tr)
         why = "new lesion after baseline" if is_after_baseline else "first seen at or before baseline"
         decisions.append(

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from hpd_imaging.settings_base import Section
+from hpd_imaging.settings.base import Section
 
 # Order in which the CT choice rules are applied when no segmentation points at a series (first rule that
 # separates the best candidate from the runner-up decides; its name is written to series.csv).

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat
 
-from hpd_imaging.settings_base import Section
+from hpd_imaging.settings.base import Section
 
 
 class RadiomicsSettings(Section):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hpd_imaging.domain import CtImage
-from hpd_imaging.measure.settings import TrackingSettings
+from hpd_imaging.settings.tracking import TrackingSettings
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpd_imaging.settings_base import Section
+from hpd_imaging.settings.base import Section
 
 
 class ResponseSettings(Section):

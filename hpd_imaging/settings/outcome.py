@@ -1,10 +1,10 @@
-"""Settings of the outcome stage (owned by the outcome stage; a section of the pipeline config)."""
+"""Settings of the outcome stage (a section of the pipeline config)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from hpd_imaging.settings_base import Section
+from hpd_imaging.settings.base import Section
 
 
 class OutcomeSettings(Section):

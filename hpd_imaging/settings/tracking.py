@@ -1,4 +1,4 @@
-"""Settings of lesion tracking and measurement (owned by the tracking/measurement stage)."""
+"""Settings of lesion tracking (hpd_imaging/tracking/): identity matching and image registration."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from hpd_imaging.settings_base import Section
+from hpd_imaging.settings.base import Section
 
 
 class TrackingSettings(Section):
-    """How lesion identity is carried across timepoints (hpd_imaging/tracking.py)."""
+    """How lesion identity is carried across timepoints (hpd_imaging/tracking/)."""
 
     # largest distance (mm, in baseline space after registration) between centroids of one lesion at two scans
     max_match_distance_mm: float = Field(20.0, gt=0)
@@ -40,12 +40,3 @@ class TrackingSettings(Section):
     evidence_spacing_mm: float = Field(2.0, gt=0)
     # margin (mm) by which a previous mask is grown before testing containment (registration error, growth)
     containment_margin_mm: float = Field(3.0, ge=0)
-
-
-class MeasureSettings(Section):
-    """How lesions are measured (hpd_imaging/measure/)."""
-
-    # connectivity of the pieces of a fragmented lesion: 26 (faces, edges, corners) or 6 (faces only)
-    fragment_connectivity: Literal[6, 26] = 26
-    # pieces smaller than this do not count as RECIST fragments (their voxels still count in the volume)
-    min_fragment_volume_mm3: float = Field(0.0, ge=0)

@@ -1,5 +1,11 @@
 """Reading and validating the two input tables of the response stage (specs/hpd_kinetics.md section A).
 
+This module and :mod:`hpd_imaging.course.adapter` are the only place where a table becomes typed
+facts. Cells are converted one by one into Python values with row-level errors; a validated table is never
+turned back into a DataFrame, because pandas would turn the ``None`` of a blank cell back into NaN as soon as
+another row of the column holds a number (the bug that made one patient's labels depend on other patients'
+rows). Missing is ``None`` here by construction.
+
 Errors name the file, the row (1-based, counting the header as row 1 like a spreadsheet), the column and the
 value, so that a user with a hand-made spreadsheet can fix it without reading code.
 """
@@ -8,11 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from hpd_imaging.domain import ClinicalFacts
 from hpd_imaging.errors import ClinicalDataError
 
 MEASUREMENT_REQUIRED = (
@@ -24,7 +32,7 @@ MEASUREMENT_REQUIRED = (
     "longest_axial_diameter_mm",
     "short_axis_mm",
 )
-MEASUREMENT_OPTIONAL = ("volume_mm3", "is_new", "is_target")
+MEASUREMENT_OPTIONAL = ("volume_mm3", "is_new", "is_target", "fragment_of")
 CLINICAL_REQUIRED = ("patient_id", "ici_start_date")
 CLINICAL_DATES = ("ici_start_date", "treatment_stop_date", "death_date")
 
@@ -43,12 +51,18 @@ def read_table(path: Path) -> pd.DataFrame:
         raise ClinicalDataError(f"{path}: cannot parse as CSV: {exc}", path=str(path)) from exc
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """Blank cell: None, NaN (any float type), NaT, pd.NA or an empty / "NA" / "NaN" / "null" string."""
     if value is None or value is pd.NA or value is pd.NaT:
         return True
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and math.isnan(value):  # numpy.float64 is a float subclass
         return True
+    if hasattr(value, "dtype") and getattr(value, "shape", None) == () and pd.isna(value):
+        return True  # numpy scalars of other types (float32, datetime64('NaT'))
     return isinstance(value, str) and value.strip() in ("", "NA", "NaN", "nan", "None", "null")
+
+
+_is_missing = is_missing
 
 
 def _where(source: str, index: int, column: str) -> str:
@@ -122,23 +136,42 @@ def _require_columns(df: pd.DataFrame, required: tuple[str, ...], source: str) -
         )
 
 
-def validate_measurements(df: pd.DataFrame, source: str = "measurements") -> pd.DataFrame:
-    """Typed copy of a measurement table: dates, bools and floats converted, duplicates refused."""
+@dataclass(frozen=True)
+class MeasurementRow:
+    """One validated row of the measurement table (missing cells are None)."""
+
+    row: int  # spreadsheet row number (header = 1)
+    patient_id: str
+    scan_date: dt.date
+    lesion_id: str
+    organ: str
+    is_lymph_node: bool
+    longest_axial_diameter_mm: float | None
+    short_axis_mm: float | None
+    volume_mm3: float | None
+    is_new: bool | None
+    is_target: bool | None
+    fragment_of: str | None
+
+
+def _text(value: Any) -> str | None:
+    return None if is_missing(value) else str(value).strip() or None
+
+
+def parse_measurements(df: pd.DataFrame, source: str = "measurements") -> list[MeasurementRow]:
+    """Typed rows of a measurement table: dates, bools and floats converted, duplicates refused."""
     _require_columns(df, MEASUREMENT_REQUIRED, source)
-    rows: list[dict[str, Any]] = []
-    has_target = "is_target" in df.columns and any(not _is_missing(v) for v in df["is_target"])
-    has_new = "is_new" in df.columns and any(not _is_missing(v) for v in df["is_new"])
-    has_volume = "volume_mm3" in df.columns
+    rows: list[MeasurementRow] = []
     seen: dict[tuple[str, dt.date, str], int] = {}
     for index, rec in enumerate(df.to_dict("records")):
-        pid = str(rec["patient_id"]).strip()
-        lid = str(rec["lesion_id"]).strip()
-        if _is_missing(rec["patient_id"]) or not pid:
+        pid = _text(rec["patient_id"])
+        lid = _text(rec["lesion_id"])
+        if pid is None:
             raise ClinicalDataError(
                 f"{_where(source, index, 'patient_id')}: expected a patient id, got an empty cell",
                 path=source,
             )
-        if _is_missing(rec["lesion_id"]) or not lid:
+        if lid is None:
             raise ClinicalDataError(
                 f"{_where(source, index, 'lesion_id')}: expected a lesion id, got an empty cell", path=source
             )
@@ -156,45 +189,57 @@ def validate_measurements(df: pd.DataFrame, source: str = "measurements") -> pd.
                 path=source,
             )
         seen[key] = index
-        node = parse_bool(rec["is_lymph_node"], source, index, "is_lymph_node")
-        out = {
-            "patient_id": pid,
-            "scan_date": scan_date,
-            "lesion_id": lid,
-            "organ": "" if _is_missing(rec["organ"]) else str(rec["organ"]).strip(),
-            "is_lymph_node": bool(node),
-            "longest_axial_diameter_mm": parse_float(
-                rec["longest_axial_diameter_mm"],
-                source,
-                index,
-                "longest_axial_diameter_mm",
-                required=not node,
-            ),
-            "short_axis_mm": parse_float(
-                rec["short_axis_mm"], source, index, "short_axis_mm", required=bool(node)
-            ),
-            "volume_mm3": parse_float(rec["volume_mm3"], source, index, "volume_mm3", required=False)
-            if has_volume
-            else None,
-            "is_new": parse_bool(rec["is_new"], source, index, "is_new") if has_new else None,
-            "is_target": parse_bool(rec["is_target"], source, index, "is_target") if has_target else None,
-        }
-        rows.append(out)
-    result = pd.DataFrame(rows, columns=[*MEASUREMENT_REQUIRED, *MEASUREMENT_OPTIONAL])
-    result.attrs["has_is_target"] = has_target
-    result.attrs["has_is_new"] = has_new
-    result.attrs["source"] = source
-    return result
+        node = bool(parse_bool(rec["is_lymph_node"], source, index, "is_lymph_node"))
+        fragment_of = _text(rec.get("fragment_of"))
+        if fragment_of == lid:
+            raise ClinicalDataError(
+                f"{_where(source, index, 'fragment_of')}: expected the parent lesion's id, got the lesion's "
+                f"own id {lid!r}",
+                path=source,
+            )
+        rows.append(
+            MeasurementRow(
+                row=index + 2,
+                patient_id=pid,
+                scan_date=scan_date,
+                lesion_id=lid,
+                organ=_text(rec["organ"]) or "",
+                is_lymph_node=node,
+                longest_axial_diameter_mm=parse_float(
+                    rec["longest_axial_diameter_mm"],
+                    source,
+                    index,
+                    "longest_axial_diameter_mm",
+                    required=not node,
+                ),
+                short_axis_mm=parse_float(
+                    rec["short_axis_mm"], source, index, "short_axis_mm", required=node
+                ),
+                volume_mm3=parse_float(rec.get("volume_mm3"), source, index, "volume_mm3", required=False),
+                is_new=parse_bool(rec.get("is_new"), source, index, "is_new"),
+                is_target=parse_bool(rec.get("is_target"), source, index, "is_target"),
+                fragment_of=fragment_of,
+            )
+        )
+    return rows
 
 
-def validate_clinical(df: pd.DataFrame, source: str = "clinical") -> pd.DataFrame:
-    """Typed copy of the clinical table; covariates other than the ones used here pass through untouched."""
+def parse_clinical(df: pd.DataFrame, source: str = "clinical") -> dict[str, ClinicalFacts]:
+    """Clinical facts per patient, validated once for ``run`` and ``kinetics`` alike; covariates other than
+    the ones used here pass through untouched (blank cells as None)."""
     _require_columns(df, CLINICAL_REQUIRED, source)
-    records = []
+    known = {
+        *CLINICAL_DATES,
+        "patient_id",
+        "death_from_progression",
+        "ecog_baseline",
+        "ecog_worst_first_2_months",
+    }
+    out: dict[str, ClinicalFacts] = {}
     seen: dict[str, int] = {}
     for index, rec in enumerate(df.to_dict("records")):
-        pid = str(rec["patient_id"]).strip()
-        if _is_missing(rec["patient_id"]) or not pid:
+        pid = _text(rec["patient_id"])
+        if pid is None:
             raise ClinicalDataError(
                 f"{_where(source, index, 'patient_id')}: expected a patient id, got an empty cell",
                 path=source,
@@ -206,34 +251,37 @@ def validate_clinical(df: pd.DataFrame, source: str = "clinical") -> pd.DataFram
                 path=source,
             )
         seen[pid] = index
-        out = dict(rec)
-        out["patient_id"] = pid
-        for column in CLINICAL_DATES:
-            out[column] = parse_date(rec.get(column), source, index, column) if column in df.columns else None
-        out["death_from_progression"] = (
-            parse_bool(rec.get("death_from_progression"), source, index, "death_from_progression")
-            if "death_from_progression" in df.columns
-            else None
-        )
+        dates = {column: parse_date(rec.get(column), source, index, column) for column in CLINICAL_DATES}
+        ecog: dict[str, int | None] = {}
         for column in ("ecog_baseline", "ecog_worst_first_2_months"):
-            value = rec.get(column) if column in df.columns else None
+            value = rec.get(column)
             number = parse_float(value, source, index, column, required=False)
             if number is not None and (number > 5 or number != int(number)):
                 raise ClinicalDataError(
                     f"{_where(source, index, column)}: expected an ECOG grade 0-5, got {value!r}", path=source
                 )
-            out[column] = None if number is None else int(number)
-        if (
-            out["treatment_stop_date"] is not None
-            and out["ici_start_date"] is not None
-            and out["treatment_stop_date"] < out["ici_start_date"]
-        ):
+            ecog[column] = None if number is None else int(number)
+        stop, start = dates["treatment_stop_date"], dates["ici_start_date"]
+        if stop is not None and start is not None and stop < start:
             raise ClinicalDataError(
                 f"{_where(source, index, 'treatment_stop_date')}: expected a date on or after ici_start_date "
-                f"{out['ici_start_date']}, got {out['treatment_stop_date']}",
+                f"{start}, got {stop}",
                 path=source,
             )
-        records.append(out)
-    result = pd.DataFrame(records)
-    result.attrs["source"] = source
-    return result
+        covariates = tuple(
+            (str(column), None if is_missing(value) else value)
+            for column, value in rec.items()
+            if column not in known
+        )
+        out[pid] = ClinicalFacts(
+            ici_start_date=start,
+            treatment_stop_date=stop,
+            death_date=dates["death_date"],
+            death_from_progression=parse_bool(
+                rec.get("death_from_progression"), source, index, "death_from_progression"
+            ),
+            ecog_baseline=ecog["ecog_baseline"],
+            ecog_worst_first_2_months=ecog["ecog_worst_first_2_months"],
+            covariates=covariates,
+        )
+    return out

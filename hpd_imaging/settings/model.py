@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from hpd_imaging.settings_base import Section
+from hpd_imaging.settings.base import Section
 
 ClassifierName = Literal[
     "logistic_l1", "logistic_elasticnet", "logistic_l2", "random_forest", "gradient_boosting", "svm"
@@ -89,8 +89,8 @@ def load_model_settings(path: Path | None = None, overrides: dict[str, Any] | No
     pipelines/default.yaml, then command-line ``overrides`` (None values ignored). Errors name the file."""
     from pydantic import ValidationError
 
-    from hpd_imaging.config import DEFAULT_CONFIG, format_validation_error, read_yaml
     from hpd_imaging.errors import ConfigError
+    from hpd_imaging.settings.loader import DEFAULT_CONFIG, format_validation_error, read_yaml
 
     source = Path(path) if path is not None else DEFAULT_CONFIG
     if path is not None and not source.is_file():

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from hpd_imaging.settings_base import Section
+from hpd_imaging.settings.base import Section
 
 
 class LoaderSettings(Section):
