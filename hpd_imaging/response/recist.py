@@ -8,6 +8,7 @@ Sources: Eisenhauer EA et al., Eur J Cancer 2009;45:228 (RECIST 1.1); Seymour L 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,11 +101,17 @@ def non_target_state(
             ratio_ok = (
                 diam > 0
                 if nadir_d == 0
-                else compare((diam / nadir_d) ** 3, ">=", cfg.non_target_pd_volume_ratio)
+                else compare(_cubed(diam / nadir_d), ">=", cfg.non_target_pd_volume_ratio)
             )
         if ratio_ok and compare(diam - nadir_d, ">=", cfg.non_target_pd_min_abs_mm):
             return NonTargetState("PD", diam, vol)
     return NonTargetState("CR" if gone else "NON_CR_NON_PD", diam, vol)
+
+
+def _cubed(ratio: float) -> float:
+    """``ratio ** 3`` without OverflowError: a nadir of 1e-137 mm against a sum of 288 mm is an unbounded
+    volume ratio (inf), which every threshold comparison then treats as exceeded."""
+    return ratio**3 if ratio < 1e100 else math.inf
 
 
 def target_response(

@@ -215,3 +215,15 @@ def test_irrecist_confirmation_window_4_to_12_weeks():
     on, _ = response(series({0: 50, 56: 60, 141: 70}))  # 85 d later: outside irRECIST's window
     assert on.loc[0, "irrecist_confirmation"] == "not_confirmed_outside_window"
     assert on.loc[0, "imrecist_confirmation"] == "confirmed"
+
+
+def test_non_target_growth_from_a_vanishing_nadir_is_pd_not_an_overflow():
+    """A non-target nadir of 1e-137 mm (hypothesis found it) made (sum / nadir) ** 3 overflow; the volume
+    ratio is unbounded, so the non-target rule is met, not a crash."""
+    rows = series({0: 40, 60: 40, 120: 40}) + series({0: 9, 60: 1e-137, 120: 9.0}, "P2", organ="lung")
+    on, _ = response(rows)
+    assert list(on["recist_response"]) == ["SD", "PD"]
+    # one step below the +5 mm absolute rule (4.9 mm) is not PD, whatever the ratio
+    rows = series({0: 40, 60: 40, 120: 40}) + series({0: 9, 60: 1e-137, 120: 4.9}, "P2", organ="lung")
+    on, _ = response(rows)
+    assert list(on["recist_response"]) == ["SD", "SD"]
