@@ -9,6 +9,8 @@ Rules (RECIST 1.1 section 4.4.1; iRECIST applies the same with the i-prefixed ca
 * Only on-treatment assessments count (after ``ici_start``); NE timepoints are skipped.
 * RECIST 1.1: assessments after the first PD are ignored (PD ends the RECIST record). iRECIST: the record
   goes on after an unconfirmed iUPD (a later iSD/iPR/iCR resets it) and ends at iCPD.
+* Non-CR/Non-PD (``NON_CR_NON_PD``; iRECIST ``iNON_CR_NON_PD``: non-target disease only) ranks with SD, needs
+  the same minimum duration, and is reported under its own label.
 * Stable disease counts as the best response only when it was observed at least ``sd_min_days`` after the
   start of treatment (RECIST: "a minimum interval, defined in the protocol, typically 6-8 weeks"); otherwise
   the best response is PD when progression follows, else NE.
@@ -36,12 +38,21 @@ _ORDER: dict[Criteria, tuple[str, ...]] = {
     "recist": ("CR", "PR", "SD", "PD"),
     "irecist": ("iCR", "iPR", "iSD", "iUPD", "iCPD"),
 }
+#: "Non-CR/Non-PD" (non-target disease only, RECIST 1.1 Table 2; iRECIST's iNon-CR/Non-PD) ranks with SD for
+#: the best response and needs the same minimum duration (RECIST 1.1 section 4.4.1 and its Table 3 footnote:
+#: "non-CR/non-PD is preferred over stable disease for non-target disease"); it keeps its own label
+_SD_LIKE: dict[Criteria, str] = {"recist": "NON_CR_NON_PD", "irecist": "iNON_CR_NON_PD"}
+
+
+def _rank(order: tuple[str, ...], sd_like: str, response: str) -> int:
+    return order.index(order[2] if response == sd_like else response)
 
 
 @dataclass(frozen=True)
 class TimepointResponse:
-    """One assessment: its date and the overall response category (``CR``/``PR``/``SD``/``PD``/``NE`` or the
-    iRECIST ``iCR``/``iPR``/``iSD``/``iUPD``/``iCPD``/``NE``); None or empty is read as NE."""
+    """One assessment: its date and the overall response category (``CR``/``PR``/``SD``/``NON_CR_NON_PD``/
+    ``PD``/``NE`` or the iRECIST ``iCR``/``iPR``/``iSD``/``iNON_CR_NON_PD``/``iUPD``/``iCPD``/``NE``); None or
+    empty is read as NE."""
 
     date: dt.date
     response: str | None
@@ -74,10 +85,11 @@ def best_overall_response(
     cfg = settings or BorSettings()
     order = _ORDER[criteria]
     cr, pr, sd = order[0], order[1], order[2]
+    sd_like = _SD_LIKE[criteria]
     progression = order[3:]  # PD; iUPD, iCPD
     final = order[-1]  # PD ends RECIST; iCPD ends iRECIST
     seq = sorted(
-        (t for t in timepoints if t.date > ici_start and (t.response or "NE") in order),
+        (t for t in timepoints if t.date > ici_start and (t.response or "NE") in (*order, sd_like)),
         key=lambda t: t.date,
     )
     cut = next((i for i, t in enumerate(seq) if t.response == final), None)
@@ -98,7 +110,7 @@ def best_overall_response(
     best: tuple[int, int, bool | None, str] | None = None  # (rank, index, confirmed, reason)
     for i, t in enumerate(seq):
         assert t.response is not None
-        rank = order.index(t.response)
+        rank = _rank(order, sd_like, t.response)
         conf: bool | None = None
         reason = f"{t.response} on {t.date.isoformat()}"
         if t.response in (cr, pr):
@@ -114,9 +126,9 @@ def best_overall_response(
                     f"{t.response} on {t.date.isoformat()} not confirmed >= {cfg.confirmation_days} days "
                     f"later: {sd}"
                 )
-        elif t.response == sd and not sd_ok(t):
+        elif t.response in (sd, sd_like) and not sd_ok(t):
             continue
-        if best is None or rank < best[0]:
+        if best is None or rank < best[0]:  # ties (SD vs Non-CR/Non-PD): the earlier assessment
             best = (rank, i, conf, reason)
     if best is None or best[0] >= order.index(progression[0]):
         # no CR/PR/SD that qualifies: the worst category that occurred, or NE if none is progression
@@ -126,8 +138,11 @@ def best_overall_response(
             first = min((t for t in prog if t.response == label), key=lambda t: t.date)
             return BestResponse(label, first.date, None, f"{label} on {first.date.isoformat()}")
         return BestResponse(
-            "NE", None, None, f"stable disease only before day {cfg.sd_min_days} and no progression"
+            "NE",
+            None,
+            None,
+            f"stable disease (or Non-CR/Non-PD) only before day {cfg.sd_min_days} and no progression",
         )
     rank, i, conf, reason = best
-    label = order[rank]
+    label = sd_like if rank == order.index(sd) and seq[i].response == sd_like else order[rank]
     return BestResponse(label, seq[i].date, conf if label in (cr, pr) else None, reason)

@@ -70,6 +70,35 @@ def test_irecist_bor(seq, expected):
     assert best_overall_response(_tps(*seq), ICI, "irecist").best_response == expected
 
 
+@pytest.mark.parametrize(
+    ("seq", "criteria", "expected", "date_day"),
+    [
+        # RECIST 1.1 Table 2/3: non-target disease only, "Non-CR/Non-PD" ranks with SD for the best response
+        ([(56, "NON_CR_NON_PD"), (112, "NON_CR_NON_PD")], "recist", "NON_CR_NON_PD", 56),
+        ([(42, "NON_CR_NON_PD")], "recist", "NON_CR_NON_PD", 42),  # on the SD minimum exactly: counts
+        ([(41, "NON_CR_NON_PD")], "recist", "NE", None),  # one day before it, no progression: NE
+        ([(41, "NON_CR_NON_PD"), (84, "PD")], "recist", "PD", 84),  # too early, then progression: PD
+        ([(56, "NON_CR_NON_PD"), (112, "PD")], "recist", "NON_CR_NON_PD", 56),
+        ([(56, "NON_CR_NON_PD"), (112, "CR")], "recist", "CR", 112),  # better than SD rank
+        ([(56, "iNON_CR_NON_PD"), (112, "iNON_CR_NON_PD")], "irecist", "iNON_CR_NON_PD", 56),
+        ([(41, "iNON_CR_NON_PD"), (84, "iUPD")], "irecist", "iUPD", 84),
+        ([(42, "iNON_CR_NON_PD"), (84, "iUPD"), (140, "iCPD")], "irecist", "iNON_CR_NON_PD", 42),
+        ([(56, "iUPD"), (112, "iNON_CR_NON_PD")], "irecist", "iNON_CR_NON_PD", 112),  # iUPD reset
+    ],
+)
+def test_non_cr_non_pd_ranks_as_sd(seq, criteria, expected, date_day):
+    res = best_overall_response(_tps(*seq), ICI, criteria)
+    assert res.best_response == expected
+    assert res.date == (None if date_day is None else ICI + dt.timedelta(days=date_day))
+    assert res.confirmed is (False if expected == "CR" else None)  # CR with no later scan: not confirmed
+
+
+def test_non_cr_non_pd_unconfirmed_pr_still_sd_label():
+    # an unconfirmed PR counts as SD (confirmation required); a Non-CR/Non-PD before it keeps its own label
+    res = best_overall_response(_tps((56, "NON_CR_NON_PD"), (84, "PR")), ICI, "recist", CONFIRM)
+    assert (res.best_response, res.date) == ("NON_CR_NON_PD", ICI + dt.timedelta(days=56))
+
+
 def test_best_response_table_from_response_csv_rows():
     response = pd.DataFrame(
         {
