@@ -5,18 +5,19 @@ counts of patients labelled HPD by both, by only one, by neither, and the Jaccar
 ``n_both / (n_both + n_a_only + n_b_only)`` (empty when no patient is HPD under either), and Cohen's kappa
 (agreement beyond chance over the same patients, counting agreement on "no HPD" too, which Jaccard ignores).
 
-Kappa from the 2x2 table (a = both HPD, b = a only, c = b only, d = neither, n = a + b + c + d):
-``p_o = (a + d)/n``, ``p_e = ((a + b)(a + c) + (c + d)(b + d))/n^2``, ``kappa = (p_o - p_e)/(1 - p_e)``
-(Cohen 1960); empty when ``p_e = 1`` (both definitions give every patient the same single label) or n = 0.
-Written out because it is four counts already at hand; tests check it against
-``sklearn.metrics.cohen_kappa_score``.
+Kappa is ``sklearn.metrics.cohen_kappa_score`` (Cohen 1960: ``(p_o - p_e)/(1 - p_e)``) over the patients
+evaluable under both; empty (None) where it is undefined: no such patient, or both definitions give every
+patient the same single label (``p_e = 1``; scikit-learn then returns NaN with a warning).
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from itertools import combinations
 
 import pandas as pd
+from sklearn.metrics import cohen_kappa_score
 
 from hpd_imaging.response.hpd import DEFINITIONS
 
@@ -34,13 +35,16 @@ COLUMNS = [
 
 
 def cohen_kappa(a: int, b: int, c: int, d: int) -> float | None:
-    """Cohen's kappa of a 2x2 agreement table (module docstring); None when undefined."""
-    n = a + b + c + d
-    if n == 0:
+    """Cohen's kappa of a 2x2 agreement table (a = both HPD, b = first only, c = second only, d = neither),
+    by scikit-learn; None when undefined (module docstring)."""
+    if a + b + c + d == 0:
         return None
-    p_o = (a + d) / n
-    p_e = ((a + b) * (a + c) + (c + d) * (b + d)) / (n * n)
-    return None if p_e >= 1.0 else (p_o - p_e) / (1.0 - p_e)
+    first = [1] * (a + b) + [0] * (c + d)
+    second = [1] * a + [0] * b + [1] * c + [0] * d
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # p_e = 1 (one label only): undefined, NaN, None below
+        kappa = float(cohen_kappa_score(first, second))
+    return kappa if math.isfinite(kappa) else None
 
 
 def concordance_table(kinetics: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:

@@ -163,16 +163,43 @@ def test_mixed_response_flag():
     assert mixed_response(rows, "P", new_lesions_count_as_growing=False).mixed_response is False
 
 
-@pytest.mark.parametrize("counts", [(3, 1, 2, 4), (5, 0, 0, 5), (0, 3, 2, 0), (2, 2, 2, 2), (1, 0, 0, 0)])
-def test_cohen_kappa_equals_sklearn(counts):
-    a, b, c, d = counts
-    x = [1] * a + [1] * b + [0] * c + [0] * d
-    y = [1] * a + [0] * b + [1] * c + [0] * d
-    ours = cohen_kappa(a, b, c, d)
-    if len(set(x) | set(y)) == 1:
-        assert ours is None  # sklearn gives nan with a warning: undefined
-    else:
-        assert ours == pytest.approx(cohen_kappa_score(x, y), abs=1e-12)
+def _kappa_by_hand(a: int, b: int, c: int, d: int) -> float:
+    n = a + b + c + d
+    p_o = (a + d) / n
+    p_e = ((a + b) * (a + c) + (c + d) * (b + d)) / (n * n)
+    return (p_o - p_e) / (1.0 - p_e)
+
+
+@pytest.mark.parametrize("counts", [(3, 1, 2, 4), (5, 0, 0, 5), (0, 3, 2, 0), (2, 2, 2, 2), (0, 2, 0, 0)])
+def test_cohen_kappa_equals_hand_formula(counts):
+    # Cohen 1960 from the 2x2 table, worked here independently of the library the module calls
+    assert cohen_kappa(*counts) == pytest.approx(_kappa_by_hand(*counts), abs=1e-12)
+
+
+@pytest.mark.parametrize("counts", [(0, 0, 0, 0), (4, 0, 0, 0), (0, 0, 0, 3)])
+def test_cohen_kappa_undefined_is_none(counts):
+    # no pair, or one single category for both definitions (p_e = 1): None, never NaN
+    assert cohen_kappa(*counts) is None
+
+
+def test_cohen_kappa_is_scikit_learns(monkeypatch):
+    import hpd_imaging.response.concordance as concordance
+
+    calls = []
+
+    def spy(x, y):
+        calls.append((list(x), list(y)))
+        return cohen_kappa_score(x, y)
+
+    monkeypatch.setattr(concordance, "cohen_kappa_score", spy)
+    assert concordance.cohen_kappa(1, 1, 0, 1) == pytest.approx(0.4)  # p_o 2/3, p_e 4/9
+    assert calls == [([1, 1, 0], [1, 0, 0])]
+
+
+def test_concordance_kappa_none_without_evaluable_pair():
+    kin = pd.DataFrame({"patient_id": ["a", "b"], "hpd_x": ["hpd", "not_evaluable"], "hpd_y": [None, "hpd"]})
+    row = concordance_table(kin, ["x", "y"]).iloc[0]
+    assert row["n_evaluable_both"] == 0 and row["cohen_kappa"] is None and row["jaccard"] is None
 
 
 def test_kappa_by_hand_and_in_concordance_csv():
