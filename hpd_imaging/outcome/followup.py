@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hpd_imaging.errors import ClinicalDataError
+from hpd_imaging.settings.base import MONTH_DAYS
+
+__all__ = ["MONTH_DAYS", "FollowUp", "followups", "last_scan_dates", "to_date"]
 
 logger = logging.getLogger(__name__)
-
-MONTH_DAYS = 30.4375  # specs/hpd_kinetics.md section 1.3: 365.25 / 12
 
 
 def to_date(value: object) -> dt.date | None:

@@ -7,16 +7,23 @@ kinetics as the patient-level stage (specs/hpd_kinetics.md sections 1.1-1.4) ove
 (pre-baseline -> baseline) and the experimental period (baseline -> first evaluation):
 
 * ``tgr_*_pct_per_month`` = 100 (exp(3 ln(D_t/D_0)/dt) - 1) from the RECIST diameter (short axis for lymph
-  nodes, longest axial diameter otherwise), dt in months of 30.4375 days;
+  nodes, longest axial diameter otherwise);
 * ``vol_tgr_*_pct_per_month`` = 100 (exp(ln(V_t/V_0)/dt) - 1) from measured volumes (exponent 1, section 1.2);
 * ``tgk_*_mm_per_month`` = (D_t - D_0)/dt.
 
-Limits as the spec says: D_t = 0 -> TGR = -100; D_0 = 0 (a lesion not yet there) -> None (infinite), 0/0 ->
-None. A lesion is classed at the first evaluation as ``shrinking`` (diameter change <= -30 %), ``growing``
-(>= +20 %), ``stable`` or ``new`` (absent at baseline, present at the first evaluation); the patient has a
-mixed response when at least one lesion shrinks while another grows (new lesions count as growing unless
-``new_lesions_count_as_growing`` is False). The per-lesion -30 %/+20 % thresholds borrow RECIST's sum
-thresholds, as the mixed-response literature does.
+The formulas are the response stage's (:func:`hpd_imaging.response.kinetics.tgr_pct_per_month` and
+``tgk_per_month``), under the same conventions as the patient-level kinetics: dt in months of ``month_days``
+days, and the experimental period starting at the baseline scan or at the first ICI dose
+(``exp_period_start``; D_0 is the baseline scan's value either way). Each row of lesion_kinetics.csv states
+the two values used (columns ``month_days``, ``exp_period_start``) and the intervals (``t_ref_days``,
+``t_exp_days``).
+
+Limits as the spec says: D_t = 0 -> TGR = -100; D_0 = 0 (a lesion not yet there) -> None here (the response
+function's +inf, an empty CSV cell), 0/0 -> None. A lesion is classed at the first evaluation as
+``shrinking`` (diameter change <= -30 %), ``growing`` (>= +20 %), ``stable`` or ``new`` (absent at baseline,
+present at the first evaluation); the patient has a mixed response when at least one lesion shrinks while
+another grows (new lesions count as growing unless ``new_lesions_count_as_growing`` is False). The per-lesion
+-30 %/+20 % thresholds borrow RECIST's sum thresholds, as the mixed-response literature does.
 """
 
 from __future__ import annotations
@@ -26,10 +33,14 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-MONTH_DAYS = 30.4375
+from hpd_imaging.response.kinetics import tgk_per_month, tgr_pct_per_month
+from hpd_imaging.settings.base import MONTH_DAYS
+
 SHRINK_PCT = -30.0
 GROW_PCT = 20.0
+ExpPeriodStart = Literal["baseline_scan", "ici_start"]
 
 
 @dataclass(frozen=True)
@@ -53,9 +64,23 @@ class LesionSeries:
 
 @dataclass(frozen=True)
 class PatientDates:
+    """A patient's scan dates and the kinetics conventions of the response stage (module docstring)."""
+
     pre_baseline: dt.date | None
     baseline: dt.date | None
     first_eval: dt.date | None
+    ici_start: dt.date | None = None
+    month_days: float = MONTH_DAYS
+    exp_period_start: ExpPeriodStart = "baseline_scan"
+
+    @property
+    def t_ref_days(self) -> int | None:
+        return _days(self.pre_baseline, self.baseline)
+
+    @property
+    def t_exp_days(self) -> int | None:
+        start = self.baseline if self.exp_period_start == "baseline_scan" else self.ici_start
+        return _days(start, self.first_eval) if self.baseline is not None else None
 
 
 LESION_KINETICS_COLUMNS = [
@@ -79,28 +104,17 @@ LESION_KINETICS_COLUMNS = [
     "vol_tgr_ref_pct_per_month",
     "vol_tgr_exp_pct_per_month",
     "response_class",
+    "t_ref_days",
+    "t_exp_days",
+    "month_days",
+    "exp_period_start",
 ]
 
 
-def tgr(d0: float | None, d1: float | None, days: int | None, exponent: float) -> float | None:
-    """100 (exp(exponent ln(d1/d0)/months) - 1); -100 when d1 = 0; None when undefined or infinite."""
-    if d0 is None or d1 is None or not days or days <= 0:
-        return None
-    if d0 <= 0:
-        return None  # appeared (+inf) or 0/0: no finite rate
-    if d1 <= 0:
-        return -100.0
-    try:
-        value = 100.0 * math.expm1(exponent * math.log(d1 / d0) / (days / MONTH_DAYS))
-    except OverflowError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def tgk(d0: float | None, d1: float | None, days: int | None) -> float | None:
-    if d0 is None or d1 is None or not days or days <= 0:
-        return None
-    return (d1 - d0) / (days / MONTH_DAYS)
+def _tgr(d0: float | None, d1: float | None, months: float | None, exponent: float) -> float | None:
+    """The response stage's TGR; its +inf (a lesion not there at the start) is None here: no finite rate."""
+    value = tgr_pct_per_month(d0, d1, months, exponent)
+    return value if value is None or math.isfinite(value) else None
 
 
 def _days(a: dt.date | None, b: dt.date | None) -> int | None:
@@ -112,7 +126,9 @@ def _metrics(
     v: tuple[float | None, float | None, float | None],
     dates: PatientDates,
 ) -> dict[str, float | None]:
-    ref, exp = _days(dates.pre_baseline, dates.baseline), _days(dates.baseline, dates.first_eval)
+    ref, exp = dates.t_ref_days, dates.t_exp_days
+    ref_m = None if ref is None else ref / dates.month_days
+    exp_m = None if exp is None else exp / dates.month_days
     change = None if d[1] is None or d[2] is None or d[1] <= 0 else 100.0 * (d[2] - d[1]) / d[1]
     return {
         "diameter_pre_baseline_mm": d[0],
@@ -122,12 +138,16 @@ def _metrics(
         "volume_baseline_mm3": v[1],
         "volume_first_eval_mm3": v[2],
         "change_first_eval_pct": change,
-        "tgr_ref_pct_per_month": tgr(d[0], d[1], ref, 3.0),
-        "tgr_exp_pct_per_month": tgr(d[1], d[2], exp, 3.0),
-        "tgk_ref_mm_per_month": tgk(d[0], d[1], ref),
-        "tgk_exp_mm_per_month": tgk(d[1], d[2], exp),
-        "vol_tgr_ref_pct_per_month": tgr(v[0], v[1], ref, 1.0),
-        "vol_tgr_exp_pct_per_month": tgr(v[1], v[2], exp, 1.0),
+        "tgr_ref_pct_per_month": _tgr(d[0], d[1], ref_m, 3.0),
+        "tgr_exp_pct_per_month": _tgr(d[1], d[2], exp_m, 3.0),
+        "tgk_ref_mm_per_month": tgk_per_month(d[0], d[1], ref_m),
+        "tgk_exp_mm_per_month": tgk_per_month(d[1], d[2], exp_m),
+        "vol_tgr_ref_pct_per_month": _tgr(v[0], v[1], ref_m, 1.0),
+        "vol_tgr_exp_pct_per_month": _tgr(v[1], v[2], exp_m, 1.0),
+        "t_ref_days": ref,
+        "t_exp_days": exp,
+        "month_days": dates.month_days,
+        "exp_period_start": dates.exp_period_start,
     }
 
 

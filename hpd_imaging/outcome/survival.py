@@ -30,7 +30,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from hpd_imaging.outcome.followup import MONTH_DAYS, FollowUp, to_date
+from hpd_imaging.outcome.followup import FollowUp, to_date
+from hpd_imaging.settings.base import MONTH_DAYS
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@
   It is a table of its own rather than columns of response.csv (one row per scan), so the response stage's
   writer is untouched.
 * lesion_kinetics.csv: per-lesion and per-organ TGR/TGK (outcome/lesion_kinetics.py) from a measurement table
-  (lesions.csv or a user's MEASUREMENTS.csv) and the scan dates of kinetics.csv.
+  (lesions.csv or a user's MEASUREMENTS.csv), the scan dates of kinetics.csv and the response stage's kinetics
+  conventions (month length, start of the experimental period).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hpd_imaging.outcome.lesion_kinetics import (
     lesion_kinetics,
     mixed_response,
 )
+from hpd_imaging.settings.hpd import ResponseConfig
 from hpd_imaging.settings.outcome import OutcomeSettings
 
 BEST_RESPONSE_COLUMNS = [
@@ -77,19 +79,37 @@ def lesion_series(measurements: pd.DataFrame) -> list[LesionSeries]:
     return out
 
 
-def patient_dates(kinetics: pd.DataFrame) -> dict[str, PatientDates]:
-    return {
-        str(r["patient_id"]): PatientDates(
+def patient_dates(
+    kinetics: pd.DataFrame, response_config: ResponseConfig | None = None
+) -> dict[str, PatientDates]:
+    """Scan dates and kinetics conventions per patient. Conventions: the response settings given (``run``
+    passes the ones its response stage used), else the ``month_days`` / ``exp_period_start`` columns that
+    the response stage writes into kinetics.csv, else the response stage's defaults; so that per-lesion
+    rates are on the same footing as the patient-level ones."""
+    default = response_config or ResponseConfig()
+    out = {}
+    for r in kinetics.to_dict("records"):
+        month_days, start = default.month_days, default.exp_period_start
+        if response_config is None:
+            month_days = _num(r.get("month_days")) or month_days
+            if r.get("exp_period_start") in ("baseline_scan", "ici_start"):
+                start = r["exp_period_start"]
+        out[str(r["patient_id"])] = PatientDates(
             to_date(r.get("pre_baseline_date")),
             to_date(r.get("baseline_date")),
             to_date(r.get("first_eval_date")),
+            ici_start=to_date(r.get("ici_start_date")),
+            month_days=month_days,
+            exp_period_start=start,
         )
-        for r in kinetics.to_dict("records")
-    }
+    return out
 
 
-def lesion_kinetics_table(measurements: pd.DataFrame, kinetics: pd.DataFrame) -> pd.DataFrame:
-    rows = lesion_kinetics(lesion_series(measurements), patient_dates(kinetics))
+def lesion_kinetics_table(
+    measurements: pd.DataFrame, kinetics: pd.DataFrame, response_config: ResponseConfig | None = None
+) -> pd.DataFrame:
+    """lesion_kinetics.csv; conventions as :func:`patient_dates` says."""
+    rows = lesion_kinetics(lesion_series(measurements), patient_dates(kinetics, response_config))
     frame = pd.DataFrame(rows, columns=LESION_KINETICS_COLUMNS).astype(object)
     return frame.where(frame.notna(), None)
 

@@ -32,12 +32,12 @@ from hpd_imaging.report.inputs import (
     to_date,
     to_float,
 )
+from hpd_imaging.settings.base import MONTH_DAYS
 
 logger = logging.getLogger(__name__)
 
 LABEL_COLOURS = {"hpd": "#c0392b", "no_hpd": "#2471a3", "not_evaluable": "#7f8c8d"}
 DPI = 90
-MONTH_DAYS = 30.4375  # specs/hpd_kinetics.md section 1.3
 
 
 UNSEGMENTED_LABEL = "exam without segmentation: lesions set to 0"

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hpd_imaging.settings.base import MONTH_DAYS
+
 CLINICAL_COLUMNS: tuple[str, ...] = (
     "patient_id",
     "ici_start_date",
@@ -49,7 +51,6 @@ CLINICAL_COLUMNS: tuple[str, ...] = (
 )
 
 FIRST_ICI_DATE = dt.date(2021, 1, 4)
-MONTH_DAYS = 30.4375
 
 #: P(factor | phenotype is hyperprogressor), P(factor | any other phenotype)
 P_LDH_HIGH = (0.55, 0.30)

@@ -17,7 +17,6 @@ from hpd_imaging.outcome.lesion_kinetics import (
     PatientDates,
     lesion_kinetics,
     mixed_response,
-    tgr,
 )
 from hpd_imaging.outcome.tables import best_response_table
 from hpd_imaging.response.concordance import cohen_kappa, concordance_table
@@ -138,11 +137,83 @@ def test_lesion_tgr_matches_spec_example_7_lesion_a():
     assert organ["level"] == "organ" and organ["diameter_baseline_mm"] == 32.0
 
 
-def test_tgr_limits():
-    assert tgr(10.0, 0.0, 30, 3.0) == -100.0  # vanished
-    assert tgr(0.0, 5.0, 30, 3.0) is None  # appeared: infinite
-    assert tgr(0.0, 0.0, 30, 3.0) is None
-    assert tgr(10.0, 12.0, 0, 3.0) is None  # no interval
+def test_lesion_tgr_limits():
+    base, ev = dt.date(2024, 1, 1), dt.date(2024, 1, 31)
+
+    def row(d0: float, d1: float, ev_date: dt.date = ev) -> dict:
+        s = LesionSeries("P", "a", "lung", False, (LesionPoint(base, d0), LesionPoint(ev_date, d1)))
+        return lesion_kinetics([s], {"P": PatientDates(None, base, ev_date)})[0]
+
+    assert row(10.0, 0.0)["tgr_exp_pct_per_month"] == -100.0  # vanished
+    assert row(0.0, 5.0)["tgr_exp_pct_per_month"] is None  # appeared: infinite, an empty cell
+    assert row(0.0, 0.0)["tgr_exp_pct_per_month"] is None  # 0/0
+    assert row(10.0, 12.0, base)["tgr_exp_pct_per_month"] is None  # no interval
+
+
+def _conventions_case() -> tuple[LesionSeries, dt.date, dt.date, dt.date]:
+    # baseline scan 10 days before the first ICI dose; first evaluation 60 days after it (70 after baseline)
+    base, ici, ev = dt.date(2024, 1, 1), dt.date(2024, 1, 11), dt.date(2024, 3, 11)
+    s = LesionSeries(
+        "P", "A", "lung", False, (LesionPoint(base, 20.0, 8000.0), LesionPoint(ev, 30.0, 27000.0))
+    )
+    return s, base, ici, ev
+
+
+def test_lesion_kinetics_follows_response_conventions():
+    s, base, ici, ev = _conventions_case()
+    dates = PatientDates(None, base, ev, ici_start=ici, month_days=30.0, exp_period_start="ici_start")
+    row = lesion_kinetics([s], {"P": dates})[0]
+    # experimental period from the ICI start: 60 days = 2 months of 30 days
+    assert row["tgr_exp_pct_per_month"] == pytest.approx(100 * (1.5**1.5 - 1), rel=1e-12)  # 3 ln 1.5 / 2
+    assert row["tgk_exp_mm_per_month"] == pytest.approx(5.0, rel=1e-12)  # 10 mm / 2 months
+    assert row["vol_tgr_exp_pct_per_month"] == pytest.approx(100 * (3.375**0.5 - 1), rel=1e-12)
+    assert (row["month_days"], row["exp_period_start"], row["t_exp_days"]) == (30.0, "ici_start", 60)
+    # the defaults: from the baseline scan, months of 365.25/12 days
+    row = lesion_kinetics([s], {"P": PatientDates(None, base, ev)})[0]
+    assert row["tgk_exp_mm_per_month"] == pytest.approx(10.0 / (70 / 30.4375), rel=1e-12)
+    assert (row["month_days"], row["exp_period_start"], row["t_exp_days"]) == (30.4375, "baseline_scan", 70)
+
+
+def test_lesion_kinetics_table_takes_conventions_from_kinetics_csv_or_config():
+    from hpd_imaging.outcome.tables import lesion_kinetics_table
+    from hpd_imaging.response import ResponseConfig
+
+    meas = pd.DataFrame(
+        {
+            "patient_id": ["P", "P"],
+            "lesion_id": ["A", "A"],
+            "scan_date": ["2024-01-01", "2024-03-11"],
+            "organ": ["lung", "lung"],
+            "is_lymph_node": ["False", "False"],
+            "longest_axial_diameter_mm": ["20", "30"],
+            "short_axis_mm": ["12", "18"],
+            "volume_mm3": ["8000", "27000"],
+        }
+    )
+    dates = {"patient_id": ["P"], "ici_start_date": ["2024-01-11"], "baseline_date": ["2024-01-01"]}
+    dates["first_eval_date"] = ["2024-03-11"]
+    # kinetics.csv as the response stage writes it: the conventions it ran with, per patient
+    kin = pd.DataFrame({**dates, "month_days": ["30.0"], "exp_period_start": ["ici_start"]})
+    row = lesion_kinetics_table(meas, kin).iloc[0]
+    assert row["tgk_exp_mm_per_month"] == pytest.approx(5.0, rel=1e-12)
+    assert (row["month_days"], row["exp_period_start"]) == (30.0, "ici_start")
+    # a user's kinetics table without those columns: the response settings given
+    cfg = ResponseConfig(month_days=30.0, exp_period_start="ici_start")
+    row = lesion_kinetics_table(meas, pd.DataFrame(dates), cfg).iloc[0]
+    assert row["tgk_exp_mm_per_month"] == pytest.approx(5.0, rel=1e-12)
+    row = lesion_kinetics_table(meas, pd.DataFrame(dates)).iloc[0]  # neither: the response defaults
+    assert row["tgk_exp_mm_per_month"] == pytest.approx(10.0 / (70 / 30.4375), rel=1e-12)
+
+
+def test_one_month_constant():
+    import hpd_imaging.outcome.followup as followup
+    import hpd_imaging.report.plots as plots
+    import hpd_imaging.synth.clinical as synth_clinical
+    from hpd_imaging.response import ResponseConfig
+    from hpd_imaging.settings.base import MONTH_DAYS
+
+    assert MONTH_DAYS == 365.25 / 12 == ResponseConfig().month_days
+    assert followup.MONTH_DAYS is plots.MONTH_DAYS is synth_clinical.MONTH_DAYS is MONTH_DAYS
 
 
 def test_mixed_response_flag():
