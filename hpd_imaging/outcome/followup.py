@@ -101,8 +101,20 @@ class FollowUp:
 
     @property
     def pfs_end(self) -> tuple[dt.date, bool] | None:
-        """(end date, progression or death observed) for progression-free survival: the earlier event."""
-        events = [d for d in (self.progression_date, self.death_date) if d is not None]
+        """(end date, progression or death observed) for progression-free survival from the ICI start: the
+        earlier event."""
+        return self.pfs_end_after(None)
+
+    def pfs_end_after(self, landmark: dt.date | None) -> tuple[dt.date, bool] | None:
+        """(end date, event) for progression-free survival counted from ``landmark``: a progression counts
+        only when strictly after it. At the first-evaluation landmark a progression on (or before) that
+        date is what labels a patient HPD; counting it would make every HPD patient an event at time 0 and
+        PFS a restatement of the label. clinical.csv holds the first progression only, so such a patient is
+        followed on to death (event) or last follow-up (censored)."""
+        progression = self.progression_date
+        if landmark is not None and progression is not None and progression <= landmark:
+            progression = None
+        events = [d for d in (progression, self.death_date) if d is not None]
         if events:
             return min(events), True
         if self.last_followup_date is not None:

@@ -10,6 +10,13 @@ bias). Survival is therefore counted from ``first_eval_date``; a patient enters 
   labelled them; leaving them out would hide the earliest deaths HPD is meant to predict);
 * neither death nor last follow-up date         -> left out ("no follow-up").
 
+Progression-free survival from the same landmark counts a progression only when it is strictly after the
+first evaluation. HPD *is* progression at the first evaluation: counting that progression would put every
+HPD patient at time 0 with an event, and the PFS comparison would only restate the label. A patient whose
+(first) progression is on or before the landmark is followed on to death or last follow-up (clinical.csv has
+no later progression date), and the landmark table's ``note`` says so; for such patients PFS from the
+landmark is in effect survival, which the report's PFS section should be read with.
+
 For every column ``hpd_<key>`` of the kinetics table (any key; ``_reason``, ``_probability``, ``_stable``
 columns are not definitions) the patients labelled ``hpd`` or ``no_hpd`` are compared: Kaplan-Meier medians
 (months of 30.4375 days), the log-rank test, Cox hazard ratios (HPD vs no HPD) with 95 % CI, univariable and
@@ -59,7 +66,15 @@ SURVIVAL_COLUMNS = [
     "hr_adjusted_ci_high",
     "c_index",
 ]
-LANDMARK_COLUMNS = ["patient_id", "first_eval_date", "end_date", "time_months", "event", "excluded_reason"]
+LANDMARK_COLUMNS = [
+    "patient_id",
+    "first_eval_date",
+    "end_date",
+    "time_months",
+    "event",
+    "excluded_reason",
+    "note",
+]
 
 
 _HPD = {"hpd", "true", "1", "yes", "y"}
@@ -104,8 +119,14 @@ def landmark_table(
         pid = str(rec["patient_id"])
         landmark = to_date(rec.get("first_eval_date"))
         fu = followup.get(pid)
-        end = None if fu is None else (fu.os_end if endpoint == "os" else fu.pfs_end)
-        reason = None
+        end = None if fu is None else (fu.os_end if endpoint == "os" else fu.pfs_end_after(landmark))
+        reason = note = None
+        prog = None if fu is None else fu.progression_date
+        if endpoint == "pfs" and prog is not None and landmark is not None and prog <= landmark:
+            note = (
+                f"progression {prog.isoformat()} on or before the first evaluation: "
+                "not counted (only progression after the landmark is a PFS event)"
+            )
         if landmark is None:
             reason = "no first evaluation"
         elif pid in invalid:
@@ -115,15 +136,11 @@ def landmark_table(
         elif end is None:
             reason = "no follow-up (neither death_date nor last_followup_date)"
         elif end[0] < landmark:
-            reason = (
-                "died or censored before first evaluation"
-                if endpoint == "os"
-                else ("progressed, died or censored before first evaluation")
-            )
+            reason = "died or censored before first evaluation"
         if reason is not None or end is None or landmark is None:
-            rows.append([pid, landmark, end[0] if end else None, None, None, reason])
+            rows.append([pid, landmark, end[0] if end else None, None, None, reason, note])
             continue
-        rows.append([pid, landmark, end[0], (end[0] - landmark).days / MONTH_DAYS, bool(end[1]), None])
+        rows.append([pid, landmark, end[0], (end[0] - landmark).days / MONTH_DAYS, bool(end[1]), None, note])
     return _none(pd.DataFrame(rows, columns=LANDMARK_COLUMNS))
 
 

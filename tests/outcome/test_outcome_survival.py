@@ -151,6 +151,55 @@ def test_pfs_uses_the_earlier_of_progression_and_death():
     assert censored.pfs_end == (dt.date(2024, 6, 1), False)
 
 
+def _pfs_landmark(progression_days: int, death_days: int | None, followup_days: int | None):
+    """Landmark PFS row of one patient; progression/death/follow-up in days after the first evaluation."""
+    kin = pd.DataFrame({"patient_id": ["p"], "first_eval_date": [EVAL.isoformat()], "hpd_x": ["hpd"]})
+    day = lambda d: None if d is None else EVAL + dt.timedelta(days=d)  # noqa: E731
+    clin = pd.DataFrame(
+        {
+            "patient_id": ["p"],
+            "ici_start_date": [START],
+            "progression_date": [day(progression_days)],
+            "death_date": [day(death_days)],
+            "last_followup_date": [day(followup_days)],
+        }
+    )
+    return landmark_table(kin, followups(clin), "pfs").iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("progression", "death", "followup", "days", "event"),
+    [
+        # progression ON the first evaluation (what HPD means): not a PFS event from the landmark;
+        # the patient counts until death (event) or last follow-up (censored)
+        (0, 60, None, 60, True),
+        (0, None, 90, 90, False),
+        (-20, None, 90, 90, False),  # progression before the landmark (between ICI start and the scan)
+        # progression one day after the landmark: the event, whatever follows
+        (1, 60, None, 1, True),
+        (1, None, 90, 1, True),
+    ],
+)
+def test_pfs_from_landmark_counts_only_progression_strictly_after_it(
+    progression, death, followup, days, event
+):
+    row = _pfs_landmark(progression, death, followup)
+    assert row["excluded_reason"] is None
+    assert row["time_months"] == pytest.approx(days / 30.4375, abs=1e-12)
+    assert row["event"] is event
+    assert ("not counted" in (row["note"] or "")) is (progression <= 0)
+
+
+def test_pfs_landmark_does_not_make_every_hpd_patient_an_event_at_time_zero():
+    kin, clin = _tables()
+    clin["progression_date"] = [EVAL if lab == "hpd" else None for _, lab, _, _ in HAND]  # HPD: PD at eval
+    results, landmark = survival_by_definition(kin, followups(clin), clin, "pfs")
+    hpd_rows = landmark[landmark["patient_id"].str.startswith("h")]
+    assert (hpd_rows["time_months"] > 0).all()  # as OS here: progression at the landmark is the label
+    r = {x.definition: x for x in results}["hand"]
+    assert r.logrank_chi2 == pytest.approx(2.4886723, abs=1e-6)  # = the OS hand table
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
