@@ -88,8 +88,53 @@ def test_km_medians_logrank_and_c_index_equal_the_hand_table():
     assert r.logrank_chi2 == pytest.approx(2.4886723, abs=1e-6)
     assert r.logrank_p == pytest.approx(0.1146684, abs=1e-6)
     assert r.c_index == pytest.approx(19.5 / 28, abs=1e-9)
-    assert r.hr is not None and r.hr > 1 and r.hr_ci_low < r.hr < r.hr_ci_high
+    hr, low, high = _cox_efron_by_hand([(d, e, lab == "hpd") for _, lab, d, e in HAND])
+    # lifelines stops its Newton-Raphson at a step of ~1e-5 in the coefficient: agreement to 1e-4
+    assert (r.hr, r.hr_ci_low, r.hr_ci_high) == pytest.approx((hr, low, high), rel=1e-4)
     assert landmark["excluded_reason"].isna().all()
+
+
+def _cox_efron_by_hand(rows: list[tuple[float, bool, bool]]) -> tuple[float, float, float]:
+    """Univariable Cox HR of a 0/1 covariate and its Wald 95 % CI, by Newton-Raphson on Efron's partial
+    likelihood (the tie handling lifelines uses; the hand table has a tie at day 60, where Breslow differs):
+    per event time with d deaths, for l = 0..d-1, S_k(l) = sum_risk x^k e^{bx} - l/d sum_deaths x^k e^{bx};
+    U = sum(x_deaths) - sum S1/S0; I = sum S2/S0 - (S1/S0)^2; b <- b + U/I; se = 1/sqrt(I)."""
+    times = sorted({t for t, e, _ in rows if e})
+
+    def score_info(b: float) -> tuple[float, float]:
+        u = i = 0.0
+        for t in times:
+            risk = [float(x) for tt, _, x in rows if tt >= t]
+            dead = [float(x) for tt, e, x in rows if tt == t and e]
+            d = len(dead)
+            u += sum(dead)
+            for k in range(d):
+                f = k / d
+                s0, s1, s2 = (
+                    sum(x**p * math.exp(b * x) for x in risk) - f * sum(x**p * math.exp(b * x) for x in dead)
+                    for p in (0, 1, 2)
+                )
+                u -= s1 / s0
+                i += s2 / s0 - (s1 / s0) ** 2
+        return u, i
+
+    b = 0.0
+    for _ in range(50):
+        u, i = score_info(b)
+        b += u / i
+        if abs(u / i) < 1e-12:
+            break
+    se = 1.0 / math.sqrt(score_info(b)[1])
+    z = 1.959963984540054
+    return math.exp(b), math.exp(b - z * se), math.exp(b + z * se)
+
+
+def test_hand_cox_is_not_breslow_by_accident():
+    # the tie at day 60 matters: a table without ties gives one answer under every tie rule, so the hand
+    # Efron fit must differ from a hand fit that ignores the tie (one death moved a day later)
+    tied = _cox_efron_by_hand([(d, e, lab == "hpd") for _, lab, d, e in HAND])
+    untied = _cox_efron_by_hand([(d + (0.5 if p == "n1" else 0), e, lab == "hpd") for p, lab, d, e in HAND])
+    assert tied[0] != pytest.approx(untied[0], rel=1e-3)
 
 
 def test_definition_columns_any_key_and_suffixes_ignored():

@@ -86,8 +86,20 @@ def test_report_survival_section(tmp_path: Path):
             "last_followup_date": [None, dt.date(2021, 9, 1), None, dt.date(2021, 1, 1)],
         }
     )
-    assert followups(clinical)  # valid dates
+    fu = followups(clinical)  # every row valid: one FollowUp each, with the OS end and event read back
+    assert {pid: f.os_end for pid, f in fu.items()} == {
+        "P01": (dt.date(2020, 9, 1), True),
+        "P02": (dt.date(2021, 9, 1), False),
+        "P03": (dt.date(2021, 6, 1), True),
+        "P<04>": (dt.date(2021, 1, 1), False),  # an id with HTML characters (test_report cohort)
+    }
     result = run_survival(kin, clinical, frames["lesions"])
+    landmark = result.os.landmark.set_index("patient_id")
+    for pid, first in zip(kin["patient_id"], kin["first_eval_date"], strict=True):
+        if first is None or (isinstance(first, float) and np.isnan(first)):
+            continue  # P04: left out (checked in the html below)
+        days = (fu[pid].os_end[0] - dt.date.fromisoformat(first)).days
+        assert landmark.loc[pid, "time_months"] == pytest.approx(days / 30.4375, abs=1e-12)
     write_survival(result, kin, tmp_path)
     html = write_report(tmp_path, ReportInputs(**frames)).read_text(encoding="utf-8")
     assert 'id="survival"' in html and "Caveat." in html and "not reliable" in html
