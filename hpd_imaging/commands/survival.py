@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
             from hpd_imaging.archive import read_clinical
             from hpd_imaging.errors import ClinicalDataError
             from hpd_imaging.outcome import RANKING_CAVEAT
-            from hpd_imaging.outcome.stage import run_survival
+            from hpd_imaging.outcome.stage import outcome_tables, run_survival
             from hpd_imaging.report.outcome import write_outcome_tables, write_survival
             from hpd_imaging.settings.outcome import OutcomeSettings
 
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
                 paths = write_survival(result, kin, out)
                 if resp is not None or meas is not None:
                     settings = OutcomeSettings(confirmation_required=confirm_response)
-                    paths.update(write_outcome_tables(out, kin, resp, clin, meas, settings))
+                    paths.update(write_outcome_tables(outcome_tables(kin, resp, clin, meas, settings), out))
             except OSError as exc:
                 typer.secho(f"error: cannot write to {out}: {exc.strerror}", err=True, fg=typer.colors.RED)
                 raise typer.Exit(EXIT_USAGE) from exc

@@ -371,16 +371,16 @@ def _write_cohort(
             for name, table in response_tables(result).items():  # the one writer of `kinetics` too
                 outputs[name] = atomic.write_csv(out_dir / f"{name}.csv", table)
             try:  # best response, lesion kinetics, survival by definition (outcome stage, issue 19)
-                from hpd_imaging.report.outcome import outcome_stage
+                from hpd_imaging.outcome import run_outcome
+                from hpd_imaging.report.outcome import write_outcome
 
                 def bad_dates(pid: str, exc: HpdImagingError) -> None:
                     errors.append(error_row(pid, "outcome", "clinical.csv", exc))
 
-                outputs.update(
-                    outcome_stage(
-                        out_dir, kinetics, result.response, clinical, lesions, config.outcome, bad_dates
-                    )
+                outcome = run_outcome(
+                    kinetics, result.response, clinical, lesions, config.outcome, cfg, bad_dates
                 )
+                outputs.update(write_outcome(outcome, kinetics, out_dir))
             except HpdImagingError as exc:
                 errors.append(error_row("", "outcome", "clinical.csv", exc))
     timings["kinetics_s"] = time.perf_counter() - t

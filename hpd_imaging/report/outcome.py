@@ -1,21 +1,18 @@
 """Writers of the outcome stage's outputs: survival.csv (issue 19's columns), the ranking, the landmark table,
-PFS tables when progression dates exist, one Kaplan-Meier PNG per definition and endpoint,
-best_response.csv and lesion_kinetics.csv."""
+PFS tables when progression dates exist, one Kaplan-Meier PNG per definition and endpoint, best_response.csv
+and lesion_kinetics.csv. The stage computes in :mod:`hpd_imaging.outcome.stage`; this module only writes."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from hpd_imaging import atomic
-from hpd_imaging.errors import ClinicalDataError
-from hpd_imaging.outcome.stage import EndpointResult, SurvivalResult
+from hpd_imaging.outcome.stage import EndpointResult, OutcomeResult, SurvivalResult
 from hpd_imaging.outcome.survival import group_labels, survival_frame
 from hpd_imaging.report import plots
-from hpd_imaging.settings.outcome import OutcomeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -72,48 +69,21 @@ def write_survival(result: SurvivalResult, kinetics: pd.DataFrame, out_dir: Path
     return paths
 
 
-def write_outcome_tables(
-    out_dir: Path,
-    kinetics: pd.DataFrame,
-    response: pd.DataFrame | None,
-    clinical: pd.DataFrame | None,
-    measurements: pd.DataFrame | None,
-    settings: OutcomeSettings | None = None,
-) -> dict[str, Path]:
-    """lesion_kinetics.csv (from a measurement table) and best_response.csv (from response.csv)."""
-    from hpd_imaging.outcome.tables import best_response_table, lesion_kinetics_table
-
+def write_outcome_tables(result: OutcomeResult, out_dir: Path) -> dict[str, Path]:
+    """lesion_kinetics.csv and best_response.csv, where the outcome stage computed them."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    lesion_rows = None
-    if measurements is not None and len(measurements):
-        lesion_rows = lesion_kinetics_table(measurements, kinetics)
-        paths["lesion_kinetics"] = atomic.write_csv(out_dir / "lesion_kinetics.csv", lesion_rows)
-    if response is not None:
-        table = best_response_table(response, kinetics, clinical, lesion_rows, settings)
-        paths["best_response"] = atomic.write_csv(out_dir / "best_response.csv", table)
+    if result.lesion_kinetics is not None:
+        paths["lesion_kinetics"] = atomic.write_csv(out_dir / "lesion_kinetics.csv", result.lesion_kinetics)
+    if result.best_response is not None:
+        paths["best_response"] = atomic.write_csv(out_dir / "best_response.csv", result.best_response)
     return paths
 
 
-def outcome_stage(
-    out_dir: Path,
-    kinetics: pd.DataFrame,
-    response: pd.DataFrame | None,
-    clinical: pd.DataFrame | None,
-    lesions: pd.DataFrame | None,
-    settings: OutcomeSettings | None = None,
-    on_error: Callable[[str, ClinicalDataError], None] | None = None,
-) -> dict[str, Path]:
-    """The outcome stage inside ``run``: lesion_kinetics.csv, best_response.csv and, when clinical.csv has
-    follow-up columns (death_date / last_followup_date), the survival tables and plots (else logged, skipped).
-    A patient with impossible follow-up dates is passed to ``on_error`` and left out (without ``on_error``:
-    ClinicalDataError)."""
-    from hpd_imaging.outcome.stage import run_survival
-
-    paths = write_outcome_tables(out_dir, kinetics, response, clinical, lesions, settings)
-    if clinical is None or not {"death_date", "last_followup_date"} & set(clinical.columns):
-        logger.warning("clinical.csv has no death_date/last_followup_date: survival analysis skipped")
-        return paths
-    result = run_survival(kinetics, clinical, lesions, on_error=on_error)
-    paths.update(write_survival(result, kinetics, out_dir))
+def write_outcome(result: OutcomeResult, kinetics: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
+    """Every output of the outcome stage (:func:`hpd_imaging.outcome.stage.run_outcome`) under ``out_dir``."""
+    paths = write_outcome_tables(result, out_dir)
+    if result.survival is not None:
+        paths.update(write_survival(result.survival, kinetics, out_dir))
     return paths

@@ -134,3 +134,41 @@ def test_waterfall_labels_fit(n: int):
     assert png is not None
     h, w = _png_shape(png)[:2]
     assert w >= min(0.32 * n + 2.0, 24.0) * 90 - 1 and h == int(4.4 * 90)
+
+
+def test_outcome_stage_computes_in_outcome_and_report_only_writes(tmp_path: Path):
+    import ast
+
+    import hpd_imaging.report.outcome as report_outcome
+    from hpd_imaging.outcome import OutcomeResult, run_outcome
+    from hpd_imaging.report.outcome import write_outcome
+
+    # report/outcome.py calls no computing function of the outcome stage
+    tree = ast.parse(Path(report_outcome.__file__).read_text(encoding="utf-8"))
+    called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert not called & {"run_survival", "run_outcome", "lesion_kinetics_table", "best_response_table"}
+    assert not hasattr(report_outcome, "outcome_stage")
+
+    kin, clin = _tables()
+    response = pd.DataFrame(
+        {
+            "patient_id": ["h1", "h1"],
+            "scan_date": ["2024-01-01", "2024-03-01"],
+            "recist_response": ["PD", "PD"],
+        }
+    )
+    result = run_outcome(kin, response, clin, None)  # computes, writes nothing
+    assert isinstance(result, OutcomeResult) and not any(tmp_path.iterdir())
+    assert result.lesion_kinetics is None and result.survival is not None and result.survival_skipped is None
+    hand = {d.definition: d for d in result.survival.os.definitions}["hand"]
+    assert hand.logrank_chi2 == pytest.approx(2.4886723, abs=1e-6)  # the hand table of tests/outcome
+    assert result.best_response.set_index("patient_id").loc["h1", "bor_recist"] == "PD"
+    paths = write_outcome(result, kin, tmp_path)
+    assert pd.read_csv(paths["survival"]).set_index("definition").loc[
+        "hand", "logrank_chi2"
+    ] == pytest.approx(2.4886723, abs=1e-6)
+    assert pd.read_csv(paths["best_response"]).set_index("patient_id").loc["h1", "bor_recist"] == "PD"
+    # no follow-up columns: survival skipped with the reason, the tables still computed
+    skipped = run_outcome(kin, response, clin[["patient_id", "ici_start_date"]], None)
+    assert skipped.survival is None and "death_date/last_followup_date" in (skipped.survival_skipped or "")
+    assert skipped.best_response is not None
