@@ -116,7 +116,14 @@ def test_run_on_sample_dicom_writes_survival_and_plots(sample_dicom: Path, tmp_p
     assert (out / "survival_plots" / "km_os_champiat2017.png").exists()
     bor = pd.read_csv(out / "best_response.csv").set_index("patient_id")
     assert bor.loc["SYN001", "bor_recist"] == "PD" and bor.loc["SYN002", "bor_recist"] == "PR"
-    assert (out / "lesion_kinetics.csv").exists()
+    lk = pd.read_csv(out / "lesion_kinetics.csv")
+    kin = pd.read_csv(out / "kinetics.csv").set_index("patient_id")
+    # the conventions of the run's response stage, stated on every row
+    assert set(lk["month_days"]) == set(kin["month_days"]) == {30.4375}
+    assert set(lk["exp_period_start"]) == set(kin["exp_period_start"])
+    # a patient's experimental interval is the kinetics.csv one
+    for pid, t_exp in lk.groupby("patient_id")["t_exp_days"].first().items():
+        assert t_exp == kin.loc[pid, "t_exp_days"] or (pd.isna(t_exp) and pd.isna(kin.loc[pid, "t_exp_days"]))
     html = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="survival"' in html and 'alt="Kaplan-Meier champiat2017"' in html
 
