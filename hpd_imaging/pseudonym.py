@@ -8,9 +8,16 @@ records only a fingerprint of it (an HMAC of a fixed text), which lets a reader 
 same key without revealing it.
 
 Scope (documented limits): patient IDs are replaced in the ``patient_id`` columns and wherever they occur as a
-whole token inside text cells (file paths, error messages); names and birth dates never enter a table, and the
-DICOM SEG/SR get an empty PatientName and PatientBirthDate by default (the pseudonym with ``--pseudonymize``).
-Study/Series/SOP Instance UIDs are kept: the SEG and SR must reference the source CT.
+whole token inside text cells (file paths, error messages); names and birth dates never enter a table. The
+DICOM SEG/SR keep the source CT's patient and study modules by default; with ``--pseudonymize`` they carry the
+pseudonym as PatientID and PatientName, and the identifying attributes the writers copy from the CT are
+emptied (type 2: PatientBirthDate, AccessionNumber, StudyID, ReferringPhysicianName) or removed (type 3:
+OtherPatientIDs and its sequence, OtherPatientNames, IssuerOfPatientID, InstitutionName, InstitutionAddress,
+InstitutionalDepartmentName, StationName; and the site, station and serial number of the source scanner that
+highdicom copies into ContributingEquipmentSequence). Study/Series/SOP Instance UIDs are kept: the SEG and
+SR must reference the source CT (a site that must not share the CT's UIDs needs a de-identifying export
+before hpd-imaging). Dates (StudyDate, the scan dates) are kept too: the longitudinal analysis is made of
+them.
 """
 
 from __future__ import annotations
@@ -29,6 +36,21 @@ ENV_KEY = "HPD_PSEUDONYM_KEY"
 MIN_KEY_CHARS = 16  # ~ NIST SP 800-107: an HMAC key should carry at least 112 bits of entropy
 PREFIX = "PSN-"
 HEX_CHARS = 16  # 64 bits: a collision among 100,000 patients has probability ~ 3e-10 (and is checked)
+#: identifying attributes of the source CT that a pseudonymised SEG/SR does not carry (module docstring)
+PSEUDONYMISED_BLANK = (
+    "PatientBirthDate",
+    "AccessionNumber",
+    "StudyID",
+    "ReferringPhysicianName",
+    "OtherPatientIDs",
+    "OtherPatientIDsSequence",
+    "OtherPatientNames",
+    "IssuerOfPatientID",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "StationName",
+)
 
 
 def pseudonym(patient_id: str, key: bytes) -> str:
@@ -106,16 +128,23 @@ class PatientIds:
         return out
 
     def patient_attributes(self, patient_id: str) -> Mapping[str, str]:
-        """Patient-module attributes written into the DICOM SEG/SR of ``patient_id`` (its output ID).
+        """Patient- and study-module attributes written into the DICOM SEG/SR of ``patient_id`` (its output
+        ID); an empty value empties a type 2 attribute and removes a type 3 one
+        (:data:`hpd_imaging.io.dicom_out._common.REMOVE_WHEN_EMPTY`).
 
         By default none: the SEG/SR keep the source CT's patient module, so that a viewer or PACS files them
         with their CT (issue 18: patient attributes that differ from the CT's may list them under another
-        patient). Pseudonymised outputs carry the pseudonym as PatientID and PatientName and no birth date.
+        patient). Pseudonymised outputs carry the pseudonym as PatientID and PatientName and none of the
+        identifiers of the module docstring.
         """
         if not self.enabled:
             return {}
         # family-name component only; the trailing caret marks a one-component person name (PS3.5 6.2.1.2)
-        return {"PatientID": patient_id, "PatientName": f"{patient_id}^", "PatientBirthDate": ""}
+        return {
+            "PatientID": patient_id,
+            "PatientName": f"{patient_id}^",
+            **dict.fromkeys(PSEUDONYMISED_BLANK, ""),
+        }
 
 
 def replace_token(text: str, old: str, new: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,35 @@ from hpd_imaging.pseudonym import PatientIds, pseudonym, replace_token, resolve_
 KEY = "test-key-0123456789abcdef"
 
 
+#: identifiers a hospital CT carries besides the patient's name and ID; stamped into a copy of the archive
+STUDY_IDENTIFIERS = (
+    "AccessionNumber",
+    "StudyID",
+    "ReferringPhysicianName",
+    "OtherPatientIDs",
+    "InstitutionName",
+)
+
+
+def _stamp_identifiers(archive: Path, dest: Path) -> Path:
+    """A copy of ``archive`` whose CT files carry every STUDY_IDENTIFIERS attribute with a distinctive value
+    (the synthetic CTs have an accession number and study ID only)."""
+    shutil.copytree(archive, dest)
+    for path in dest.glob("*/*/CT/*.dcm"):
+        ds = pydicom.dcmread(path)
+        pid, exam = str(ds.PatientID), path.parent.parent.name
+        ds.StudyID = f"SID{pid[-6:]}{exam[-4:]}"  # SH: at most 16 characters
+        ds.ReferringPhysicianName = f"REFERRER^DR{pid}"
+        ds.OtherPatientIDs = f"MRN-{pid}-77"
+        ds.InstitutionName = "SAINT ELSEWHERE HOSPITAL"
+        ds.save_as(path)
+    return dest
+
+
 def _source_identity(archive: Path) -> dict[str, set[str]]:
-    """PatientID, PatientName (and its components) and PatientBirthDate of every source CT."""
-    found: dict[str, set[str]] = {"ids": set(), "names": set(), "birth_dates": set()}
+    """PatientID, PatientName (and its components), PatientBirthDate and the STUDY_IDENTIFIERS of every
+    source CT."""
+    found: dict[str, set[str]] = {"ids": set(), "names": set(), "birth_dates": set(), "study": set()}
     for path in archive.glob("*/*/CT/1.dcm"):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         found["ids"].add(str(ds.PatientID))
@@ -32,6 +59,8 @@ def _source_identity(archive: Path) -> dict[str, set[str]]:
         found["names"].update(p for p in str(ds.PatientName).split("^") if len(p) >= 4 and p != ds.PatientID)
         if ds.get("PatientBirthDate"):
             found["birth_dates"].add(str(ds.PatientBirthDate))
+        found["study"].update(str(ds.get(k)) for k in STUDY_IDENTIFIERS if ds.get(k))
+        found["study"].update(p for p in str(ds.get("ReferringPhysicianName", "")).split("^") if len(p) >= 4)
     return found
 
 
@@ -96,12 +125,14 @@ def test_pseudonymized_run(
 ) -> None:
     monkeypatch.setenv("HPD_PSEUDONYM_KEY", KEY)  # the key comes from the environment
     out = tmp_path / "out"
-    summary = run_study(tiny_archive, out, FAST_CONFIG, dicom_out=True, pseudonymize=True)
+    archive = _stamp_identifiers(tiny_archive, tmp_path / "archive")
+    summary = run_study(archive, out, FAST_CONFIG, dicom_out=True, pseudonymize=True)
     assert summary.exit_code == 0, summary.errors.to_string()
-    source = _source_identity(tiny_archive)
+    source = _source_identity(archive)
+    assert {"SAINT ELSEWHERE HOSPITAL"} < source["study"] and len(source["study"]) > 10
     aliases = {pid: pseudonym(pid, KEY.encode()) for pid in source["ids"]}
 
-    leaks = _leaks(out, source["ids"] | source["names"] | source["birth_dates"] | {KEY})
+    leaks = _leaks(out, source["ids"] | source["names"] | source["birth_dates"] | source["study"] | {KEY})
     assert leaks == [], leaks
     for name in ("lesions.csv", "kinetics.csv", "response.csv", "tracking.csv"):
         assert set(pd.read_csv(out / name, dtype=str)["patient_id"]) == set(aliases.values()), name
@@ -120,11 +151,19 @@ def test_pseudonymized_run(
     )
     # DICOM SEG and SR: the pseudonym as PatientID and PatientName, no birth date, under dicom/<pseudonym>/
     files = sorted((out / "dicom").rglob("*.dcm"))
+    study_uids = {
+        pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID for p in archive.rglob("CT/*.dcm")
+    }
     assert {f.name for f in files} == {"seg.dcm", "sr_tid1500.dcm"}
     for f in files:
         ds = pydicom.dcmread(f)
         assert ds.PatientID == f.parent.parent.name and ds.PatientID in aliases.values()
         assert ds.PatientName.family_name == ds.PatientID and ds.PatientBirthDate == ""
+        # type 2 identifiers present and empty, type 3 ones absent; the UIDs still those of the source CT
+        assert (ds.AccessionNumber, ds.StudyID, str(ds.ReferringPhysicianName)) == ("", "", "")
+        assert "OtherPatientIDs" not in ds and "InstitutionName" not in ds
+        assert all("InstitutionName" not in item for item in ds.get("ContributingEquipmentSequence", []))
+        assert ds.StudyInstanceUID in study_uids
     info = json.loads((out / "run.json").read_text())
     assert info["hpd_imaging_run"]["pseudonymized"] is True
     assert len(info["hpd_imaging_run"]["pseudonym_key_fingerprint"]) == 16

@@ -114,13 +114,51 @@ def datasets_by_slice(
     return [by_k[k] for k in range(n_k)]
 
 
+#: type 3 attributes (in the SEG and SR IODs) that an empty override removes rather than writes empty
+REMOVE_WHEN_EMPTY = frozenset(
+    {
+        "OtherPatientIDs",
+        "OtherPatientIDsSequence",
+        "OtherPatientNames",
+        "IssuerOfPatientID",
+        "InstitutionName",
+        "InstitutionAddress",
+        "InstitutionalDepartmentName",
+        "StationName",
+    }
+)
+#: the source scanner's site and serial number, which highdicom copies from the CT into the
+#: ContributingEquipmentSequence (all type 3 there); removed with an emptied InstitutionName
+EQUIPMENT_IDENTIFIERS = (
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "StationName",
+    "DeviceSerialNumber",
+)
+
+
 def save_dataset(
     ds: pydicom.Dataset, path: Path, patient_attributes: Mapping[str, str] | None = None
 ) -> None:
     """Serialise in memory, then write atomically (temporary name + rename): a killed run never leaves a
-    half-written DICOM file that a rerun or a viewer would take for a finished one."""
-    for keyword, value in (patient_attributes or {}).items():
-        setattr(ds, keyword, value)
+    half-written DICOM file that a rerun or a viewer would take for a finished one.
+
+    ``patient_attributes`` overrides attributes first (pseudonymised outputs, hpd_imaging.pseudonym): an
+    empty value empties a type 2 attribute and removes one of :data:`REMOVE_WHEN_EMPTY`; an emptied
+    InstitutionName also removes :data:`EQUIPMENT_IDENTIFIERS` from the contributing (source) equipment."""
+    overrides = dict(patient_attributes or {})
+    for keyword, value in overrides.items():
+        if keyword in REMOVE_WHEN_EMPTY and value == "":
+            if keyword in ds:
+                delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    if overrides.get("InstitutionName") == "":
+        for item in ds.get("ContributingEquipmentSequence", []):
+            for keyword in EQUIPMENT_IDENTIFIERS:
+                if keyword in item:
+                    delattr(item, keyword)
     _single_component_person_names(ds)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
