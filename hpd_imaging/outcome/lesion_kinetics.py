@@ -125,7 +125,7 @@ def _metrics(
     d: tuple[float | None, float | None, float | None],
     v: tuple[float | None, float | None, float | None],
     dates: PatientDates,
-) -> dict[str, float | None]:
+) -> dict[str, object]:
     ref, exp = dates.t_ref_days, dates.t_exp_days
     ref_m = None if ref is None else ref / dates.month_days
     exp_m = None if exp is None else exp / dates.month_days

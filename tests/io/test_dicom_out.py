@@ -40,6 +40,7 @@ from hpd_imaging.io.dicom_out import (
     tracking_identifier_text,
     write_dicom_outputs,
 )
+from hpd_imaging.io.dicom_out.codes import NOT_SEGMENTED_COMMENT
 
 SHAPE = (8, 32, 32)  # k, j, i
 SPACING = (0.8, 0.8, 2.5)  # i, j, k
@@ -335,6 +336,8 @@ def test_sr_one_group_per_lesion_with_long_short_volume(case: dict) -> None:
         else:  # gone: assessed, not present
             assert g["template"] == "1501" and "segment" not in g
             assert g["codes"]["121052"] == ("DCM", "121054")  # Presence of property = Absent
+            # a segmented exam: a confirmed disappearance, no "not segmented" comment
+            assert "121106" not in g["texts"]
 
 
 def test_sr_layout_that_ohif_sr_display_reads(case: dict) -> None:
@@ -488,6 +491,10 @@ def test_exam_without_segmentation_gets_an_sr_saying_not_present(case: dict, tmp
     for g in groups.values():
         assert g["template"] == "1501" and g["codes"]["121052"] == ("DCM", "121054")
         assert [x["value"] for x in g["nums"]] == [0.0, 0.0, 0.0]
+        # ...and says that the absence is assumed, not seen: the exam had no segmentation
+        assert g["texts"]["121106"] == NOT_SEGMENTED_COMMENT
+        assert "not segmented" in g["texts"]["121106"]
+        assert "run.follow_up_without_mask" in g["texts"]["121106"]
     sr = pydicom.dcmread(paths[0])
     referenced = {
         sop.ReferencedSOPClassUID
@@ -657,3 +664,16 @@ def test_measurement_without_axis_end_points_is_kept_without_polyline(
         assert [c.ValueType for c in axis["children"]] == ["TEXT", "TEXT"]
     if dicom_tools["dciodvfy"] is not None:
         assert _dciodvfy_findings(dicom_tools["dciodvfy"], sr_path) == []
+
+
+def test_dciodvfy_clean_on_an_sr_of_an_exam_without_segmentation(
+    case: dict, dicom_tools: dict, tmp_path: Path
+) -> None:
+    if dicom_tools["dciodvfy"] is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
+    gone = [
+        LesionMeasurement(**{**case["meas"][2].__dict__, "lesion_id": lesion.lesion_id})
+        for lesion in case["lesions"]
+    ]
+    (path,) = write_dicom_outputs(case["files"], case["ct"], {}, gone, case["lesions"], tmp_path)
+    assert _dciodvfy_findings(dicom_tools["dciodvfy"], path) == []

@@ -31,6 +31,7 @@ from viewer_readers import (
 )
 
 from hpd_imaging.io.dicom_out import BIDIRECTIONAL_TRACKING_PREFIX
+from hpd_imaging.io.dicom_out.codes import NOT_SEGMENTED_COMMENT
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +89,14 @@ def run_out(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"root": root, "out": out, "lesions": lesions, "exams": exams, "without_seg": without_seg}
 
 
+def _text_values(ds: pydicom.Dataset) -> list[str]:
+    """Every TextValue in an SR content tree (pydicom's str() shortens long values)."""
+    found = [str(ds.TextValue)] if "TextValue" in ds else []
+    for item in ds.get("ContentSequence", []):
+        found.extend(_text_values(item))
+    return found
+
+
 def _rows(run_out: dict, key: tuple[str, str]) -> pd.DataFrame:
     lesions = run_out["lesions"]
     return lesions[(lesions.patient_id == key[0]) & (lesions.scan_date == key[1])].set_index("lesion_id")
@@ -102,6 +111,10 @@ def test_every_exam_has_an_sr_and_exams_without_segmentation_no_seg(run_out: dic
         rows = _rows(run_out, key)
         assert len(rows) >= 1 and (rows.voxel_count == 0).all()
         assert not run_out["exams"][key]["seg"].exists()
+    # a lesion at 0 on an exam without segmentation is marked as assumed absent; on a segmented exam it is not
+    for key, exam in run_out["exams"].items():
+        comments = _text_values(pydicom.dcmread(exam["sr"])).count(NOT_SEGMENTED_COMMENT)
+        assert comments == (len(_rows(run_out, key)) if key in run_out["without_seg"] else 0), key
     assert int((lesions.voxel_count > 0).sum()) >= 10  # the checks below are not vacuous
 
 

@@ -142,6 +142,7 @@ def write_dicom_outputs(
     time_point: TimePointInfo | None = None,
     patient_attributes: Mapping[str, str] | None = None,
     content_creator_name: str = CONTENT_CREATOR_NAME,
+    segmented: bool | None = None,
 ) -> list[Path]:
     """Write ``seg.dcm`` (BINARY SEG) and ``sr_tid1500.dcm`` (TID 1500 SR) for one timepoint into ``out_dir``.
 
@@ -154,7 +155,9 @@ def write_dicom_outputs(
     ``scan_date`` (default: the measurements' scan_date, else the CT StudyDate) fixes ContentDate/Time;
     ``time_point`` gives the TID 1502 context (role, order). ``patient_attributes`` overrides Patient-module
     attributes copied from the CT (e.g. ``{"PatientID": pseudonym, "PatientName": "", ...}`` for pseudonymised
-    outputs). Returns the written paths (no SEG when no lesion has voxels).
+    outputs). ``segmented``: whether the exam had a segmentation; None reads it from ``masks`` (none given:
+    not segmented, so lesions measured 0 are marked as assumed absent rather than seen gone, see ``_sr``).
+    Returns the written paths (no SEG when no lesion has voxels).
     """
     out_dir = Path(out_dir)
     lesion_by_id = {lesion.lesion_id: lesion for lesion in lesions}
@@ -231,6 +234,7 @@ def write_dicom_outputs(
         scan_date=scan_date,
         content_time=content_time,
         time_point=time_point or TimePointInfo(),
+        segmented=bool(paired) if segmented is None else segmented,
     )
     enforce_value_lengths(sr, Path(ct_files[0]))
     pin_stamps(sr, scan_date, content_time)

@@ -9,7 +9,10 @@ One measurement group per lesion of the timepoint (every lesions.csv row of the 
   (TID 300 row "INFERRED FROM TID 320"), then NUM Volume (mm3, method "sum of segmented voxels").
 * **lesion measured 0** (gone, or an exam without segmentation): a TID 1501 group with the same three NUMs
   at 0
-  and the qualitative evaluation "Presence of property = Absent": assessed, not present.
+  and the qualitative evaluation "Presence of property = Absent": assessed, not present. On an exam that had
+  no segmentation at all the absence is assumed (``run.follow_up_without_mask: no_lesions``), not seen: the
+  group then carries a TEXT "Comment" saying so (:data:`.codes.NOT_SEGMENTED_COMMENT`), so that a reader does
+  not take it for a confirmed disappearance.
 
 Why this layout, read from the viewers' own code:
 
@@ -170,6 +173,7 @@ def build_report(
     scan_date: dt.date,
     content_time: dt.time,
     time_point: sr_codes.TimePointInfo,
+    segmented: bool = True,
 ) -> hd.sr.Comprehensive3DSR:
     algorithm = hd.sr.AlgorithmIdentification(name="hpd-imaging measure", version=__version__)
     time_ctx = time_point.context(scan_date)
@@ -217,15 +221,23 @@ def build_report(
         volume = hd.sr.Measurement(
             name=codes.SCT.Volume, value=meas.volume_mm3, unit=_MM3, algorithm_id=algorithm
         )
-        groups.append(
-            hd.sr.MeasurementsAndQualitativeEvaluations(
-                **common,  # type: ignore[arg-type]
-                measurements=[*axes, volume],
-                qualitative_evaluations=[
-                    hd.sr.QualitativeEvaluation(name=codes.DCM.PresenceOfProperty, value=codes.DCM.Absent)
-                ],
-            )
+        absent_group = hd.sr.MeasurementsAndQualitativeEvaluations(
+            **common,  # type: ignore[arg-type]
+            measurements=[*axes, volume],
+            qualitative_evaluations=[
+                hd.sr.QualitativeEvaluation(name=codes.DCM.PresenceOfProperty, value=codes.DCM.Absent)
+            ],
         )
+        if not segmented:
+            # highdicom's TID 1501 takes coded evaluations only; the comment is appended to the container
+            absent_group[0].ContentSequence.append(
+                hd.sr.TextContentItem(
+                    name=codes.DCM.Comment,
+                    value=sr_codes.NOT_SEGMENTED_COMMENT,
+                    relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+                )
+            )
+        groups.append(absent_group)
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(

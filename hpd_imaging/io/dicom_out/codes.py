@@ -16,6 +16,11 @@
   patient's lesion list (the same list at every timepoint), so one lesion keeps its colour over time and
   lesions
   of one patient differ (up to the palette size).
+* **Not segmented**: a lesion measured 0 on an exam that had no segmentation at all
+  (``run.follow_up_without_mask: no_lesions``) is *assumed* absent, not seen to be gone; its group says so in
+  a TEXT item "Comment" (DCM 121106), so a reader does not take it for a confirmed disappearance. No DICOM or
+  SNOMED code says "not segmented, assumed absent", and a local coding scheme draws dciodvfy warnings, hence
+  text.
 * **Time point** (TID 1502): the exam's role (pre-baseline / baseline / follow-up) as Time Point Type from
   CID 6146.
 """
@@ -43,6 +48,13 @@ _MAX_TRACKING_ID_CHARS = 64  # SEG TrackingID is LO
 # not part of the code's identity, so this spelling is as valid and is what OHIF-written SRs carry.
 LONG_AXIS = hd.sr.CodedConcept(value="103339001", scheme_designator="SCT", meaning="Long Axis")
 SHORT_AXIS = hd.sr.CodedConcept(value="103340004", scheme_designator="SCT", meaning="Short Axis")
+
+#: TEXT "Comment" (DCM 121106) of a lesion measured 0 on an exam that had no segmentation (module docstring)
+NOT_SEGMENTED_COMMENT = (
+    "Exam not segmented: lesion assumed absent (0 mm) by setting run.follow_up_without_mask = no_lesions, "
+    "not seen to be gone"
+)
+
 
 FINDING_CATEGORY = codes.SCT.MorphologicallyAbnormalStructure
 FINDING_TYPE = codes.SCT.Lesion
