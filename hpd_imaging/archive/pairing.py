@@ -198,10 +198,15 @@ _SIBLING_TAGS = ("_seg", "_label", "_labels", "_mask", ".seg", "-seg", "-label")
 def looks_like_label_map(path: Path, header: dict[str, Any]) -> bool:
     """NIfTI/NRRD files can be images as well as label maps, and the header does not say which.
 
-    Rule: a name with seg/label/mask/roi/gtv/lesion/tumo(u)r is a label map; otherwise a floating-point file,
+    The voxels decide when the scan could read them (``header["content"]``: non-negative integers with few
+    distinct values are a label map); otherwise the name rule: a name with
+    seg/label/mask/roi/gtv/lesion/tumo(u)r is a label map; otherwise a floating-point file,
     a name with image/img/volume/_0000 (nnU-Net channel), or a name that is or starts with "ct" (dcm2niix
     output next to a DICOM folder called CT) is an image; anything else is taken as a label map.
     """
+    content = header.get("content")
+    if content in ("labelmap", "image"):  # read from the voxels at scan time (headers.volume_content)
+        return bool(content == "labelmap")
     name = path.name.lower()
     if any(w in name for w in _LABEL_WORDS):
         return True

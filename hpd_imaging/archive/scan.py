@@ -138,9 +138,13 @@ def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[str, int, int]]:
                 logger.warning("%s: cannot stat: %s", entry.path, exc)
 
 
-def _read_one(path_and_kind: tuple[str, bool]) -> dict[str, Any]:  # module level: picklable for the pool
-    path, is_labelmap = path_and_kind
-    return _headers.read_labelmap_header(Path(path)) if is_labelmap else _headers.read_header(Path(path))
+def _read_one(path: str) -> dict[str, Any]:  # module level: picklable for the pool
+    """Header record of one file; NIfTI/NRRD/MetaImage told from DICOM by content, never by the name."""
+    from hpd_imaging.io.filetype import is_volume_file
+
+    if is_volume_file(path):
+        return _headers.read_labelmap_header(Path(path))
+    return _headers.read_header(Path(path))
 
 
 def scan_archive(
@@ -336,11 +340,6 @@ def _log_summary(archive: Archive) -> None:
     )
 
 
-def _is_labelmap(path: str, settings: ArchiveSettings) -> bool:
-    name = os.path.basename(path).lower()
-    return any(name.endswith(sfx) for sfx in settings.labelmap_suffixes)
-
-
 def _load_records(
     files: list[tuple[str, int, int]],
     study_dir: Path,
@@ -364,7 +363,7 @@ def _load_records(
     total = len(files)
     if progress:
         progress(n_cached, total)
-    jobs = [(p, _is_labelmap(p, settings)) for p, _, _ in to_read]
+    jobs = [p for p, _, _ in to_read]
     if settings.workers > 1 and len(jobs) > 256:
         with ProcessPoolExecutor(max_workers=settings.workers) as pool:
             results = list(pool.map(_read_one, jobs, chunksize=64))

@@ -40,10 +40,10 @@ def normalise_label_table(table: LabelTable | None) -> dict[int, tuple[str, str,
 
 
 def _read_image(path: Path):  # noqa: ANN202
-    import SimpleITK as sitk  # noqa: N813
+    from hpd_imaging.io.filetype import read_sitk_image
 
     try:
-        image = sitk.ReadImage(str(path))
+        image = read_sitk_image(path)
     except RuntimeError as exc:
         raise DicomReadError(f"{path}: cannot read label map with SimpleITK: {exc}", path=str(path)) from exc
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
