@@ -347,6 +347,13 @@ class LesionMask:
     is_lymph_node: bool = False
     label_value: int | None = None  # segment number / label-map value
     notes: tuple[str, ...] = ()  # warnings met while reading (e.g. contour off slice planes)
+    # what the file says the structure is: RT ROI Interpreted Type (RTSTRUCT), segmented property category
+    # (SEG, Slicer terminology), and whether the lesion rules (io/structures.py) count it as a lesion and why
+    structure_type: str = ""
+    is_lesion: bool = True
+    lesion_rule: str = ""
+    terminology: str = ""  # coded category / type as "scheme^value^meaning" pairs joined by " / "
+    color_rgb: tuple[float, float, float] | None = None  # display colour (0-1) from the file, if any
 
     def __post_init__(self) -> None:
         if self.mask.dtype != bool:

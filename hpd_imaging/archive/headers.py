@@ -386,6 +386,8 @@ def volume_content(array: np.ndarray) -> dict[str, Any]:
     counts = np.bincount(array.astype(np.int64, copy=False).ravel(), minlength=1)
     distinct = int(np.count_nonzero(counts))
     evidence["n_distinct"] = distinct
+    if hi == 0:  # all zero: an empty label map or a blank image, the voxels cannot tell; the name decides
+        return {**evidence, "content_reason": "every voxel is 0"}
     if distinct > LABELMAP_MAX_DISTINCT:
         return {**evidence, "content": "image", "content_reason": f"{distinct} distinct values"}
     return {**evidence, "content": "labelmap", "content_reason": f"{distinct} non-negative integer values"}
@@ -420,7 +422,9 @@ def read_labelmap_header(path: Path) -> dict[str, Any]:
     n_voxels = _math.prod(int(n) for n in record["size"]) * max(record["components"], 1)
     if n_voxels <= CONTENT_CHECK_MAX_VOXELS:
         try:
-            record.update(volume_content(sitk.GetArrayViewFromImage(reader.Execute())))
+            image = reader.Execute()  # keep a reference: a view of a temporary image reads freed memory
+            record.update(volume_content(sitk.GetArrayViewFromImage(image)))
+            del image
         except Exception as exc:  # noqa: BLE001 - header known, voxels unreadable: the loader will say so
             record["content_reason"] = f"voxels unreadable at scan time: {type(exc).__name__}: {exc}"
     return record

@@ -22,6 +22,7 @@ from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
 from hpd_imaging.errors import DicomReadError, GeometryError, MaskError
 from hpd_imaging.io._limits import check_image_header, check_mask_count
 from hpd_imaging.io._placement import match_to_grid
+from hpd_imaging.io.structures import classify_structure
 from hpd_imaging.settings.io import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,14 @@ def normalise_label_table(table: LabelTable | None) -> dict[int, tuple[str, str,
     return {int(row[0]): (str(row[1]), str(row[2]), bool(row[3])) for row in table}
 
 
-def _read_image(path: Path):  # noqa: ANN202
+def _read_image(path: Path, *, layers: bool = False):  # noqa: ANN202
     from hpd_imaging.io.filetype import read_sitk_image
 
     try:
         image = read_sitk_image(path)
     except RuntimeError as exc:
         raise DicomReadError(f"{path}: cannot read label map with SimpleITK: {exc}", path=str(path)) from exc
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+    if image.GetDimension() != 3 or (image.GetNumberOfComponentsPerPixel() != 1 and not layers):
         raise MaskError(
             f"{path}: expected a 3D scalar label map, got {image.GetDimension()}D with "
             f"{image.GetNumberOfComponentsPerPixel()} component(s)",
@@ -59,11 +60,17 @@ def labelmap_on_ct_grid(
     path: Path | str, ct: CtImage, settings: LoaderSettings = DEFAULT_LOADER_SETTINGS
 ) -> tuple[np.ndarray, list[str]]:
     """The label map's integer values on ``ct``'s grid ([k, j, i]), plus notes on what was done."""
-    import SimpleITK as sitk  # noqa: N813
-
     path = Path(path)
     check_image_header(path, settings, max_voxels=settings.max_ct_voxels)  # memory-bomb guard
-    image = _read_image(path)
+    return place_on_ct_grid(_read_image(path), path, ct, settings)
+
+
+def place_on_ct_grid(
+    image: Any, path: Path, ct: CtImage, settings: LoaderSettings = DEFAULT_LOADER_SETTINGS
+) -> tuple[np.ndarray, list[str]]:
+    """A scalar SimpleITK label image's integer values on ``ct``'s grid ([k, j, i]), plus notes."""
+    import SimpleITK as sitk  # noqa: N813
+
     try:
         geometry = ImageGeometry.from_sitk(image)
     except GeometryError as exc:
@@ -126,7 +133,21 @@ def read_labelmap(
     :class:`MaskError`.
     """
     path = Path(path)
-    values, notes = labelmap_on_ct_grid(path, ct, settings)
+    check_image_header(path, settings, max_voxels=settings.max_ct_voxels)  # memory-bomb guard
+    image = _read_image(path, layers=True)
+    from hpd_imaging.io.slicer_seg import is_slicer_segmentation, read_slicer_segmentation
+
+    if is_slicer_segmentation(image):
+        return read_slicer_segmentation(
+            image, path, ct, settings=settings, label_table=label_table, split_components=split_components
+        )
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise MaskError(
+            f"{path}: expected a 3D scalar label map (or a 3D Slicer segmentation with Segment<N>_Layer "
+            f"keys), got {image.GetNumberOfComponentsPerPixel()} components per voxel",
+            path=str(path),
+        )
+    values, notes = place_on_ct_grid(image, path, ct, settings)
     present = [int(v) for v in np.unique(values) if v != 0]
     check_mask_count(len(present), ct.geometry.shape, settings, str(path), "label values")
     if not present:
@@ -158,6 +179,10 @@ def read_labelmap(
         else:
             mask = values == v
         lesion_id, organ, is_ln = table.get(v, (None, "", False))
+        if lesion_id is not None:
+            is_lesion, rule = True, f"label {v} listed in the manifest as lesion {lesion_id}"
+        else:
+            is_lesion, rule = classify_structure(name=str(v), settings=settings)
         base = dict(
             geometry=ct.geometry,
             source=MaskSource.LABELMAP,
@@ -166,6 +191,8 @@ def read_labelmap(
             is_lymph_node=is_ln,
             label_value=v,
             notes=tuple(notes),
+            is_lesion=is_lesion,
+            lesion_rule=rule,
         )
         if not split_components:
             masks.append(LesionMask(mask=mask, label=str(v), lesion_id=lesion_id, **base))  # type: ignore[arg-type]
