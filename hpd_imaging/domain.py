@@ -446,6 +446,7 @@ class LesionMeasurement:
     n_fragments: int = 1
     series_uid: str = ""
     mask_source: str = ""
+    lesion_rule: str = ""  # why the structure counts as a lesion (io/structures.py), e.g. its RT ROI type
     # key slice and axis end points (LPS mm) so that reports and DICOM SR can draw the measurement
     long_axis_slice_index: int | None = None
     long_axis_endpoints_mm: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
