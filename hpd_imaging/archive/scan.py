@@ -29,6 +29,7 @@ from hpd_imaging.archive import headers as _headers
 from hpd_imaging.archive import index_cache as _index_cache
 from hpd_imaging.archive.cache import HeaderCache
 from hpd_imaging.archive.choose import choose_ct, not_candidate_reason
+from hpd_imaging.archive.images_manifest import read_images_manifest
 from hpd_imaging.archive.manifest import read_manifest
 from hpd_imaging.archive.pairing import (
     PairedMask,
@@ -91,6 +92,7 @@ class Archive:
     n_non_dicom_skipped: int = 0
     clinical_path: Path | None = None
     manifest_path: Path | None = None
+    images_manifest_path: Path | None = None  # images.csv: NIfTI/NRRD exams (archive/images_manifest.py)
     stacks: list[Stack] = field(default_factory=list)  # every image stack found, chosen or not
     masks: list[PairedMask] = field(default_factory=list)  # every mask found, paired or not
     scan_stats: dict[str, float] = field(default_factory=dict)  # n_read, n_cached, seconds
@@ -263,10 +265,11 @@ def _build_index(
     dicom_masks: list[tuple[Path, dict[str, Any]]] = []
     labelmaps: dict[Path, dict[str, Any]] = {}
     manifest = study_dir / settings.manifest_name
+    images_manifest = study_dir / settings.images_manifest_name
     clinical = study_dir / settings.clinical_name
     # compared as text and built from a memoised parent: the walk's paths are already normalised, and parsing
     # every full path with pathlib was a fifth of a re-scan
-    manifest_text, clinical_text = str(manifest), str(clinical)
+    manifest_text, clinical_text, images_text = str(manifest), str(clinical), str(images_manifest)
     make_path = _index_cache._path_from_text
     for path_text, _, _ in files:
         record = records[path_text]
@@ -274,6 +277,8 @@ def _build_index(
         kind = record.get("kind")
         if path_text == manifest_text:
             archive.manifest_path = path
+        elif path_text == images_text:
+            archive.images_manifest_path = path
         elif path_text == clinical_text:
             archive.clinical_path = path
         elif kind == "image":
@@ -304,6 +309,13 @@ def _build_index(
     if archive.manifest_path is not None:
         manifest_pairs, listed = read_manifest(archive.manifest_path, study_dir, index, labelmaps, issue)
         paired.extend(manifest_pairs)
+    image_timepoints: list[Timepoint] = []
+    image_rows: list[dict[str, Any]] = []
+    if archive.images_manifest_path is not None:
+        image_timepoints, image_listed, image_rows = read_images_manifest(
+            archive.images_manifest_path, study_dir, labelmaps, issue
+        )
+        listed |= image_listed
     for path, header in labelmaps.items():
         if path in listed:
             continue
@@ -324,6 +336,18 @@ def _build_index(
     archive.masks.extend(paired)
 
     _build_timepoints(archive, paired, settings, issue)
+    for tp in image_timepoints:  # NIfTI/NRRD exams of images.csv; a DICOM exam of the same date wins
+        known = {t.scan_date for t in archive.timepoints.get(tp.patient_id, [])}
+        if tp.scan_date in known:
+            issue(
+                tp.patient_id,
+                tp.ct.files[0],
+                f"images.csv: exam {tp.scan_date} also has a DICOM CT; kept that",
+            )
+            continue
+        archive.timepoints.setdefault(tp.patient_id, []).append(tp)
+        archive.timepoints[tp.patient_id].sort(key=lambda t: t.scan_date)
+    archive._rows.extend(image_rows)
 
 
 def _log_summary(archive: Archive) -> None:

@@ -128,9 +128,11 @@ def read_labelmap(
 ) -> list[LesionMask]:
     """One LesionMask per non-zero label value (or per 26-connected component of each value).
 
-    ``label_table`` maps value -> (lesion_id, organ, is_lymph_node) (masks.csv); values absent from the map
-    are logged, values not in a given table are kept with no lesion id. An all-zero map raises
-    :class:`MaskError`.
+    ``label_table`` maps value -> (lesion_id, organ, is_lymph_node) (masks.csv / images.csv); values absent
+    from the map are logged. A given table declares which labels are lesions: the others (a
+    TotalSegmentator map's 39 organs next to the declared liver) are kept with no lesion id and
+    ``is_lesion=False``. Without a table every label value is a structure classified by io/structures.py.
+    An all-zero map raises :class:`MaskError`.
     """
     path = Path(path)
     check_image_header(path, settings, max_voxels=settings.max_ct_voxels)  # memory-bomb guard
@@ -160,8 +162,8 @@ def read_labelmap(
             "%s: label %d (%s) listed in the label table is absent from the map", path, v, table[v][0]
         )
     if table and set(present) - set(table):
-        log.warning(
-            "%s: labels %s are not in the label table; kept without a lesion id",
+        log.info(
+            "%s: labels %s are not in the label table; kept as structures that are not lesions",
             path,
             sorted(set(present) - set(table)),
         )
@@ -181,6 +183,8 @@ def read_labelmap(
         lesion_id, organ, is_ln = table.get(v, (None, "", False))
         if lesion_id is not None:
             is_lesion, rule = True, f"label {v} listed in the manifest as lesion {lesion_id}"
+        elif table:
+            is_lesion, rule = False, f"label {v} is not in the manifest's label table"
         else:
             is_lesion, rule = classify_structure(name=str(v), settings=settings)
         base = dict(
