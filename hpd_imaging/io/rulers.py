@@ -7,7 +7,9 @@ Unique Identifier (112040), a Finding Site and NUM items: Long Axis (SCT 1033390
 the measurement schema that ``hpd-imaging kinetics`` reads (response/tables.MEASUREMENT_REQUIRED): the
 patient and exam date from the SR header, the lesion from the tracking identifier (the same lesion keeps its
 identifier across exams, as the TID 1500 tracking UID is meant to), LD from Long Axis / Length / Diameter,
-SA from Short Axis (blank when not measured: RECIST needs it only for lymph nodes).
+SA from Short Axis (blank when not measured: RECIST needs it only for lymph nodes). OHIF writes the same
+tool-adapter text as every group's tracking identifier; the user's label (a free-text Finding) or the
+tracking UID is the lesion id then.
 
 Why a hand-written tree walk rather than ``highdicom.sr.srread``: OHIF/dcmjs-written SRs fail highdicom's
 (and dciodvfy's) validation on several points (cornerstone3D #2058, dcmjs #432), yet their content tree is
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,8 @@ TRACKING_UID = "112040"
 FINDING_SITE = {"363698007", "G-C0E3"}
 FINDING = "121071"
 _LYMPH_NODE = ("59441001", "lymph node")
+_FREE_TEXT = "CORNERSTONEFREETEXT"
+_TOOL_IDENTIFIER = re.compile(r"[\w.-]+@[^:]*:\w+")  # e.g. Cornerstone3DTools@^0.1.0:Bidirectional
 _TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "um": 0.001}
 
 #: the kinetics input columns this module fills (response/tables.py), plus where each row came from
@@ -147,7 +152,7 @@ def read_ruler_sr(path: Path | str) -> list[RulerMeasurement]:
     out: list[RulerMeasurement] = []
     other: set[str] = set()
     for n, group in enumerate(_groups(ds.ContentSequence), start=1):
-        lesion_id = tracking_uid = organ = ""
+        lesion_id = tracking_uid = organ = free_text = ""
         is_ln = False
         long_mm: float | None = None
         short_mm: float | None = None
@@ -161,6 +166,8 @@ def read_ruler_sr(path: Path | str) -> list[RulerMeasurement]:
                 tracking_uid = str(item.get("UID", "") or "")
             elif code in FINDING_SITE or code == FINDING:
                 site_code, site = _code(item, "ConceptCodeSequence")
+                if code == FINDING and site_code == _FREE_TEXT:
+                    free_text = site.strip()  # OHIF keeps the user's label as a free-text finding
                 if site_code == _LYMPH_NODE[0] or _LYMPH_NODE[1] in site.lower():
                     is_ln = True
                 if code in FINDING_SITE and site:
@@ -182,6 +189,10 @@ def read_ruler_sr(path: Path | str) -> list[RulerMeasurement]:
         longest = long_mm if long_mm is not None else length_mm
         if longest is None and short_mm is None:
             continue
+        if _TOOL_IDENTIFIER.fullmatch(lesion_id):
+            # OHIF writes its tool adapter ("Cornerstone3DTools@^0.1.0:Length") as every group's tracking
+            # identifier: the lesion is the user's label, else the tracking UID
+            lesion_id = free_text or tracking_uid
         if is_ln and organ in ("", "lymph_node"):
             organ = "lymph_node"
         out.append(
