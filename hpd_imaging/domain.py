@@ -273,6 +273,8 @@ class MaskRef:
     pairing: str = (
         ""  # how it was paired: "series_uid", "instances", "frame_of_reference", "geometry", "manifest"
     )
+    # DICOM SEG / RTSTRUCT structures from the header, each "name [type]: lesion|not a lesion (rule)"
+    structures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

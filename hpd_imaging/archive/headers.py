@@ -199,6 +199,21 @@ def _seg_fields(ds: Dataset) -> dict[str, Any]:
         _text(s, "SegmentLabel") or str(_int(s, "SegmentNumber"))
         for s in ds.get("SegmentSequence", None) or []
     ]
+    # (label, category code, category meaning, property type meaning): the lesion rules' evidence
+    segment_codes = []
+    for s in ds.get("SegmentSequence", None) or []:
+        category = (s.get("SegmentedPropertyCategoryCodeSequence", None) or [Dataset()])[0]
+        prop = (s.get("SegmentedPropertyTypeCodeSequence", None) or [Dataset()])[0]
+        segment_codes.append(
+            [
+                _text(s, "SegmentLabel") or str(_int(s, "SegmentNumber")),
+                _text(category, "CodeValue"),
+                _text(category, "CodeMeaning"),
+                _text(prop, "CodeMeaning"),
+                _int(s, "SegmentNumber"),
+                _text(prop, "CodeValue"),
+            ]
+        )
     return {
         "ref_series": ref_series,
         "ref_instances": sorted(ref_instances),
@@ -206,6 +221,8 @@ def _seg_fields(ds: Dataset) -> dict[str, Any]:
         "rows": _int(ds, "Rows"),
         "columns": _int(ds, "Columns"),
         "segments": segments,
+        "segment_codes": segment_codes,
+        "seg_type": _text(ds, "SegmentationType").upper(),
         **geo,
     }
 
@@ -254,8 +271,14 @@ def _rtstruct_fields(ds: Dataset) -> dict[str, Any]:
                     if sop:
                         ref_instances.add(sop)
     rois = []
+    types_by_number = {
+        _int(obs, "ReferencedROINumber"): _text(obs, "RTROIInterpretedType")
+        for obs in ds.get("RTROIObservationsSequence", None) or []
+    }
+    roi_types = []
     for roi in ds.get("StructureSetROISequence", None) or []:
         rois.append(_text(roi, "ROIName"))
+        roi_types.append(types_by_number.get(_int(roi, "ROINumber"), ""))
         uid = _text(roi, "ReferencedFrameOfReferenceUID")
         if uid and uid not in ref_for:
             ref_for.append(uid)
@@ -284,6 +307,7 @@ def _rtstruct_fields(ds: Dataset) -> dict[str, Any]:
         "ref_instances": sorted(ref_instances),
         "ref_for": ref_for,
         "rois": rois,
+        "roi_types": roi_types,
         "n_contours": n_contours,
         "contour_bbox": [lo, hi] if n_contours and lo[0] != float("inf") else None,
     }

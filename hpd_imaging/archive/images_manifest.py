@@ -230,5 +230,6 @@ def _series_row(
         "choice_reason": f"listed in {name}",
         "mask_files": ";".join(m.path.relative_to(root).as_posix() for m in masks),
         "mask_pairing": ";".join(m.pairing for m in masks),
+        "structures": "",
         "folder": str(Path(rel).parent.as_posix()),
     }

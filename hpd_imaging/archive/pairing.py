@@ -186,8 +186,35 @@ def pair_dicom_mask(
         referenced_series_uid=stack.series_uid if stack else ";".join(record.get("ref_series") or []),
         frame_of_reference_uid=(stack.for_uid if stack else "") or (for_uids[0] if for_uids else ""),
         pairing=pairing,
+        structures=header_structures(record),
     )
     return PairedMask(ref, stack)
+
+
+def header_structures(record: dict[str, Any]) -> tuple[str, ...]:
+    """Each ROI / segment of a SEG or RTSTRUCT header record as "name [type]: lesion|not a lesion (rule)".
+
+    The rules are io/structures.py's with the default loader settings (series.csv documents the archive;
+    ``run`` applies the configured rules when it reads the masks).
+    """
+    from hpd_imaging.io.structures import classify_structure
+
+    out = []
+    if record.get("kind") == "rtstruct":
+        names = record.get("rois") or []
+        types = record.get("roi_types") or [""] * len(names)
+        for name, rt_type in zip(names, types, strict=False):
+            is_lesion, rule = classify_structure(name=name, rt_roi_type=rt_type)
+            out.append(f"{name} [{rt_type or '-'}]: {'lesion' if is_lesion else 'not a lesion'} ({rule})")
+    elif record.get("kind") == "seg":
+        for label, code, meaning, prop, number, prop_code in record.get("segment_codes") or []:
+            if prop_code == "125040" or (record.get("seg_type") == "LABELMAP" and number == 0):
+                continue  # the Label Map SEG's background is no structure
+            is_lesion, rule = classify_structure(
+                name=label, category_code=code, category_meaning=meaning, property_meaning=prop
+            )
+            out.append(f"{label} [{meaning or '-'}]: {'lesion' if is_lesion else 'not a lesion'} ({rule})")
+    return tuple(out)
 
 
 _LABEL_WORDS = ("seg", "label", "mask", "roi", "gtv", "lesion", "tumo")

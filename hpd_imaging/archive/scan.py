@@ -68,6 +68,7 @@ SERIES_COLUMNS = [
     "choice_reason",
     "mask_files",
     "mask_pairing",
+    "structures",
     "folder",
 ]
 
@@ -548,5 +549,6 @@ def _row(stack: Stack, chosen: bool, reason: str, masks: list[MaskRef], root: Pa
         "choice_reason": reason,
         "mask_files": ";".join(_relative(m.path, root) for m in masks),
         "mask_pairing": ";".join(m.pairing for m in masks),
+        "structures": "; ".join(f"{m.path.name}: {s}" for m in masks for s in m.structures),
         "folder": ";".join(folders),
     }

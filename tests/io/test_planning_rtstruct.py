@@ -122,3 +122,18 @@ def test_planning_rtstruct_run_default_settings_only_ctv_and_bounded_memory(tmp_
     assert len(failing) == 1 and "GTV_point" in failing.iloc[0]["message"]
     # largest single process of the run (Dask workers included, RUSAGE_CHILDREN is a maximum, not a sum)
     assert max(peak_kib, before) < 4 * 1024 * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB"
+
+
+def test_series_table_lists_every_structure_with_its_type_and_rule(tmp_path: Path) -> None:
+    from hpd_imaging.archive import scan_archive
+
+    _planning_case(tmp_path / "P1", matrix=32, pixel_mm=8.0, n_slices=12, slice_mm=10.0)
+    (row,) = scan_archive(tmp_path).series_table().to_dict("records")
+    structures = row["structures"].split("; ")
+    assert len(structures) == 11
+    assert (
+        "RS.dcm: BODY [EXTERNAL]: not a lesion (RT ROI Interpreted Type EXTERNAL is not a lesion type)"
+        in structures
+    )
+    assert "RS.dcm: CTV_high [CTV]: lesion (RT ROI Interpreted Type CTV is a lesion type)" in structures
+    assert sum(s.startswith("RS.dcm: Marker") and "[MARKER]: not a lesion" in s for s in structures) == 7
