@@ -328,10 +328,11 @@ def _read_seg_fallback(
     log.warning("%s: %s", path, note)
     try:
         segments = decode_seg_frames(path, ct, settings)
-    except MaskError as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged SEG (wrong VRs, NaN positions) is one clear error
+        detail = str(exc) if isinstance(exc, MaskError) else f"{type(exc).__name__}: {exc}"
         raise DicomReadError(
             f"{path}: cannot read as DICOM SEG: {type(error).__name__}: {error}; the pydicom fallback "
-            f"failed too: {exc}",
+            f"failed too: {detail}",
             path=str(path),
         ) from exc
     seg_type = str(header.get("SegmentationType", "") or "").upper()
