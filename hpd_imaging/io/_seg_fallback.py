@@ -70,7 +70,7 @@ def missing_segment_attributes(ds: Dataset) -> list[str]:
         "SegmentedPropertyCategoryCodeSequence",
         "SegmentedPropertyTypeCodeSequence",
     )
-    missing = []
+    missing: list[str] = []
     for item in ds.get("SegmentSequence", None) or []:
         missing.extend(k for k in required if k not in item and k not in missing)
     return missing

@@ -187,7 +187,7 @@ def read_labelmap(
             is_lesion, rule = False, f"label {v} is not in the manifest's label table"
         else:
             is_lesion, rule = classify_structure(name=str(v), settings=settings)
-        base = dict(
+        base: dict[str, Any] = dict(
             geometry=ct.geometry,
             source=MaskSource.LABELMAP,
             source_path=str(path),
@@ -199,12 +199,12 @@ def read_labelmap(
             lesion_rule=rule,
         )
         if not split_components:
-            masks.append(LesionMask(mask=mask, label=str(v), lesion_id=lesion_id, **base))  # type: ignore[arg-type]
+            masks.append(LesionMask(mask=mask, label=str(v), lesion_id=lesion_id, **base))
             continue
         masks.extend(
             LesionMask(
                 mask=part, label=f"{v}.{n}", lesion_id=f"{lesion_id}.{n}" if lesion_id else None, **base
-            )  # type: ignore[arg-type]
+            )
             for n, part in enumerate(connected_components(mask, settings, str(path)), start=1)
         )
     return masks
