@@ -294,8 +294,11 @@ def pair_labelmap_by_convention(
                 )
                 return None
             matching = [s for s in stacks if labelmap_size_matches(s, header)]
-            if len(matching) == 1:
-                return PairedMask(_labelmap_ref(path, matching[0], "folder"), matching[0])
+            if matching:
+                # the stack(s) whose matrix equals the label map's; two forms of one CT (single frames and
+                # Legacy Converted Enhanced) both match: the one with most slices, then the lowest id
+                best = max(matching, key=lambda s: (s.n_slices, s.stack_id))
+                return PairedMask(_labelmap_ref(path, best, "folder"), best)
             exam = next(iter(exams))
             size = header.get("size")
             if not matching:
