@@ -114,7 +114,8 @@ def _check_frame_of_reference(path: Path, header: Any, ct: CtImage) -> str | Non
         how = "series" if ct.series_instance_uid in series else f"{len(instances & ct_instances)} instance(s)"
         return (
             f"Frame of Reference {for_uid} differs from the CT's {ct.frame_of_reference_uid}, but the SEG "
-            f"references this CT's {how} and its grid equals the CT's; read in the CT's frame"
+            f"references this CT's {how}; read in the CT's frame because its grid is the CT's (checked "
+            "frame by frame, refused otherwise)"
         )
     raise MaskError(
         f"{path}: Frame of Reference mismatch: expected the CT's {ct.frame_of_reference_uid}, "
