@@ -69,6 +69,7 @@ class MaskSource(StrEnum):
     SEG = "seg"
     RTSTRUCT = "rtstruct"
     LABELMAP = "labelmap"
+    RULER_SR = "ruler_sr"  # a TID 1500 SR of linear measurements (io/rulers.py): measurements, no mask
 
 
 class HpdLabel(StrEnum):

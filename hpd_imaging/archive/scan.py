@@ -38,6 +38,7 @@ from hpd_imaging.archive.pairing import (
     pair_dicom_mask,
     pair_labelmap_by_convention,
 )
+from hpd_imaging.archive.rulers import ruler_reports
 from hpd_imaging.archive.stacks import Stack, build_stacks
 from hpd_imaging.domain import MaskRef, MaskSource, Timepoint
 from hpd_imaging.errors import ConfigError
@@ -264,6 +265,7 @@ def _build_index(
 
     images: list[tuple[Path, dict[str, Any]]] = []
     dicom_masks: list[tuple[Path, dict[str, Any]]] = []
+    sr_files: list[tuple[Path, dict[str, Any]]] = []
     labelmaps: dict[Path, dict[str, Any]] = {}
     manifest = study_dir / settings.manifest_name
     images_manifest = study_dir / settings.images_manifest_name
@@ -294,7 +296,9 @@ def _build_index(
             _check_dicomdir(path, issue)
         elif kind == "non_dicom":
             archive.n_non_dicom_skipped += 1
-        # other_dicom (SR, presentation states, ...) is indexed nowhere but is no problem
+        elif kind == "other_dicom" and record.get("modality") == "SR":
+            sr_files.append((path, record))
+        # other other_dicom (presentation states, ...) is indexed nowhere but is no problem
 
     archive.stacks = build_stacks(images, study_dir, settings, issue)
     candidates = [s for s in archive.stacks if not not_candidate_reason(s, settings)]
@@ -334,6 +338,7 @@ def _build_index(
             archive.masks.append(PairedMask(MaskRef(path=path, source=MaskSource.LABELMAP), None))
             continue
         paired.append(pm_or_none)
+    paired.extend(ruler_reports(sr_files, issue))
     archive.masks.extend(paired)
 
     _build_timepoints(archive, paired, settings, issue)

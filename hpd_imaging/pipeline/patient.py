@@ -29,8 +29,11 @@ import pandas as pd
 from hpd_imaging import atomic
 from hpd_imaging.course.roles import scan_roles
 from hpd_imaging.course.targets import assign_lesion_roles
-from hpd_imaging.domain import LesionMask, Timepoint, TimepointRole
+from hpd_imaging.domain import LesionMask, MaskSource, Timepoint, TimepointRole
 from hpd_imaging.errors import HpdImagingError
+from hpd_imaging.pipeline.ruler_exams import check_ruler_identities as _check_ruler_identities
+from hpd_imaging.pipeline.ruler_exams import ruler_rows as _ruler_rows
+from hpd_imaging.pipeline.ruler_exams import with_rulers as _with_rulers
 from hpd_imaging.pseudonym import replace_token
 from hpd_imaging.settings import PipelineConfig, load_response_config, resolve_resource
 
@@ -150,10 +153,23 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
 
     exams: list[ExamMasks] = []
     failed_load = False
+    ruler_rows: list[dict[str, Any]] = []
     for tp in job.timepoints:
         if tp.ct is None:  # archive timepoints always carry their CT; only table courses have none
             raise ValueError(f"patient {job.patient_id}: exam {tp.scan_date} has no CT series")
         folder = str(tp.ct.files[0].parent) if tp.ct.files else ""
+        rulers = [m for m in tp.masks if m.source is MaskSource.RULER_SR]
+        if rulers:
+            segmentations = tuple(m for m in tp.masks if m.source is not MaskSource.RULER_SR)
+            if not segmentations:  # rulers where no mask exists: this exam is measured on its rulers
+                rows = _ruler_rows(pid, tp, rulers, errors)
+                failed_load |= rows is None
+                ruler_rows.extend(rows or [])
+                continue
+            logger.info(
+                "patient %s: exam %s has segmentations; its ruler SRs are not used", pid, tp.scan_date
+            )
+            tp = dataclasses.replace(tp, masks=segmentations)
         try:
             ct = load_ct(list(tp.ct.files), cfg.loader)
         except HpdImagingError as exc:
@@ -209,6 +225,12 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
     if failed_load:
         # a patient with an unreadable exam cannot be tracked or assessed faithfully
         return _finish(job, errors, timings, ok=False)
+    if not exams:  # every exam measured on rulers: no image stage to run
+        rd = job.result_dir
+        atomic.write_parquet(rd / "lesions.parquet", _with_rulers(lesions_table([]), ruler_rows))
+        atomic.write_parquet(rd / "tracking.parquet", tracking_table([]))
+        _save_snapshots(rd / "snapshots.npz", [])
+        return _finish(job, errors, timings, ok=True)
 
     t1 = time.perf_counter()
     try:
@@ -222,15 +244,28 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
         return _finish(job, errors, timings, ok=False)
     lesions = lesions_table([course])
     tracking = tracking_table([course])
+    if ruler_rows:
+        _check_ruler_identities(pid, lesions, ruler_rows, errors)
+        lesions = _with_rulers(lesions, ruler_rows)
     timings["track_measure_s"] = time.perf_counter() - t1
 
     label_to_id = _label_to_lesion_id(course)
     base_tp = _baseline(job.timepoints)
-    base_exam = next(e for e in exams if e.scan_date == base_tp.scan_date)
+    base_exam = next((e for e in exams if e.scan_date == base_tp.scan_date), None)
 
     t2 = time.perf_counter()
     features = diagnostics = None
-    if cfg.radiomics.enabled:
+    if cfg.radiomics.enabled and base_exam is None:
+        errors.append(
+            error_row(
+                pid,
+                "radiomics",
+                None,
+                f"baseline exam {base_tp.scan_date} is measured on rulers (no mask): no radiomics",
+                severity="warning",
+            )
+        )
+    elif cfg.radiomics.enabled:
         try:
             features, diagnostics, radiomics_errors = _radiomics(job, exams, base_exam, label_to_id)
             errors.extend(radiomics_errors)

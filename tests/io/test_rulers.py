@@ -165,3 +165,120 @@ def test_folder_reader_isolates_a_bad_sr(cohort: Path, real_data: Path, tmp_path
     table, problems = read_ruler_folder(cohort)
     assert len(table) == 9 and set(table["patient_id"]) == {"HPD01", "HPD02"}
     assert [Path(p).name for p, _ in problems] == ["dcmqi_sr.dcm"]
+
+
+def _ct_exam(folder: Path, patient_id: str, date: str) -> list[Path]:
+    files = write_ct_series(folder, [(0.0, 0.0, 0.0), (0.0, 0.0, 2.0)], [np.zeros((8, 8))] * 2)
+    study = hd.UID()
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.PatientID, ds.StudyDate, ds.StudyInstanceUID = patient_id, date, study
+        ds.save_as(f)
+    return files
+
+
+@pytest.mark.slow
+def test_run_measures_exams_without_masks_on_their_rulers(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    uid = hd.UID()
+    for date, ld in (("20231101", 20.0), ("20240101", 22.0), ("20240301", 66.0)):
+        files = _ct_exam(study / "R01" / date / "CT", "R01", date)
+        group = _group("liver-1", uid, [_mm(codes.SCT.LongAxis, ld)], codes.SCT.Liver)
+        _write_sr(study / "R01" / date / "ruler.dcm", pydicom.dcmread(files[0]), [group])
+    (study / "clinical.csv").write_text("patient_id,ici_start_date\nR01,2024-01-05\n")
+    out = tmp_path / "out"
+    config = REPO / "tests" / "pipeline" / "data" / "config_fast.yaml"
+    proc = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "hpd-imaging"),
+            "run",
+            str(study),
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr + (out / "errors.csv").read_text()
+    lesions = pd.read_csv(out / "lesions.csv", dtype=str, keep_default_na=False)
+    assert list(lesions["longest_axial_diameter_mm"].astype(float)) == [20.0, 22.0, 66.0]
+    assert (lesions["mask_source"] == "ruler_sr").all() and (lesions["volume_mm3"] == "").all()
+    assert (
+        "ruler.dcm" in pd.read_csv(out / "series.csv", dtype=str, keep_default_na=False)["mask_files"].iloc[0]
+    )
+    kinetics = pd.read_csv(out / "kinetics.csv", dtype=str).set_index("patient_id")
+    assert kinetics.loc["R01", "hpd_champiat2017"] == "hpd"
+
+
+def _seg(path: Path, ct_files: list[Path], tracking_id: str, tracking_uid: str) -> None:
+    sources = [pydicom.dcmread(f) for f in ct_files]
+    pixels = np.zeros((2, 8, 8), dtype=bool)
+    pixels[1, 2:6, 2:6] = True
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="t", family=codes.cid7162.ArtificialIntelligence, version="1"
+    )
+    description = hd.seg.SegmentDescription(
+        segment_number=1,
+        segment_label="lesion",
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Neoplasm,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algorithm,
+        tracking_id=tracking_id,
+        tracking_uid=tracking_uid,
+    )
+    hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=pixels,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[description],
+        series_instance_uid=hd.UID(),
+        series_number=2,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="t",
+        manufacturer_model_name="t",
+        software_versions="0",
+        device_serial_number="0",
+    ).save_as(path)
+
+
+@pytest.mark.slow
+def test_run_masks_where_they_exist_rulers_elsewhere(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    uid = hd.UID()  # one Tracking UID per lesion across exams, as TID 1500 / SEG intend
+    for date in ("20231101", "20240101", "20240301"):
+        files = _ct_exam(study / "M01" / date / "CT", "M01", date)
+        if date != "20240301":
+            _seg(study / "M01" / date / "seg.dcm", files, "liver-1", uid)
+        # every exam has a ruler SR; where a SEG exists the SEG is used
+        group = _group("liver-1", hd.UID(), [_mm(codes.SCT.LongAxis, 30.0)], codes.SCT.Liver)
+        _write_sr(study / "M01" / date / "ruler.dcm", pydicom.dcmread(files[0]), [group])
+    out = tmp_path / "out"
+    config = REPO / "tests" / "pipeline" / "data" / "config_fast.yaml"
+    proc = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "hpd-imaging"),
+            "run",
+            str(study),
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    errors = pd.read_csv(out / "errors.csv", dtype=str, keep_default_na=False)
+    assert proc.returncode == 0, errors.to_string()
+    lesions = pd.read_csv(out / "lesions.csv", dtype=str, keep_default_na=False)
+    assert list(lesions["lesion_id"]) == ["liver-1"] * 3  # one lesion across SEG and ruler exams
+    assert list(lesions["mask_source"]) == ["seg", "seg", "ruler_sr"]
+    assert float(lesions["longest_axial_diameter_mm"].iloc[2]) == 30.0
+    assert not errors["message"].str.contains("ruler lesion").any()
