@@ -81,7 +81,7 @@ def read_slicer_segmentation(
     """
     import SimpleITK as sitk  # noqa: N813
 
-    from hpd_imaging.io.labelmap import connected_components, normalise_label_table, place_on_ct_grid
+    from hpd_imaging.io._labelgrid import connected_components, normalise_label_table, place_on_ct_grid
 
     where = str(path)
     n_layers = int(image.GetNumberOfComponentsPerPixel())

@@ -162,7 +162,7 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
         if rulers:
             segmentations = tuple(m for m in tp.masks if m.source is not MaskSource.RULER_SR)
             if not segmentations:  # rulers where no mask exists: this exam is measured on its rulers
-                rows = _ruler_rows(pid, tp, rulers, errors)
+                rows = _ruler_rows(pid, tp, rulers, errors, error_row)
                 failed_load |= rows is None
                 ruler_rows.extend(rows or [])
                 continue
@@ -245,7 +245,7 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
     lesions = lesions_table([course])
     tracking = tracking_table([course])
     if ruler_rows:
-        _check_ruler_identities(pid, lesions, ruler_rows, errors)
+        _check_ruler_identities(pid, lesions, ruler_rows, errors, error_row)
         lesions = _with_rulers(lesions, ruler_rows)
     timings["track_measure_s"] = time.perf_counter() - t1
 

@@ -8,6 +8,7 @@ segmented lesions of the same patient through their tracking identifiers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -17,14 +18,12 @@ from hpd_imaging.domain import Timepoint
 logger = logging.getLogger(__name__)
 
 
-def _error_row(*args: Any, **kwargs: Any) -> dict[str, str]:
-    from hpd_imaging.pipeline.patient import error_row  # the one errors.csv row format
-
-    return error_row(*args, **kwargs)
+#: pipeline.patient.error_row, passed in by the caller (importing it here would make an import cycle)
+ErrorRow = Callable[..., dict[str, str]]
 
 
 def ruler_rows(
-    pid: str, tp: Timepoint, refs: list[Any], errors: list[dict[str, str]]
+    pid: str, tp: Timepoint, refs: list[Any], errors: list[dict[str, str]], error_row: ErrorRow
 ) -> list[dict[str, Any]] | None:
     """lesions.csv rows of an exam measured on ruler SRs (io/rulers.py); None when none could be read.
 
@@ -39,7 +38,7 @@ def ruler_rows(
         try:
             measurements = read_ruler_sr(ref.path)
         except Exception as exc:  # noqa: BLE001 - one bad SR is one row
-            errors.append(_error_row(pid, "load_masks", str(ref.path), exc))
+            errors.append(error_row(pid, "load_masks", str(ref.path), exc))
             n_failed += 1
             continue
         for m in measurements:
@@ -85,7 +84,11 @@ def with_rulers(lesions: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFra
 
 
 def check_ruler_identities(
-    pid: str, lesions: pd.DataFrame, rows: list[dict[str, Any]], errors: list[dict[str, str]]
+    pid: str,
+    lesions: pd.DataFrame,
+    rows: list[dict[str, Any]],
+    errors: list[dict[str, str]],
+    error_row: ErrorRow,
 ) -> None:
     """Ruler lesions must carry the identities of the segmented lesions (declared tracking ids) to be one
     course with them; a ruler lesion whose id no segmented lesion has is reported."""
@@ -93,7 +96,7 @@ def check_ruler_identities(
     for row in rows:
         if row["lesion_id"] not in known:
             errors.append(
-                _error_row(
+                error_row(
                     pid,
                     "load_masks",
                     None,
