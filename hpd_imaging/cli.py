@@ -11,7 +11,7 @@ from __future__ import annotations
 import typer
 
 from hpd_imaging import __version__
-from hpd_imaging.commands import kinetics, measure, model, radiomics, run, survival, synth
+from hpd_imaging.commands import kinetics, measure, model, radiomics, rulers, run, survival, synth
 
 app = typer.Typer(
     name="hpd-imaging",
@@ -41,7 +41,7 @@ def _main(
     """hpd-imaging: hyperprogression analysis of CT archives."""
 
 
-for _module in (run, synth, measure, kinetics, survival, radiomics, model):
+for _module in (run, synth, measure, kinetics, survival, radiomics, model, rulers):
     _module.register(app)
 
 

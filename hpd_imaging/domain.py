@@ -69,6 +69,7 @@ class MaskSource(StrEnum):
     SEG = "seg"
     RTSTRUCT = "rtstruct"
     LABELMAP = "labelmap"
+    RULER_SR = "ruler_sr"  # a TID 1500 SR of linear measurements (io/rulers.py): measurements, no mask
 
 
 class HpdLabel(StrEnum):
@@ -273,6 +274,8 @@ class MaskRef:
     pairing: str = (
         ""  # how it was paired: "series_uid", "instances", "frame_of_reference", "geometry", "manifest"
     )
+    # DICOM SEG / RTSTRUCT structures from the header, each "name [type]: lesion|not a lesion (rule)"
+    structures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -347,6 +350,13 @@ class LesionMask:
     is_lymph_node: bool = False
     label_value: int | None = None  # segment number / label-map value
     notes: tuple[str, ...] = ()  # warnings met while reading (e.g. contour off slice planes)
+    # what the file says the structure is: RT ROI Interpreted Type (RTSTRUCT), segmented property category
+    # (SEG, Slicer terminology), and whether the lesion rules (io/structures.py) count it as a lesion and why
+    structure_type: str = ""
+    is_lesion: bool = True
+    lesion_rule: str = ""
+    terminology: str = ""  # coded category / type as "scheme^value^meaning" pairs joined by " / "
+    color_rgb: tuple[float, float, float] | None = None  # display colour (0-1) from the file, if any
 
     def __post_init__(self) -> None:
         if self.mask.dtype != bool:
@@ -439,6 +449,7 @@ class LesionMeasurement:
     n_fragments: int = 1
     series_uid: str = ""
     mask_source: str = ""
+    lesion_rule: str = ""  # why the structure counts as a lesion (io/structures.py), e.g. its RT ROI type
     # key slice and axis end points (LPS mm) so that reports and DICOM SR can draw the measurement
     long_axis_slice_index: int | None = None
     long_axis_endpoints_mm: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None

@@ -26,7 +26,7 @@ from pydicom.tag import BaseTag
 logger = logging.getLogger(__name__)
 
 # Bump when the record layout or the extraction rules change: the cache drops records of other versions.
-RECORD_VERSION = 5
+RECORD_VERSION = 6
 
 SEG_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
@@ -199,6 +199,21 @@ def _seg_fields(ds: Dataset) -> dict[str, Any]:
         _text(s, "SegmentLabel") or str(_int(s, "SegmentNumber"))
         for s in ds.get("SegmentSequence", None) or []
     ]
+    # (label, category code, category meaning, property type meaning): the lesion rules' evidence
+    segment_codes = []
+    for s in ds.get("SegmentSequence", None) or []:
+        category = (s.get("SegmentedPropertyCategoryCodeSequence", None) or [Dataset()])[0]
+        prop = (s.get("SegmentedPropertyTypeCodeSequence", None) or [Dataset()])[0]
+        segment_codes.append(
+            [
+                _text(s, "SegmentLabel") or str(_int(s, "SegmentNumber")),
+                _text(category, "CodeValue"),
+                _text(category, "CodeMeaning"),
+                _text(prop, "CodeMeaning"),
+                _int(s, "SegmentNumber"),
+                _text(prop, "CodeValue"),
+            ]
+        )
     return {
         "ref_series": ref_series,
         "ref_instances": sorted(ref_instances),
@@ -206,6 +221,8 @@ def _seg_fields(ds: Dataset) -> dict[str, Any]:
         "rows": _int(ds, "Rows"),
         "columns": _int(ds, "Columns"),
         "segments": segments,
+        "segment_codes": segment_codes,
+        "seg_type": _text(ds, "SegmentationType").upper(),
         **geo,
     }
 
@@ -254,8 +271,14 @@ def _rtstruct_fields(ds: Dataset) -> dict[str, Any]:
                     if sop:
                         ref_instances.add(sop)
     rois = []
+    types_by_number = {
+        _int(obs, "ReferencedROINumber"): _text(obs, "RTROIInterpretedType")
+        for obs in ds.get("RTROIObservationsSequence", None) or []
+    }
+    roi_types = []
     for roi in ds.get("StructureSetROISequence", None) or []:
         rois.append(_text(roi, "ROIName"))
+        roi_types.append(types_by_number.get(_int(roi, "ROINumber"), ""))
         uid = _text(roi, "ReferencedFrameOfReferenceUID")
         if uid and uid not in ref_for:
             ref_for.append(uid)
@@ -284,6 +307,7 @@ def _rtstruct_fields(ds: Dataset) -> dict[str, Any]:
         "ref_instances": sorted(ref_instances),
         "ref_for": ref_for,
         "rois": rois,
+        "roi_types": roi_types,
         "n_contours": n_contours,
         "contour_bbox": [lo, hi] if n_contours and lo[0] != float("inf") else None,
     }
@@ -359,21 +383,72 @@ def _functional_kernel(ds: Dataset) -> str:
     return ""
 
 
+#: a NIfTI/NRRD volume is a label map when its values are non-negative integers with at most this many
+#: distinct values (TotalSegmentator's full map has 117 labels; a CT has thousands of distinct HU values)
+LABELMAP_MAX_DISTINCT = 1000
+#: volumes larger than this (voxels x components) are not read at scan time; the name rule decides
+CONTENT_CHECK_MAX_VOXELS = 400_000_000
+
+
+def volume_content(array: np.ndarray) -> dict[str, Any]:
+    """``content`` ("labelmap" or "image") of a volume's voxels, with the evidence (range, distinct values).
+
+    Why by content: an archive of NIfTI CTs and label maps (nnU-Net, TotalSegmentator) names them freely;
+    ``ct.nii.gz`` next to ``seg.nii.gz`` was classified by name and the CT became a label map. Intensities
+    decide: negative or non-integer values, or more distinct values than a label map has, make an image.
+    """
+    if array.size == 0:
+        return {"content": "image", "content_reason": "no voxels"}
+    lo, hi = float(array.min()), float(array.max())
+    evidence: dict[str, Any] = {"value_min": lo, "value_max": hi}
+    if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+        return {**evidence, "content": "image", "content_reason": "non-integer intensities"}
+    if lo < 0:
+        return {**evidence, "content": "image", "content_reason": f"negative values (min {lo:g})"}
+    if hi > 65535:
+        return {**evidence, "content": "image", "content_reason": f"values up to {hi:g}"}
+    counts = np.bincount(array.astype(np.int64, copy=False).ravel(), minlength=1)
+    distinct = int(np.count_nonzero(counts))
+    evidence["n_distinct"] = distinct
+    if hi == 0:  # all zero: an empty label map or a blank image, the voxels cannot tell; the name decides
+        return {**evidence, "content_reason": "every voxel is 0"}
+    if distinct > LABELMAP_MAX_DISTINCT:
+        return {**evidence, "content": "image", "content_reason": f"{distinct} distinct values"}
+    return {**evidence, "content": "labelmap", "content_reason": f"{distinct} non-negative integer values"}
+
+
 def read_labelmap_header(path: Path) -> dict[str, Any]:
-    """Grid of a NIfTI/NRRD label map from its header only (SimpleITK ReadImageInformation, no voxels)."""
+    """Grid of a NIfTI/NRRD/MetaImage volume from its header, and whether its voxels are a label map.
+
+    The voxels are read once at scan time (the record is cached) to tell a CT from a label map by content
+    (:func:`volume_content`); volumes over ``CONTENT_CHECK_MAX_VOXELS`` keep the name rule.
+    """
+    import math as _math
+
     import SimpleITK as sitk  # noqa: N813 - the conventional alias
 
+    from hpd_imaging.io.filetype import sitk_reader
+
     try:
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(path))
+        reader = sitk_reader(path)
         reader.ReadImageInformation()
-        return {
+        record: dict[str, Any] = {
             "kind": "labelmap",
             "size": list(reader.GetSize()),
             "spacing": list(reader.GetSpacing()),
             "origin": list(reader.GetOrigin()),
             "direction": list(reader.GetDirection()),
             "pixel_type": sitk.GetPixelIDValueAsString(reader.GetPixelID()),
+            "components": int(reader.GetNumberOfComponents()),
         }
     except Exception as exc:  # noqa: BLE001 - reported as an issue by the scanner
         return {"kind": "error", "message": f"cannot read label-map header: {exc}"}
+    n_voxels = _math.prod(int(n) for n in record["size"]) * max(record["components"], 1)
+    if n_voxels <= CONTENT_CHECK_MAX_VOXELS:
+        try:
+            image = reader.Execute()  # keep a reference: a view of a temporary image reads freed memory
+            record.update(volume_content(sitk.GetArrayViewFromImage(image)))
+            del image
+        except Exception as exc:  # noqa: BLE001 - header known, voxels unreadable: the loader will say so
+            record["content_reason"] = f"voxels unreadable at scan time: {type(exc).__name__}: {exc}"
+    return record

@@ -186,8 +186,35 @@ def pair_dicom_mask(
         referenced_series_uid=stack.series_uid if stack else ";".join(record.get("ref_series") or []),
         frame_of_reference_uid=(stack.for_uid if stack else "") or (for_uids[0] if for_uids else ""),
         pairing=pairing,
+        structures=header_structures(record),
     )
     return PairedMask(ref, stack)
+
+
+def header_structures(record: dict[str, Any]) -> tuple[str, ...]:
+    """Each ROI / segment of a SEG or RTSTRUCT header record as "name [type]: lesion|not a lesion (rule)".
+
+    The rules are io/structures.py's with the default loader settings (series.csv documents the archive;
+    ``run`` applies the configured rules when it reads the masks).
+    """
+    from hpd_imaging.io.structures import classify_structure
+
+    out = []
+    if record.get("kind") == "rtstruct":
+        names = record.get("rois") or []
+        types = record.get("roi_types") or [""] * len(names)
+        for name, rt_type in zip(names, types, strict=False):
+            is_lesion, rule = classify_structure(name=name, rt_roi_type=rt_type)
+            out.append(f"{name} [{rt_type or '-'}]: {'lesion' if is_lesion else 'not a lesion'} ({rule})")
+    elif record.get("kind") == "seg":
+        for label, code, meaning, prop, number, prop_code in record.get("segment_codes") or []:
+            if prop_code == "125040" or (record.get("seg_type") == "LABELMAP" and number == 0):
+                continue  # the Label Map SEG's background is no structure
+            is_lesion, rule = classify_structure(
+                name=label, category_code=code, category_meaning=meaning, property_meaning=prop
+            )
+            out.append(f"{label} [{meaning or '-'}]: {'lesion' if is_lesion else 'not a lesion'} ({rule})")
+    return tuple(out)
 
 
 _LABEL_WORDS = ("seg", "label", "mask", "roi", "gtv", "lesion", "tumo")
@@ -198,10 +225,15 @@ _SIBLING_TAGS = ("_seg", "_label", "_labels", "_mask", ".seg", "-seg", "-label")
 def looks_like_label_map(path: Path, header: dict[str, Any]) -> bool:
     """NIfTI/NRRD files can be images as well as label maps, and the header does not say which.
 
-    Rule: a name with seg/label/mask/roi/gtv/lesion/tumo(u)r is a label map; otherwise a floating-point file,
+    The voxels decide when the scan could read them (``header["content"]``: non-negative integers with few
+    distinct values are a label map); otherwise the name rule: a name with
+    seg/label/mask/roi/gtv/lesion/tumo(u)r is a label map; otherwise a floating-point file,
     a name with image/img/volume/_0000 (nnU-Net channel), or a name that is or starts with "ct" (dcm2niix
     output next to a DICOM folder called CT) is an image; anything else is taken as a label map.
     """
+    content = header.get("content")
+    if content in ("labelmap", "image"):  # read from the voxels at scan time (headers.volume_content)
+        return bool(content == "labelmap")
     name = path.name.lower()
     if any(w in name for w in _LABEL_WORDS):
         return True
@@ -262,8 +294,11 @@ def pair_labelmap_by_convention(
                 )
                 return None
             matching = [s for s in stacks if labelmap_size_matches(s, header)]
-            if len(matching) == 1:
-                return PairedMask(_labelmap_ref(path, matching[0], "folder"), matching[0])
+            if matching:
+                # the stack(s) whose matrix equals the label map's; two forms of one CT (single frames and
+                # Legacy Converted Enhanced) both match: the one with most slices, then the lowest id
+                best = max(matching, key=lambda s: (s.n_slices, s.stack_id))
+                return PairedMask(_labelmap_ref(path, best, "folder"), best)
             exam = next(iter(exams))
             size = header.get("size")
             if not matching:

@@ -29,6 +29,7 @@ from hpd_imaging.archive import headers as _headers
 from hpd_imaging.archive import index_cache as _index_cache
 from hpd_imaging.archive.cache import HeaderCache
 from hpd_imaging.archive.choose import choose_ct, not_candidate_reason
+from hpd_imaging.archive.images_manifest import read_images_manifest
 from hpd_imaging.archive.manifest import read_manifest
 from hpd_imaging.archive.pairing import (
     PairedMask,
@@ -37,6 +38,7 @@ from hpd_imaging.archive.pairing import (
     pair_dicom_mask,
     pair_labelmap_by_convention,
 )
+from hpd_imaging.archive.rulers import ruler_reports
 from hpd_imaging.archive.stacks import Stack, build_stacks
 from hpd_imaging.domain import MaskRef, MaskSource, Timepoint
 from hpd_imaging.errors import ConfigError
@@ -67,6 +69,7 @@ SERIES_COLUMNS = [
     "choice_reason",
     "mask_files",
     "mask_pairing",
+    "structures",
     "folder",
 ]
 
@@ -91,6 +94,7 @@ class Archive:
     n_non_dicom_skipped: int = 0
     clinical_path: Path | None = None
     manifest_path: Path | None = None
+    images_manifest_path: Path | None = None  # images.csv: NIfTI/NRRD exams (archive/images_manifest.py)
     stacks: list[Stack] = field(default_factory=list)  # every image stack found, chosen or not
     masks: list[PairedMask] = field(default_factory=list)  # every mask found, paired or not
     scan_stats: dict[str, float] = field(default_factory=dict)  # n_read, n_cached, seconds
@@ -138,9 +142,13 @@ def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[str, int, int]]:
                 logger.warning("%s: cannot stat: %s", entry.path, exc)
 
 
-def _read_one(path_and_kind: tuple[str, bool]) -> dict[str, Any]:  # module level: picklable for the pool
-    path, is_labelmap = path_and_kind
-    return _headers.read_labelmap_header(Path(path)) if is_labelmap else _headers.read_header(Path(path))
+def _read_one(path: str) -> dict[str, Any]:  # module level: picklable for the pool
+    """Header record of one file; NIfTI/NRRD/MetaImage told from DICOM by content, never by the name."""
+    from hpd_imaging.io.filetype import is_volume_file
+
+    if is_volume_file(path):
+        return _headers.read_labelmap_header(Path(path))
+    return _headers.read_header(Path(path))
 
 
 def scan_archive(
@@ -257,12 +265,14 @@ def _build_index(
 
     images: list[tuple[Path, dict[str, Any]]] = []
     dicom_masks: list[tuple[Path, dict[str, Any]]] = []
+    sr_files: list[tuple[Path, dict[str, Any]]] = []
     labelmaps: dict[Path, dict[str, Any]] = {}
     manifest = study_dir / settings.manifest_name
+    images_manifest = study_dir / settings.images_manifest_name
     clinical = study_dir / settings.clinical_name
     # compared as text and built from a memoised parent: the walk's paths are already normalised, and parsing
     # every full path with pathlib was a fifth of a re-scan
-    manifest_text, clinical_text = str(manifest), str(clinical)
+    manifest_text, clinical_text, images_text = str(manifest), str(clinical), str(images_manifest)
     make_path = _index_cache._path_from_text
     for path_text, _, _ in files:
         record = records[path_text]
@@ -270,6 +280,8 @@ def _build_index(
         kind = record.get("kind")
         if path_text == manifest_text:
             archive.manifest_path = path
+        elif path_text == images_text:
+            archive.images_manifest_path = path
         elif path_text == clinical_text:
             archive.clinical_path = path
         elif kind == "image":
@@ -284,7 +296,9 @@ def _build_index(
             _check_dicomdir(path, issue)
         elif kind == "non_dicom":
             archive.n_non_dicom_skipped += 1
-        # other_dicom (SR, presentation states, ...) is indexed nowhere but is no problem
+        elif kind == "other_dicom" and record.get("modality") == "SR":
+            sr_files.append((path, record))
+        # other other_dicom (presentation states, ...) is indexed nowhere but is no problem
 
     archive.stacks = build_stacks(images, study_dir, settings, issue)
     candidates = [s for s in archive.stacks if not not_candidate_reason(s, settings)]
@@ -300,6 +314,13 @@ def _build_index(
     if archive.manifest_path is not None:
         manifest_pairs, listed = read_manifest(archive.manifest_path, study_dir, index, labelmaps, issue)
         paired.extend(manifest_pairs)
+    image_timepoints: list[Timepoint] = []
+    image_rows: list[dict[str, Any]] = []
+    if archive.images_manifest_path is not None:
+        image_timepoints, image_listed, image_rows = read_images_manifest(
+            archive.images_manifest_path, study_dir, labelmaps, issue
+        )
+        listed |= image_listed
     for path, header in labelmaps.items():
         if path in listed:
             continue
@@ -317,9 +338,22 @@ def _build_index(
             archive.masks.append(PairedMask(MaskRef(path=path, source=MaskSource.LABELMAP), None))
             continue
         paired.append(pm_or_none)
+    paired.extend(ruler_reports(sr_files, issue))
     archive.masks.extend(paired)
 
     _build_timepoints(archive, paired, settings, issue)
+    for tp in image_timepoints:  # NIfTI/NRRD exams of images.csv; a DICOM exam of the same date wins
+        known = {t.scan_date for t in archive.timepoints.get(tp.patient_id, [])}
+        if tp.scan_date in known:
+            issue(
+                tp.patient_id,
+                tp.ct.files[0],
+                f"images.csv: exam {tp.scan_date} also has a DICOM CT; kept that",
+            )
+            continue
+        archive.timepoints.setdefault(tp.patient_id, []).append(tp)
+        archive.timepoints[tp.patient_id].sort(key=lambda t: t.scan_date)
+    archive._rows.extend(image_rows)
 
 
 def _log_summary(archive: Archive) -> None:
@@ -334,11 +368,6 @@ def _log_summary(archive: Archive) -> None:
         len(archive.issues),
         archive.scan_stats["seconds"],
     )
-
-
-def _is_labelmap(path: str, settings: ArchiveSettings) -> bool:
-    name = os.path.basename(path).lower()
-    return any(name.endswith(sfx) for sfx in settings.labelmap_suffixes)
 
 
 def _load_records(
@@ -364,7 +393,7 @@ def _load_records(
     total = len(files)
     if progress:
         progress(n_cached, total)
-    jobs = [(p, _is_labelmap(p, settings)) for p, _, _ in to_read]
+    jobs = [p for p, _, _ in to_read]
     if settings.workers > 1 and len(jobs) > 256:
         with ProcessPoolExecutor(max_workers=settings.workers) as pool:
             results = list(pool.map(_read_one, jobs, chunksize=64))
@@ -525,5 +554,6 @@ def _row(stack: Stack, chosen: bool, reason: str, masks: list[MaskRef], root: Pa
         "choice_reason": reason,
         "mask_files": ";".join(_relative(m.path, root) for m in masks),
         "mask_pairing": ";".join(m.pairing for m in masks),
+        "structures": "; ".join(f"{m.path.name}: {s}" for m in masks for s in m.structures),
         "folder": ";".join(folders),
     }

@@ -15,6 +15,8 @@ from hpd_imaging.commands._common import EXIT_USAGE, configure_logging, usage_er
 MEASURE_FIELDS: tuple[str, ...] = (
     "lesion_id",
     "label",
+    "structure_type",
+    "is_lesion",
     "organ",
     "is_lymph_node",
     "voxel_count",
@@ -25,24 +27,33 @@ MEASURE_FIELDS: tuple[str, ...] = (
     "max_3d_diameter_mm",
     "surface_area_mm2",
     "sphericity",
+    "lesion_rule",
 )
 
 
 def measure_study(
     ct_path: Path, mask_path: Path, *, split_components: bool = False, resample_labelmap: bool = False
 ) -> tuple[list[dict], list[str]]:
-    """Load the CT and its masks, measure every non-empty lesion: (records, warnings).
+    """Load the CT and its masks, measure every non-empty structure of the file: (records, warnings).
 
-    The warnings include the readers' notes (stale references, contours off the slice planes).
+    Every structure is reported, lesion or not, with its type (RT ROI Interpreted Type, segment category)
+    and the rule that decided whether it is a lesion (io/structures.py); ``run`` keeps only the lesions.
+    The file types are read from the content, not the names. The warnings include the readers' notes (stale
+    references, contours off the slice planes) and the structures that give no voxel (a one-point ROI).
     """
     from hpd_imaging.errors import MaskError
     from hpd_imaging.io import LoaderSettings, load_ct, load_masks
+    from hpd_imaging.io.structures import StructureProblem
     from hpd_imaging.measure import measure_lesion
 
     settings = LoaderSettings(labelmap_mismatch="resample" if resample_labelmap else "refuse")
     ct = load_ct(ct_path, settings)
-    masks = load_masks(mask_path, ct, settings=settings, split_components=split_components)
-    records, warnings = [], []
+    problems: list[StructureProblem] = []
+    masks = load_masks(mask_path, ct, settings=settings, split_components=split_components, problems=problems)
+    records: list[dict] = []
+    warnings = [
+        f"{p.message} ({'lesion' if p.is_lesion else 'not a lesion'}); not measured" for p in problems
+    ]
     for mask in masks:
         warnings.extend(f"{mask_path}: {mask.label}: {note}" for note in mask.notes)
         if not mask.mask.any():
@@ -51,7 +62,14 @@ def measure_study(
             )
             continue
         m = measure_lesion(mask)
-        records.append({name: getattr(m, name) for name in MEASURE_FIELDS})
+        structure = {
+            "structure_type": mask.structure_type,
+            "is_lesion": mask.is_lesion,
+            "lesion_rule": mask.lesion_rule,
+        }
+        records.append(
+            {name: structure[name] if name in structure else getattr(m, name) for name in MEASURE_FIELDS}
+        )
     if not records:
         raise MaskError(
             f"{mask_path}: expected at least one non-empty lesion mask on {ct_path}, got "
@@ -113,7 +131,8 @@ def register(app: typer.Typer) -> None:
 
         table = Table(title=f"{len(records)} lesion(s): {mask.name} on {ct.name}")
         for name in MEASURE_FIELDS:
-            table.add_column(name, justify="left" if name in ("lesion_id", "label", "organ") else "right")
+            left = name in ("lesion_id", "label", "organ", "structure_type", "lesion_rule")
+            table.add_column(name, justify="left" if left else "right")
         for r in records:
             table.add_row(*(_fmt(r[name]) for name in MEASURE_FIELDS))
         Console(width=250).print(table)

@@ -2,7 +2,7 @@
 
 Mask readers are looked up in the explicit registry :data:`MASK_READERS` (ARCHITECTURE.md: "explicit
 registries, no magic"); :func:`detect_mask_source` decides the kind from the DICOM Modality / SOP Class
-UID or, for non-DICOM files, the file suffix.
+UID or, for non-DICOM files, the file's magic bytes (io/filetype.py; never the name).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 from hpd_imaging.domain import CtImage, LesionMask, MaskSource
 from hpd_imaging.errors import MaskError
 from hpd_imaging.io._dicomread import BoundedReader
-from hpd_imaging.io.ct import is_image_file, load_ct
+from hpd_imaging.io.ct import load_ct
+from hpd_imaging.io.filetype import VOLUME_KINDS, FileKind, sniff
 from hpd_imaging.io.labelmap import LabelTable, connected_components, read_labelmap
 from hpd_imaging.io.rtstruct import read_rtstruct
 from hpd_imaging.io.seg import read_seg
@@ -45,12 +46,20 @@ _RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 
 
 def detect_mask_source(path: Path | str) -> MaskSource:
-    """SEG, RTSTRUCT or LABELMAP, from the DICOM header (Modality, SOPClassUID) or the file suffix."""
+    """SEG, RTSTRUCT or LABELMAP, from the file's content: NIfTI/NRRD/MetaImage magic, else the DICOM header
+    (Modality, SOPClassUID). The name is never consulted (an NRRD file called ``.dcm`` is a label map)."""
     import pydicom
 
     path = Path(path)
-    if is_image_file(path):
+    kind = sniff(path)
+    if kind in VOLUME_KINDS:
         return MaskSource.LABELMAP
+    if kind is FileKind.UNKNOWN:
+        raise MaskError(
+            f"{path}: expected a DICOM SEG, RTSTRUCT or a NIfTI/NRRD label map, got a file that is none of "
+            "them (no DICOM preamble or dataset, no NRRD/NIfTI/MetaImage header)",
+            path=str(path),
+        )
     try:
         with BoundedReader(path) as fp:  # a corrupt length must not allocate gigabytes
             ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])

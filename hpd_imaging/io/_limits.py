@@ -143,9 +143,10 @@ def check_image_header(path: Path | str, settings: LoaderSettings, *, max_voxels
     """
     import SimpleITK as sitk  # noqa: N813
 
+    from hpd_imaging.io.filetype import sitk_reader
+
     where = str(path)
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(where)
+    reader = sitk_reader(where)
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:

@@ -49,9 +49,10 @@ Progress = Callable[[int, int], None]
 
 
 def is_image_file(path: Path) -> bool:
-    """True for NIfTI/NRRD/MetaImage files (read with SimpleITK), judged by suffix."""
-    name = path.name.lower()
-    return any(name.endswith(s) for s in IMAGE_SUFFIXES)
+    """True for NIfTI/NRRD/MetaImage files (read with SimpleITK), judged by content (io/filetype.py)."""
+    from hpd_imaging.io.filetype import is_volume_file
+
+    return is_volume_file(path)
 
 
 def load_ct(
@@ -66,6 +67,8 @@ def load_ct(
     files, one Enhanced (multi-frame) CT file, or a NIfTI/NRRD image. Raises :class:`GeometryError` for
     irregular stacks (unless resampling is enabled), :class:`DicomReadError` for unreadable input.
     """
+    if not isinstance(source, str | Path) and len(source) == 1 and is_image_file(Path(source[0])):
+        source = source[0]  # an archive timepoint whose CT is one NIfTI/NRRD file (images.csv)
     if isinstance(source, str | Path):
         path = Path(source)
         if path.is_file() and is_image_file(path):
@@ -527,9 +530,11 @@ def _load_sitk_ct(path: Path, settings: LoaderSettings = DEFAULT_LOADER_SETTINGS
     """NIfTI/NRRD CT via SimpleITK, which already converts NIfTI's RAS to LPS."""
     import SimpleITK as sitk  # noqa: N813
 
+    from hpd_imaging.io.filetype import read_sitk_image
+
     check_image_header(path, settings, max_voxels=settings.max_ct_voxels)  # memory-bomb guard
     try:
-        image = sitk.ReadImage(str(path))
+        image = read_sitk_image(path)
     except RuntimeError as exc:
         raise DicomReadError(f"{path}: cannot read image with SimpleITK: {exc}", path=str(path)) from exc
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:

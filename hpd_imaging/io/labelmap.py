@@ -11,42 +11,36 @@ difference stated, or resampled nearest-neighbour when ``LoaderSettings.labelmap
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
-from hpd_imaging.errors import DicomReadError, GeometryError, MaskError
+from hpd_imaging.domain import CtImage, LesionMask, MaskSource
+from hpd_imaging.errors import DicomReadError, MaskError
+from hpd_imaging.io._labelgrid import (  # re-exported: the readers' public helpers
+    LabelTable,
+    connected_components,
+    normalise_label_table,
+    place_on_ct_grid,
+)
 from hpd_imaging.io._limits import check_image_header, check_mask_count
-from hpd_imaging.io._placement import match_to_grid
+from hpd_imaging.io.slicer_seg import is_slicer_segmentation, read_slicer_segmentation
+from hpd_imaging.io.structures import classify_structure
 from hpd_imaging.settings.io import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
 log = logging.getLogger(__name__)
 
-# value -> (lesion_id, organ, is_lymph_node); or MaskRef.label_table rows (value, lesion_id, organ, is_ln)
-LabelTable = Mapping[int, tuple[str, str, bool]] | Iterable[tuple[int, str, str, bool]]
 
-
-def normalise_label_table(table: LabelTable | None) -> dict[int, tuple[str, str, bool]]:
-    """Accept a mapping or MaskRef.label_table rows; return {value: (lesion_id, organ, is_lymph_node)}."""
-    if table is None:
-        return {}
-    if isinstance(table, Mapping):
-        return {int(k): (str(v[0]), str(v[1]), bool(v[2])) for k, v in table.items()}
-    return {int(row[0]): (str(row[1]), str(row[2]), bool(row[3])) for row in table}
-
-
-def _read_image(path: Path):  # noqa: ANN202
-    import SimpleITK as sitk  # noqa: N813
+def _read_image(path: Path, *, layers: bool = False):  # noqa: ANN202
+    from hpd_imaging.io.filetype import read_sitk_image
 
     try:
-        image = sitk.ReadImage(str(path))
+        image = read_sitk_image(path)
     except RuntimeError as exc:
         raise DicomReadError(f"{path}: cannot read label map with SimpleITK: {exc}", path=str(path)) from exc
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+    if image.GetDimension() != 3 or (image.GetNumberOfComponentsPerPixel() != 1 and not layers):
         raise MaskError(
             f"{path}: expected a 3D scalar label map, got {image.GetDimension()}D with "
             f"{image.GetNumberOfComponentsPerPixel()} component(s)",
@@ -59,55 +53,9 @@ def labelmap_on_ct_grid(
     path: Path | str, ct: CtImage, settings: LoaderSettings = DEFAULT_LOADER_SETTINGS
 ) -> tuple[np.ndarray, list[str]]:
     """The label map's integer values on ``ct``'s grid ([k, j, i]), plus notes on what was done."""
-    import SimpleITK as sitk  # noqa: N813
-
     path = Path(path)
     check_image_header(path, settings, max_voxels=settings.max_ct_voxels)  # memory-bomb guard
-    image = _read_image(path)
-    try:
-        geometry = ImageGeometry.from_sitk(image)
-    except GeometryError as exc:
-        raise MaskError(f"{path}: {exc}", path=str(path)) from exc
-    values = sitk.GetArrayFromImage(image)
-    if values.dtype.kind == "f":
-        if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
-            raise MaskError(f"{path}: expected integer label values, got non-integer floats", path=str(path))
-        values = values.astype(np.int32)
-    notes: list[str] = []
-    target = ct.geometry
-    same_lattice = sorted(geometry.shape) == sorted(target.shape)
-    if same_lattice:
-        try:
-            placed = match_to_grid(values, geometry, target, tol=settings.labelmap_tolerance_mm)
-        except ValueError:
-            same_lattice = False
-        else:
-            if not np.allclose(geometry.voxel_volume_mm3, target.voxel_volume_mm3, rtol=1e-4):
-                same_lattice = False
-    if same_lattice:
-        if not geometry.is_close(
-            target, tol_mm=settings.labelmap_tolerance_mm, tol_direction=settings.labelmap_tolerance_direction
-        ):
-            notes.append(
-                f"label map axes reordered/flipped onto the CT grid (stored direction {geometry.direction})"
-            )
-        return placed, notes
-    difference = target.describe_difference(geometry)
-    if settings.labelmap_mismatch == "refuse":
-        raise MaskError(
-            f"{path}: label map grid does not match the CT grid ({ct.source or 'CT'}): {difference} "
-            "(label map vs CT); set loader.labelmap_mismatch: resample to resample nearest-neighbour",
-            path=str(path),
-        )
-    reference = sitk.Image([int(n) for n in reversed(target.shape)], sitk.sitkUInt8)
-    target.apply_to_sitk(reference)
-    resampled = sitk.Resample(
-        image, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0.0, image.GetPixelID()
-    )
-    note = f"label map resampled nearest-neighbour onto the CT grid ({difference})"
-    log.warning("%s: %s", path, note)
-    notes.append(note)
-    return sitk.GetArrayFromImage(resampled), notes
+    return place_on_ct_grid(_read_image(path), path, ct, settings)
 
 
 def read_labelmap(
@@ -121,12 +69,27 @@ def read_labelmap(
 ) -> list[LesionMask]:
     """One LesionMask per non-zero label value (or per 26-connected component of each value).
 
-    ``label_table`` maps value -> (lesion_id, organ, is_lymph_node) (masks.csv); values absent from the map
-    are logged, values not in a given table are kept with no lesion id. An all-zero map raises
-    :class:`MaskError`.
+    ``label_table`` maps value -> (lesion_id, organ, is_lymph_node) (masks.csv / images.csv); values absent
+    from the map are logged. A given table declares which labels are lesions: the others (a
+    TotalSegmentator map's 39 organs next to the declared liver) are kept with no lesion id and
+    ``is_lesion=False``. Without a table every label value is a structure classified by io/structures.py.
+    An all-zero map raises :class:`MaskError`.
     """
     path = Path(path)
-    values, notes = labelmap_on_ct_grid(path, ct, settings)
+    check_image_header(path, settings, max_voxels=settings.max_ct_voxels)  # memory-bomb guard
+    image = _read_image(path, layers=True)
+
+    if is_slicer_segmentation(image):
+        return read_slicer_segmentation(
+            image, path, ct, settings=settings, label_table=label_table, split_components=split_components
+        )
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise MaskError(
+            f"{path}: expected a 3D scalar label map (or a 3D Slicer segmentation with Segment<N>_Layer "
+            f"keys), got {image.GetNumberOfComponentsPerPixel()} components per voxel",
+            path=str(path),
+        )
+    values, notes = place_on_ct_grid(image, path, ct, settings)
     present = [int(v) for v in np.unique(values) if v != 0]
     check_mask_count(len(present), ct.geometry.shape, settings, str(path), "label values")
     if not present:
@@ -139,8 +102,8 @@ def read_labelmap(
             "%s: label %d (%s) listed in the label table is absent from the map", path, v, table[v][0]
         )
     if table and set(present) - set(table):
-        log.warning(
-            "%s: labels %s are not in the label table; kept without a lesion id",
+        log.info(
+            "%s: labels %s are not in the label table; kept as structures that are not lesions",
             path,
             sorted(set(present) - set(table)),
         )
@@ -158,7 +121,13 @@ def read_labelmap(
         else:
             mask = values == v
         lesion_id, organ, is_ln = table.get(v, (None, "", False))
-        base = dict(
+        if lesion_id is not None:
+            is_lesion, rule = True, f"label {v} listed in the manifest as lesion {lesion_id}"
+        elif table:
+            is_lesion, rule = False, f"label {v} is not in the manifest's label table"
+        else:
+            is_lesion, rule = classify_structure(name=str(v), settings=settings)
+        base: dict[str, Any] = dict(
             geometry=ct.geometry,
             source=MaskSource.LABELMAP,
             source_path=str(path),
@@ -166,26 +135,26 @@ def read_labelmap(
             is_lymph_node=is_ln,
             label_value=v,
             notes=tuple(notes),
+            is_lesion=is_lesion,
+            lesion_rule=rule,
         )
         if not split_components:
-            masks.append(LesionMask(mask=mask, label=str(v), lesion_id=lesion_id, **base))  # type: ignore[arg-type]
+            masks.append(LesionMask(mask=mask, label=str(v), lesion_id=lesion_id, **base))
             continue
         masks.extend(
             LesionMask(
                 mask=part, label=f"{v}.{n}", lesion_id=f"{lesion_id}.{n}" if lesion_id else None, **base
-            )  # type: ignore[arg-type]
+            )
             for n, part in enumerate(connected_components(mask, settings, str(path)), start=1)
         )
     return masks
 
 
-def connected_components(
-    mask: np.ndarray, settings: LoaderSettings = DEFAULT_LOADER_SETTINGS, where: str = "mask"
-) -> list[np.ndarray]:
-    """26-connected components of a boolean mask, largest first (scipy.ndimage.label)."""
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
-    check_mask_count(n, mask.shape, settings, where, "connected components")
-    if n <= 1:
-        return [mask] if n == 1 else []
-    sizes = np.bincount(labels.ravel())[1:]
-    return [labels == (int(i) + 1) for i in np.argsort(-sizes, kind="stable")]
+__all__ = [
+    "LabelTable",
+    "connected_components",
+    "labelmap_on_ct_grid",
+    "normalise_label_table",
+    "place_on_ct_grid",
+    "read_labelmap",
+]

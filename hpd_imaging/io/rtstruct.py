@@ -31,6 +31,7 @@ from hpd_imaging.errors import DicomReadError, InputLimitError, MaskError
 from hpd_imaging.io._dicomread import count_ds_values, parse_ds_array, raw_ds_bytes, read_dicom
 from hpd_imaging.io._limits import check_mask_count
 from hpd_imaging.io.seg import organ_name
+from hpd_imaging.io.structures import StructureProblem, classify_structure, report_problem
 from hpd_imaging.settings.io import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
 log = logging.getLogger(__name__)
@@ -124,9 +125,15 @@ def read_rtstruct(
     *,
     settings: LoaderSettings = DEFAULT_LOADER_SETTINGS,
     roi_names: Sequence[str] | None = None,
+    problems: list[StructureProblem] | None = None,
     **_: Any,
 ) -> list[LesionMask]:
-    """Rasterise every ROI of an RTSTRUCT (or only ``roi_names``) onto ``ct``'s grid."""
+    """Rasterise every ROI of an RTSTRUCT (or only ``roi_names``) onto ``ct``'s grid.
+
+    Each mask carries its RT ROI Interpreted Type and the lesion decision (io/structures.py). A lesion ROI
+    that gives no voxel (its only contour a single point, or off the CT) is a :class:`StructureProblem`
+    appended to ``problems`` (an error row in ``run``), never a lesion of volume 0.
+    """
     path = Path(path)
     where = str(path)
     try:
@@ -182,10 +189,22 @@ def read_rtstruct(
         mask, notes = _rasterise_roi(roi, ct, name, sop_to_k, settings, where, fill_work)
         for note in notes:
             log.warning("%s: %s", path, note)
-        if not mask.any():
-            log.warning("%s: ROI %d (%s) gives an empty mask on the CT grid; skipped", path, number, name)
-            continue
         interpreted, obs_label = observations.get(number, ("", ""))
+        is_lesion, rule = classify_structure(name=name, rt_roi_type=interpreted, settings=settings)
+        if not mask.any():
+            report_problem(
+                problems,
+                StructureProblem(
+                    where,
+                    f"ROI {number} ({name}, {interpreted or 'no RT ROI Interpreted Type'})",
+                    "a ROI needs at least one closed planar contour of >= 3 points that covers a voxel "
+                    "centre of the CT",
+                    "; ".join(notes) or "contours that cover no voxel centre",
+                    is_lesion=is_lesion,
+                ),
+                log,
+            )
+            continue
         is_ln = "lymph" in name.lower() or "lymph" in obs_label.lower()
         masks.append(
             LesionMask(
@@ -198,6 +217,9 @@ def read_rtstruct(
                 is_lymph_node=is_ln,
                 label_value=number,
                 notes=tuple(file_notes + notes),
+                structure_type=interpreted,
+                is_lesion=is_lesion,
+                lesion_rule=rule,
             )
         )
     if not masks:

@@ -22,6 +22,7 @@ from hpd_imaging.errors import DicomReadError, GeometryError, MaskError
 from hpd_imaging.io._dicomread import BoundedReader, read_dicom
 from hpd_imaging.io._limits import check_dicom_pixel_size, check_mask_count
 from hpd_imaging.io._placement import geometry_from_hd_affine, match_to_grid
+from hpd_imaging.io.structures import StructureProblem, classify_structure, report_problem
 from hpd_imaging.settings.io import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
 log = logging.getLogger(__name__)
@@ -73,17 +74,88 @@ def segment_site(description: Any) -> tuple[str, bool]:
     return organ, is_ln
 
 
+_BACKGROUND_CODES = {"125040"}  # DCM "Background" (the Label Map SEG's explicit background segment)
+
+
+def _referenced_uids(seg: Any) -> tuple[set[str], set[str]]:
+    """(series UIDs, SOP instance UIDs) the SEG says it was derived from."""
+    series: set[str] = set()
+    instances: set[str] = set()
+    for item in seg.get("ReferencedSeriesSequence", None) or []:
+        series.add(str(item.get("SeriesInstanceUID", "") or ""))
+        for inst in item.get("ReferencedInstanceSequence", None) or []:
+            instances.add(str(inst.get("ReferencedSOPInstanceUID", "") or ""))
+    for item in seg.get("SourceImageSequence", None) or []:
+        instances.add(str(item.get("ReferencedSOPInstanceUID", "") or ""))
+    groups = [*(seg.get("SharedFunctionalGroupsSequence", None) or [])]
+    groups += [*(seg.get("PerFrameFunctionalGroupsSequence", None) or [])]
+    for frame in groups:
+        for deriv in frame.get("DerivationImageSequence", None) or []:
+            for src in deriv.get("SourceImageSequence", None) or []:
+                instances.add(str(src.get("ReferencedSOPInstanceUID", "") or ""))
+    series.discard("")
+    instances.discard("")
+    return series, instances
+
+
+def _check_frame_of_reference(path: Path, header: Any, ct: CtImage) -> str | None:
+    """None when the Frames of Reference agree; a note when they differ but the SEG references this CT.
+
+    A FoR mismatch is accepted (with a warning) only when the SEG names this CT's series or some of its
+    instances: the 2012 Slicer SEG of the QuantitativeReporting data minted its own FoR UID on the CT's very
+    grid. The caller must still find the SEG's grid equal to the CT's; otherwise it refuses.
+    """
+    for_uid = str(header.get("FrameOfReferenceUID", "") or "")
+    if not for_uid or not ct.frame_of_reference_uid or for_uid == ct.frame_of_reference_uid:
+        return None
+    series, instances = _referenced_uids(header)
+    ct_instances = {u for u in ct.provenance.get("sop_instance_uids", ()) or () if u}
+    if (ct.series_instance_uid and ct.series_instance_uid in series) or (instances & ct_instances):
+        how = "series" if ct.series_instance_uid in series else f"{len(instances & ct_instances)} instance(s)"
+        return (
+            f"Frame of Reference {for_uid} differs from the CT's {ct.frame_of_reference_uid}, but the SEG "
+            f"references this CT's {how}; read in the CT's frame because its grid is the CT's (checked "
+            "frame by frame, refused otherwise)"
+        )
+    raise MaskError(
+        f"{path}: Frame of Reference mismatch: expected the CT's {ct.frame_of_reference_uid}, "
+        f"got {for_uid} (coordinates cannot be compared without registration, and the SEG references "
+        "neither this CT's series nor its instances)",
+        path=str(path),
+    )
+
+
+def _code_of(concept: Any) -> tuple[str, str]:
+    if concept is None:
+        return "", ""
+    return str(getattr(concept, "value", "") or ""), str(getattr(concept, "meaning", "") or "")
+
+
+def _is_background(number: int, seg_type: str, property_code: str, label: str) -> bool:
+    """The Label Map SEG's background: segment 0, or a segment typed DCM 125040 "Background"."""
+    if seg_type == "LABELMAP" and number == 0:
+        return True
+    return property_code in _BACKGROUND_CODES or (
+        seg_type == "LABELMAP" and label.strip().lower() == "background"
+    )
+
+
 def read_seg(
     path: Path | str,
     ct: CtImage,
     *,
     settings: LoaderSettings = DEFAULT_LOADER_SETTINGS,
+    problems: list[StructureProblem] | None = None,
     **_: Any,
 ) -> list[LesionMask]:
-    """Read every non-empty segment of a DICOM SEG as a LesionMask on ``ct``'s grid.
+    """Read every non-empty segment of a DICOM SEG (BINARY, FRACTIONAL, Label Map) as a mask on ``ct``'s grid.
 
-    Raises :class:`MaskError` when the Frame of Reference differs from the CT's, when the SEG grid is not the
-    CT lattice, or when every segment is empty.
+    highdicom first; a vendor SEG that highdicom refuses (syngo.via: no SegmentedPropertyCategoryCodeSequence)
+    is decoded frame by frame with pydicom, with a warning naming the missing attribute. The Label Map SEG's
+    background segment is not a structure. Every mask carries its category and the lesion decision
+    (io/structures.py). Raises :class:`MaskError` when the Frame of Reference differs from the CT's (unless
+    the SEG references this CT and lies on its grid), when the SEG grid is not the CT lattice, or when every
+    segment is empty.
     """
     import highdicom as hd
 
@@ -94,21 +166,15 @@ def read_seg(
         raise DicomReadError(f"{path}: cannot read as DICOM SEG: {exc}", path=str(path)) from exc
     # memory-bomb guard: Rows x Columns x frames (bit-packed) vs the limit and the file, before highdicom
     check_dicom_pixel_size(path, header, settings, pixel_offset=pixel_offset)
+    for_note = _check_frame_of_reference(path, header, ct)
+    file_notes = [for_note] if for_note else []
+    if for_note:
+        log.warning("%s: %s", path, for_note)
     try:
         with BoundedReader(path) as fp:
             seg = hd.seg.segread(fp)
     except Exception as exc:  # highdicom/pydicom raise many types for malformed files
-        raise DicomReadError(
-            f"{path}: cannot read as DICOM SEG: {type(exc).__name__}: {exc}", path=str(path)
-        ) from exc
-    for_uid = str(seg.get("FrameOfReferenceUID", "") or "")
-    if for_uid and ct.frame_of_reference_uid and for_uid != ct.frame_of_reference_uid:
-        raise MaskError(
-            f"{path}: Frame of Reference mismatch: expected the CT's {ct.frame_of_reference_uid}, "
-            f"got {for_uid} "
-            "(coordinates cannot be compared without registration)",
-            path=str(path),
-        )
+        return _read_seg_fallback(path, ct, header, exc, settings, file_notes, problems)
     seg_type = str(seg.get("SegmentationType", ""))
     masks: list[LesionMask] = []
     try:
@@ -126,29 +192,34 @@ def read_seg(
             label = str(description.segment_label)
             organ, is_ln = segment_site(description)
             tracking_id, tracking_uid = description.tracking_id, description.tracking_uid
+            category = _code_of(getattr(description, "segmented_property_category", None))
+            prop = _code_of(getattr(description, "segmented_property_type", None))
         except Exception as exc:  # noqa: BLE001 - highdicom validates the description on access
             raise DicomReadError(
                 f"{path}: segment {number}: expected a valid segment description, got "
                 f"{type(exc).__name__}: {exc}",
                 path=str(path),
             ) from exc
-        notes: list[str] = []
+        if _is_background(int(number), seg_type, prop[0], label):
+            log.info("%s: segment %d (%s) is the background; not a structure", path, number, label)
+            continue
+        notes: list[str] = list(file_notes)
         try:
             volume = seg.get_volume(segment_numbers=[number], combine_segments=False, rescale_fractional=True)
         except Exception as exc:  # no frames for this segment, or frames not forming a volume
             if "no frames" in str(exc).lower() or "not found" in str(exc).lower():
-                log.warning("%s: segment %d (%s) has no frames; skipped", path, number, label)
+                _empty_segment(problems, path, number, label, category, prop, settings)
                 continue
-            raise MaskError(
-                f"{path}: segment {number} ({label}): cannot assemble a volume: {exc}", path=str(path)
-            ) from exc
+            # highdicom cannot index this SEG's frames (e.g. the 2012 Slicer SEG's dimension index): decode
+            # the frames with pydicom instead, strictly on the CT grid
+            return _read_seg_fallback(path, ct, header, exc, settings, file_notes, problems)
         values = np.asarray(volume.array)
         values = values[..., 0] if values.ndim == 4 else values
         threshold_fraction = settings.fractional_threshold if seg_type == "FRACTIONAL" else None
         binary = values >= threshold_fraction if threshold_fraction is not None else values > 0
         n_before = int(np.count_nonzero(binary))
         if n_before == 0:
-            log.warning("%s: segment %d (%s) is empty; skipped", path, number, label)
+            _empty_segment(problems, path, number, label, category, prop, settings)
             continue
         try:
             source_geometry = geometry_from_hd_affine(volume.affine, tuple(binary.shape))  # type: ignore[arg-type]
@@ -170,6 +241,13 @@ def read_seg(
             note = f"segment {number} ({label}): {lost} of {n_before} voxels lie outside the CT volume"
             log.warning("%s: %s", path, note)
             notes.append(note)
+        is_lesion, rule = classify_structure(
+            name=label,
+            category_code=category[0],
+            category_meaning=category[1],
+            property_meaning=prop[1],
+            settings=settings,
+        )
         masks.append(
             LesionMask(
                 mask=placed,
@@ -183,6 +261,119 @@ def read_seg(
                 is_lymph_node=is_ln,
                 label_value=int(number),
                 notes=tuple(notes),
+                structure_type=category[1],
+                is_lesion=is_lesion,
+                lesion_rule=rule,
+                terminology=_terminology(category, prop),
+            )
+        )
+    if not masks:
+        raise MaskError(
+            f"{path}: expected at least one non-empty segment, got none on the CT grid", path=str(path)
+        )
+    return masks
+
+
+def _terminology(category: tuple[str, str], prop: tuple[str, str]) -> str:
+    return " / ".join(f"{v}^{m}" for v, m in (category, prop) if v or m)
+
+
+def _empty_segment(
+    problems: list[StructureProblem] | None,
+    path: Path,
+    number: int,
+    label: str,
+    category: tuple[str, str],
+    prop: tuple[str, str],
+    settings: LoaderSettings,
+) -> None:
+    is_lesion, _ = classify_structure(
+        name=label,
+        category_code=category[0],
+        category_meaning=category[1],
+        property_meaning=prop[1],
+        settings=settings,
+    )
+    report_problem(
+        problems,
+        StructureProblem(
+            str(path),
+            f"segment {number} ({label})",
+            "a segment needs at least one voxel on the CT grid",
+            "0 voxels (no frame or an empty frame)",
+            is_lesion=is_lesion,
+        ),
+        log,
+    )
+
+
+def _read_seg_fallback(
+    path: Path,
+    ct: CtImage,
+    header: Any,
+    error: BaseException,
+    settings: LoaderSettings,
+    file_notes: list[str],
+    problems: list[StructureProblem] | None,
+) -> list[LesionMask]:
+    """highdicom refused the SEG: decode its frames with pydicom (io/_seg_fallback.py), say what was wrong."""
+    from hpd_imaging.io._seg_fallback import decode_seg_frames, missing_segment_attributes
+
+    missing = missing_segment_attributes(header)
+    why = (
+        f"missing required attribute(s) {', '.join(missing)}"
+        if missing
+        else f"{type(error).__name__}: {error}"
+    )
+    note = f"highdicom refused this SEG ({why}); frames decoded with pydicom on the CT grid"
+    log.warning("%s: %s", path, note)
+    try:
+        segments = decode_seg_frames(path, ct, settings)
+    except Exception as exc:  # noqa: BLE001 - a damaged SEG (wrong VRs, NaN positions) is one clear error
+        detail = str(exc) if isinstance(exc, MaskError) else f"{type(exc).__name__}: {exc}"
+        raise DicomReadError(
+            f"{path}: cannot read as DICOM SEG: {type(error).__name__}: {error}; the pydicom fallback "
+            f"failed too: {detail}",
+            path=str(path),
+        ) from exc
+    seg_type = str(header.get("SegmentationType", "") or "").upper()
+    masks: list[LesionMask] = []
+    for s in segments:
+        if _is_background(s.number, seg_type, "", s.label):
+            continue
+        if s.mask is None or not s.mask.any():
+            _empty_segment(
+                problems,
+                path,
+                s.number,
+                s.label,
+                (s.category_code, s.category_meaning),
+                ("", s.property_meaning),
+                settings,
+            )
+            continue
+        is_lesion, rule = classify_structure(
+            name=s.label,
+            category_code=s.category_code,
+            category_meaning=s.category_meaning,
+            property_meaning=s.property_meaning,
+            settings=settings,
+        )
+        masks.append(
+            LesionMask(
+                mask=s.mask,
+                geometry=ct.geometry,
+                label=s.label,
+                source=MaskSource.SEG,
+                source_path=str(path),
+                lesion_id=s.tracking_id or None,
+                tracking_uid=s.tracking_uid or None,
+                label_value=s.number,
+                notes=tuple([*file_notes, note]),
+                structure_type=s.category_meaning,
+                is_lesion=is_lesion,
+                lesion_rule=rule,
+                terminology=_terminology((s.category_code, s.category_meaning), ("", s.property_meaning)),
             )
         )
     if not masks:

@@ -199,6 +199,7 @@ def measure_lesion(
         is_fragmented=len(pieces) > 1,
         n_fragments=len(pieces),
         mask_source=str(mask.source.value if hasattr(mask.source, "value") else mask.source),
+        lesion_rule=mask.lesion_rule,
         long_axis_slice_index=key.slice_index,
         long_axis_endpoints_mm=key.long_axis_endpoints_mm,
         short_axis_endpoints_mm=key.short_axis_endpoints_mm,

@@ -27,6 +27,7 @@ LESIONS_COLUMNS: tuple[str, ...] = (
     "series_uid",
     "mask_source",
     "label",
+    "lesion_rule",
 )
 
 _DTYPES = {
@@ -47,6 +48,7 @@ _DTYPES = {
     "series_uid": "string",
     "mask_source": "string",
     "label": "string",
+    "lesion_rule": "string",
 }
 
 
@@ -79,6 +81,7 @@ def lesions_table(courses: Iterable[PatientCourse]) -> pd.DataFrame:
                     "series_uid": m.series_uid,
                     "mask_source": m.mask_source,
                     "label": m.label,
+                    "lesion_rule": m.lesion_rule,
                 }
             )
     table = pd.DataFrame(rows, columns=list(LESIONS_COLUMNS))

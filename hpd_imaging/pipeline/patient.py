@@ -29,8 +29,11 @@ import pandas as pd
 from hpd_imaging import atomic
 from hpd_imaging.course.roles import scan_roles
 from hpd_imaging.course.targets import assign_lesion_roles
-from hpd_imaging.domain import LesionMask, Timepoint, TimepointRole
+from hpd_imaging.domain import LesionMask, MaskSource, Timepoint, TimepointRole
 from hpd_imaging.errors import HpdImagingError
+from hpd_imaging.pipeline.ruler_exams import check_ruler_identities as _check_ruler_identities
+from hpd_imaging.pipeline.ruler_exams import ruler_rows as _ruler_rows
+from hpd_imaging.pipeline.ruler_exams import with_rulers as _with_rulers
 from hpd_imaging.pseudonym import replace_token
 from hpd_imaging.settings import PipelineConfig, load_response_config, resolve_resource
 
@@ -138,7 +141,7 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
     Returns a small status dict (the tables are on disk under ``job.result_dir``). Raises nothing for
     patient-level problems: they become error rows.
     """
-    from hpd_imaging.io import load_ct, load_masks
+    from hpd_imaging.io import load_ct
     from hpd_imaging.measure import lesions_table
     from hpd_imaging.tracking import ExamMasks, track_lesions, tracking_table
 
@@ -150,10 +153,23 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
 
     exams: list[ExamMasks] = []
     failed_load = False
+    ruler_rows: list[dict[str, Any]] = []
     for tp in job.timepoints:
         if tp.ct is None:  # archive timepoints always carry their CT; only table courses have none
             raise ValueError(f"patient {job.patient_id}: exam {tp.scan_date} has no CT series")
         folder = str(tp.ct.files[0].parent) if tp.ct.files else ""
+        rulers = [m for m in tp.masks if m.source is MaskSource.RULER_SR]
+        if rulers:
+            segmentations = tuple(m for m in tp.masks if m.source is not MaskSource.RULER_SR)
+            if not segmentations:  # rulers where no mask exists: this exam is measured on its rulers
+                rows = _ruler_rows(pid, tp, rulers, errors, error_row)
+                failed_load |= rows is None
+                ruler_rows.extend(rows or [])
+                continue
+            logger.info(
+                "patient %s: exam %s has segmentations; its ruler SRs are not used", pid, tp.scan_date
+            )
+            tp = dataclasses.replace(tp, masks=segmentations)
         try:
             ct = load_ct(list(tp.ct.files), cfg.loader)
         except HpdImagingError as exc:
@@ -164,14 +180,9 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
             errors.append(error_row(pid, "load_ct", folder, exc))
             failed_load = True
             continue
-        masks: list[LesionMask] = []
-        for ref in tp.masks:
-            try:
-                table = {v: (lid, organ, node) for v, lid, organ, node in ref.label_table} or None
-                masks.extend(load_masks(ref.path, ct, settings=cfg.loader, label_table=table))
-            except Exception as exc:  # noqa: BLE001
-                errors.append(error_row(pid, "load_masks", str(ref.path), exc))
-                failed_load = True
+        masks, n_failed = _load_exam_masks(pid, tp, ct, cfg.loader, errors)
+        if tp.masks and n_failed == len(tp.masks):
+            failed_load = True  # not one segmentation of this exam could be read: nothing to measure
         if not tp.masks:
             if tp.role is TimepointRole.FOLLOW_UP and cfg.run.follow_up_without_mask == "no_lesions":
                 errors.append(
@@ -214,6 +225,12 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
     if failed_load:
         # a patient with an unreadable exam cannot be tracked or assessed faithfully
         return _finish(job, errors, timings, ok=False)
+    if not exams:  # every exam measured on rulers: no image stage to run
+        rd = job.result_dir
+        atomic.write_parquet(rd / "lesions.parquet", _with_rulers(lesions_table([]), ruler_rows))
+        atomic.write_parquet(rd / "tracking.parquet", tracking_table([]))
+        _save_snapshots(rd / "snapshots.npz", [])
+        return _finish(job, errors, timings, ok=True)
 
     t1 = time.perf_counter()
     try:
@@ -227,15 +244,28 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
         return _finish(job, errors, timings, ok=False)
     lesions = lesions_table([course])
     tracking = tracking_table([course])
+    if ruler_rows:
+        _check_ruler_identities(pid, lesions, ruler_rows, errors, error_row)
+        lesions = _with_rulers(lesions, ruler_rows)
     timings["track_measure_s"] = time.perf_counter() - t1
 
     label_to_id = _label_to_lesion_id(course)
     base_tp = _baseline(job.timepoints)
-    base_exam = next(e for e in exams if e.scan_date == base_tp.scan_date)
+    base_exam = next((e for e in exams if e.scan_date == base_tp.scan_date), None)
 
     t2 = time.perf_counter()
     features = diagnostics = None
-    if cfg.radiomics.enabled:
+    if cfg.radiomics.enabled and base_exam is None:
+        errors.append(
+            error_row(
+                pid,
+                "radiomics",
+                None,
+                f"baseline exam {base_tp.scan_date} is measured on rulers (no mask): no radiomics",
+                severity="warning",
+            )
+        )
+    elif cfg.radiomics.enabled:
         try:
             features, diagnostics, radiomics_errors = _radiomics(job, exams, base_exam, label_to_id)
             errors.extend(radiomics_errors)
@@ -259,6 +289,42 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
     return _finish(job, errors, timings, ok=True)
 
 
+def _load_exam_masks(
+    pid: str, tp: Timepoint, ct: Any, loader: Any, errors: list[dict[str, str]]
+) -> tuple[list[LesionMask], int]:
+    """The lesion masks of one exam, and how many of its files failed.
+
+    Failure isolation at the mask level: an unreadable or mismatched file is one error row (file, rule,
+    value) and the exam's other files go on. Structures that the lesion rules exclude (body outline, organs,
+    markers, anatomy segments; io/structures.py) are dropped with their reason logged; a lesion structure
+    that gives no voxel (a one-point ROI, an empty segment) is an error row, never a lesion of volume 0.
+    """
+    from hpd_imaging.io import load_masks
+    from hpd_imaging.io.structures import StructureProblem
+
+    masks: list[LesionMask] = []
+    n_failed = 0
+    for ref in tp.masks:
+        problems: list[StructureProblem] = []
+        try:
+            table = {v: (lid, organ, node) for v, lid, organ, node in ref.label_table} or None
+            loaded = load_masks(ref.path, ct, settings=loader, label_table=table, problems=problems)
+        except Exception as exc:  # noqa: BLE001 - one bad mask file is one row; the exam goes on
+            errors.append(error_row(pid, "load_masks", str(ref.path), exc))
+            n_failed += 1
+            continue
+        for problem in problems:
+            if problem.is_lesion:
+                errors.append(error_row(pid, "load_masks", problem.path, problem.message))
+        for m in loaded:
+            if not m.is_lesion:
+                logger.info(
+                    "patient %s: %s: %r is not a lesion (%s)", pid, m.source_path, m.label, m.lesion_rule
+                )
+        masks.extend(m for m in loaded if m.is_lesion)
+    return masks, n_failed
+
+
 def _label_to_lesion_id(course: Any) -> dict[tuple[dt.date, str], str]:
     """(scan date, mask label) -> lesion_id, from the tracker's evidence."""
     return {
@@ -277,8 +343,26 @@ def _radiomics(job: PatientJob, exams: list, base_exam: Any, label_to_id: dict) 
     feats: list[pd.DataFrame] = []
     diags: list[pd.DataFrame] = []
     errors: list[dict[str, str]] = []
+    limit_mm3 = job.config.loader.max_radiomics_region_mm3
     for exam in chosen:
-        masks = [m for m in exam.masks if (exam.scan_date, m.label) in label_to_id]
+        masks = []
+        for m in exam.masks:
+            if (exam.scan_date, m.label) not in label_to_id:
+                continue
+            volume_mm3 = m.voxel_count * m.geometry.voxel_volume_mm3
+            if volume_mm3 > limit_mm3:  # memory bound: pyradiomics' working copies scale with the region
+                errors.append(
+                    error_row(
+                        job.patient_id,
+                        "radiomics",
+                        m.source_path,
+                        f"lesion {label_to_id[(exam.scan_date, m.label)]} ({m.label!r}): region volume "
+                        f"{volume_mm3:.0f} mm3 exceeds loader.max_radiomics_region_mm3={limit_mm3:.0f}; "
+                        "radiomics skipped for it (raise the limit to extract it)",
+                    )
+                )
+                continue
+            masks.append(m)
         if not masks:
             continue
         ids = [label_to_id[(exam.scan_date, m.label)] for m in masks]
@@ -330,11 +414,17 @@ def _snapshots(job: PatientJob, exams: list, course: Any, label_to_id: dict, err
 
 def _dicom_outputs(job: PatientJob, exams: list, course: Any, label_to_id: dict, errors: list) -> None:
     """SEG + TID 1500 SR per exam: every measurement of the exam (0 mm included), also for an exam without
-    segmentation (an SR that says "assessed, not present"), with the exam's role and order (TID 1502)."""
+    segmentation (an SR that says "assessed, not present"), with the exam's role and order (TID 1502).
+    Exams whose CT is not DICOM (images.csv archives) get none: a SEG/SR needs DICOM source images."""
     from hpd_imaging.io.dicom_out import TimePointInfo, write_dicom_outputs
+    from hpd_imaging.io.filetype import FileKind, sniff
 
     assert job.dicom_out_dir is not None
     for order, exam in enumerate(sorted(exams, key=lambda e: e.scan_date), start=1):
+        ct_files = list(exam.timepoint.ct.files) if exam.timepoint is not None and exam.timepoint.ct else []
+        if ct_files and sniff(ct_files[0], parse_raw_dicom=False) is not FileKind.DICOM:
+            logger.info("patient %s: %s is not DICOM; no SEG/SR written", job.patient_id, ct_files[0])
+            continue
         meas = [m for m in course.measurements if m.scan_date == exam.scan_date]
         masks = {
             label_to_id[(exam.scan_date, m.label)]: m

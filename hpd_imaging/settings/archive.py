@@ -41,6 +41,9 @@ class ArchiveSettings(Section):
     position_tolerance_mm: float = Field(default=0.01, gt=0.0)
     # optional label-map manifest at the archive root (patient_id, series_uid or folder, mask_path, label...)
     manifest_name: str = "masks.csv"
+    # optional manifest of an archive without DICOM: NIfTI/NRRD CTs with patient, date and label maps
+    # (patient_id, scan_date, image_path, mask_path, label, lesion_id, organ, is_lymph_node)
+    images_manifest_name: str = "images.csv"
     clinical_name: str = "clinical.csv"
     labelmap_suffixes: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
     # how many folder levels above a label map to look for the exam it belongs to (naming convention)

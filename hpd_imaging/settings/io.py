@@ -51,6 +51,65 @@ class LoaderSettings(Section):
     # series with fewer slices decode serially: the pool's start-up and hand-over would not pay
     parallel_decode_min_slices: int = Field(default=16, ge=2)
 
+    # --- which structures of a segmentation are lesions (io/structures.py; order: type, category, name) ---
+    # RTSTRUCT RT ROI Interpreted Type (PS3.3 C.8.8.8): these are lesions ...
+    lesion_rt_roi_types: tuple[str, ...] = ("GTV", "CTV", "ITV")
+    # ... and these are not (planning volumes, organs at risk, body outline, markers, devices)
+    non_lesion_rt_roi_types: tuple[str, ...] = (
+        "EXTERNAL",
+        "ORGAN",
+        "AVOIDANCE",
+        "MARKER",
+        "PTV",
+        "BOLUS",
+        "SUPPORT",
+        "FIXATION",
+        "ISOCENTER",
+        "REGISTRATION",
+        "CONTROL",
+        "CAVITY",
+        "CONTRAST_AGENT",
+        "TREATED_VOLUME",
+        "IRRAD_VOLUME",
+        "DOSE_REGION",
+        "BRACHY_CHANNEL",
+        "BRACHY_ACCESSORY",
+        "BRACHY_SRC_APP",
+        "BRACHY_CHNL_SHLD",
+        "DOSE_MEASUREMENT",
+    )
+    # SEG / Slicer segmented property category codes (SNOMED CT): lesion vs not-lesion categories;
+    # "Tissue" (85756007) and unknown categories fall through to the name rule
+    lesion_category_codes: tuple[str, ...] = ("49755003", "M-01000")  # Morphologically abnormal structure
+    non_lesion_category_codes: tuple[str, ...] = (
+        "91723000",
+        "123037004",
+        "T-D000A",  # Anatomical structure
+        "91720002",
+        "T-D0080",  # Body substance
+        "260787004",
+        "A-00004",  # Physical object
+        "309825002",
+        "R-42018",  # Spatial and relational concept (e.g. "Background")
+        "49062001",
+        "A-00002",  # Device
+    )
+    # names (ROI name, segment label, property type), lower-cased with non-letters as spaces, searched with
+    # these patterns when the type and category do not decide
+    lesion_name_pattern: str = (
+        r"\b(gtv|ctv|itv|lesions?|tumou?rs?|mets?|metastas\w*|nodes?|nodules?|ln|lymph|mass|masses|neoplasm"
+        r"|cancer|carcinoma|target)\b"
+    )
+    non_lesion_name_pattern: str = (
+        r"^(body|external|outline|skin|couch\w*|table|bolus|markers?|ptv\w*|prv\w*|support|background"
+        r"|ring\w*|dose\w*)\b"
+    )
+    # a structure that no rule decides (no type, no category, a name matching neither pattern, or a bare
+    # label value): a lesion (what a lesion-only annotation tool writes) or not
+    unclassified_structures: Literal["lesion", "not_lesion"] = "lesion"
+    # --- memory bound per region: radiomics of a larger region is skipped with an error row ---
+    max_radiomics_region_mm3: float = Field(default=1_000_000.0, gt=0)  # 1 litre
+
 
 # the defaults, as one frozen instance usable as a keyword default
 DEFAULT_LOADER_SETTINGS = LoaderSettings()

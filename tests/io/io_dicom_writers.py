@@ -93,10 +93,12 @@ def write_rtstruct(
     rois: Sequence[tuple[str, Sequence[np.ndarray | tuple[str, np.ndarray]]]],
     *,
     referenced_sop_uids: Sequence[str] = (),
+    interpreted_types: Sequence[str] | None = None,
 ) -> Path:
     """Minimal RT Structure Set: ``rois`` = [(name, [contour points (n, 3) in LPS mm, ...]), ...].
 
     A contour given as ``(geometric_type, points)`` gets that ContourGeometricType (default CLOSED_PLANAR).
+    ``interpreted_types`` gives each ROI's RTROIInterpretedType (default GTV; "" writes it empty).
     """
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = RTSTRUCT_STORAGE
@@ -141,7 +143,7 @@ def write_rtstruct(
         obs = Dataset()
         obs.ObservationNumber = number
         obs.ReferencedROINumber = number
-        obs.RTROIInterpretedType = "GTV"
+        obs.RTROIInterpretedType = interpreted_types[number - 1] if interpreted_types is not None else "GTV"
         ds.RTROIObservationsSequence.append(obs)
     ds.save_as(path, enforce_file_format=True)
     return path

@@ -14,7 +14,7 @@ import pytest
 from io_dicom_writers import square, write_ct_series, write_rtstruct
 
 from hpd_imaging.domain import CtImage, ImageGeometry, MaskSource
-from hpd_imaging.errors import InputLimitError, MaskError
+from hpd_imaging.errors import DicomReadError, InputLimitError, MaskError
 from hpd_imaging.io import (
     MASK_READERS,
     LoaderSettings,
@@ -341,3 +341,66 @@ def test_seg_on_a_different_frame_of_reference_or_grid_is_refused(
         MaskError, match=r"seg\.dcm: segment 1 \(lesion 1\): SEG grid is not the CT grid: .*spacing"
     ):
         read_seg(path, load_ct(coarse))
+
+
+def _vendor_seg(path: Path) -> Path:
+    """The SEG at ``path`` with the segments' (Type 1) property category/type removed, as syngo.via VA11A."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    for item in ds.SegmentSequence:
+        del item.SegmentedPropertyCategoryCodeSequence
+    ds.save_as(path)
+    return path
+
+
+def test_vendor_seg_refused_by_highdicom_is_decoded_frame_by_frame(
+    tmp_path: Path, ct_files: list[Path], ct: CtImage, caplog: pytest.LogCaptureFixture
+) -> None:
+    pixels = np.zeros((N_K, N_J, N_I, 2), dtype=bool)
+    pixels[1:3, 2:6, 3:8, 0] = True
+    pixels[2, 4:8, 6:10, 1] = True
+    path = _vendor_seg(_write_seg(tmp_path / "vendor.dcm", ct_files, pixels))
+    with caplog.at_level("WARNING"):
+        masks = read_seg(path, ct)
+    assert "missing required attribute(s) SegmentedPropertyCategoryCodeSequence" in caplog.text
+    assert [(m.label, m.lesion_id, m.voxel_count) for m in masks] == [
+        ("lesion 1", "Lesion-1", 40),
+        ("lesion 2", "Lesion-2", 16),
+    ]
+    np.testing.assert_array_equal(masks[1].mask, pixels[..., 1])
+    # the fallback accepts only the CT's own grid
+    coarse = write_ct_series(
+        tmp_path / "coarse",
+        [(0.0, 0.0, float(k)) for k in range(N_K)],
+        [np.zeros((N_J // 2, N_I // 2), np.int16)] * N_K,
+        pixel_spacing=(2.0, 2.0),
+        frame_of_reference_uid=FOR_UID,
+    )
+    with pytest.raises(
+        DicomReadError, match=r"vendor\.dcm: .*pydicom fallback failed too: .*not the CT grid"
+    ):
+        read_seg(path, load_ct(coarse))
+
+
+def test_seg_with_another_frame_of_reference_accepted_only_on_this_ct(
+    tmp_path: Path, ct_files: list[Path], ct: CtImage
+) -> None:
+    import pydicom
+
+    pixels = np.zeros((N_K, N_J, N_I, 1), dtype=bool)
+    pixels[1, 2:5, 2:4, 0] = True
+    path = _write_seg(tmp_path / "seg.dcm", ct_files, pixels)
+    ds = pydicom.dcmread(path)
+    ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.999"  # minted by the writer; references kept
+    ds.save_as(path)
+    (mask,) = read_seg(path, ct)
+    assert mask.voxel_count == 6
+    assert any("references this CT's series" in note for note in mask.notes)
+    # the same references but frames 0.5 mm off the CT's pixel grid: the grids differ, refused
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        ipp = item.PlanePositionSequence[0].ImagePositionPatient
+        item.PlanePositionSequence[0].ImagePositionPatient = [float(ipp[0]) + 0.5, ipp[1], ipp[2]]
+    ds.save_as(tmp_path / "shifted.dcm")
+    with pytest.raises(MaskError, match=r"shifted\.dcm: segment 1 \(lesion 1\): SEG grid is not the CT grid"):
+        read_seg(tmp_path / "shifted.dcm", ct)
