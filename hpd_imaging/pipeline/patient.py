@@ -30,7 +30,7 @@ from hpd_imaging import atomic
 from hpd_imaging.course.roles import scan_roles
 from hpd_imaging.course.targets import assign_lesion_roles
 from hpd_imaging.domain import LesionMask, Timepoint, TimepointRole
-from hpd_imaging.errors import HpdImagingError
+from hpd_imaging.errors import EnvironmentFaultError, HpdImagingError
 from hpd_imaging.pseudonym import replace_token
 from hpd_imaging.settings import PipelineConfig, load_response_config, resolve_resource
 
@@ -76,6 +76,7 @@ def error_row(
         "file": path or "",
         "message": message,
         "severity": severity,
+        "rule": type(exc).__name__ if isinstance(exc, BaseException) else "",  # errors.csv "rule" (issue 16)
     }
 
 
@@ -437,5 +438,7 @@ def safe_process(job: PatientJob) -> dict[str, Any]:
     """process_patient with a last-resort guard: an unexpected exception is that patient's error row."""
     try:
         return process_patient(job)
+    except EnvironmentFaultError:
+        raise  # full disk / unwritable OUT: the machine's fault, the run stops with exit code 2
     except Exception as exc:  # noqa: BLE001
         return _finish(job, [error_row(job.patient_id, "pipeline", None, exc)], {}, ok=False)
