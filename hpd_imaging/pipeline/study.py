@@ -367,7 +367,7 @@ def _run_owned(
     for row in errors:
         row.setdefault("severity", "error")
     errors_df = (
-        pd.DataFrame(errors, columns=ERRORS_CSV_COLUMNS)
+        pd.DataFrame(errors, columns=ERRORS_CSV_COLUMNS, dtype=object)
         .fillna("")
         .sort_values(["patient_id", "stage", "file", "message"], kind="stable")
     )
