@@ -55,10 +55,10 @@ def usage_errors() -> Iterator[None]:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(EXIT_USAGE) from exc
     except OSError as exc:  # the machine (disk, permissions) rather than the input: one sentence, exit 2
-        where = exc.filename or "a file"
+        where = f" {exc.filename}" if exc.filename else ""
         typer.secho(
             shorten(
-                f"error: cannot access {where}: {exc.strerror or exc}; check that the path exists, is "
+                f"error: {type(exc).__name__}{where}: {exc.strerror or exc}; check that the path exists, is "
                 "writable and that the disk has space, then rerun (finished patients resume)"
             ),
             err=True,
