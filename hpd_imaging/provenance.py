@@ -57,7 +57,7 @@ def files_fingerprint(paths: Iterable[Path]) -> str:
     return h.hexdigest()
 
 
-def file_records(paths: Iterable[Path], *, content: bool = True) -> dict[str, dict[str, Any]]:
+def file_records(paths: Iterable[Path | str], *, content: bool = True) -> dict[str, dict[str, Any]]:
     """Per file: ``size``, ``mtime_ns`` and (``content``) the ``sha256`` of its bytes; a file that cannot
     be read gets ``error`` instead. Keys are the paths as strings, in sorted order.
 

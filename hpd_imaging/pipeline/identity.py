@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,14 +136,22 @@ def clinical_date_rows(
     ]
 
 
-def unmeasured_baseline_lesions(lesions: pd.DataFrame, baseline_dates: Mapping[str, Any]) -> list[Row]:
-    """Error rows for baseline lesions annotated with a mask but without a usable measurement.
+def unmeasured_baseline_lesions(
+    lesions: pd.DataFrame,
+    baseline_dates: Mapping[str, Any],
+    faulty_baseline: Iterable[str] = (),
+) -> list[Row]:
+    """Error rows for baseline lesions without a usable measurement.
 
     A lesion whose baseline mask (``label`` set) has 0 voxels or no positive longest diameter has no
     baseline size: measuring it as 0 would drop it from the targets and compute every label on the wrong
     sum. Its patient's labels are then withheld (the caller removes the patient from the response input).
-    A lesion seen earlier and *not found* at baseline (no mask there, ``label`` empty) is a real 0.
+    A lesion seen earlier and *not found* at baseline (no mask there, ``label`` empty) is a real 0, unless
+    its patient is in ``faulty_baseline`` (a segmentation of the baseline exam was refused or partly
+    skipped by its loader: the lesion may be missing because its structure was unusable, not because it
+    vanished).
     """
+    faulty = set(faulty_baseline)
     needed = {"voxel_count", "label", "longest_axial_diameter_mm"}
     if not len(lesions) or not needed <= set(lesions.columns):
         return []
@@ -154,11 +162,13 @@ def unmeasured_baseline_lesions(lesions: pd.DataFrame, baseline_dates: Mapping[s
             continue
         at_base = group[group["scan_date"].astype(str) == str(base)]
         annotated = at_base["label"].fillna("").astype(str).str.strip() != ""
+        if pid in faulty:  # a loader fault at baseline: a lesion measured 0 there is not evidence of absence
+            annotated = annotated | True
         voxels = pd.to_numeric(at_base["voxel_count"], errors="coerce").fillna(0)
         diameter = pd.to_numeric(at_base["longest_axial_diameter_mm"], errors="coerce")
         for _, r in at_base[annotated & ((voxels <= 0) | ~(diameter > 0))].iterrows():
             message = (
-                f"baseline lesion {r['lesion_id']} (mask {r['label']!r}, exam {base}): expected a "
+                f"baseline lesion {r['lesion_id']} (mask {r['label'] or 'none'!r}, exam {base}): expected a "
                 f"measurable mask, got {r['voxel_count']} voxel(s) and longest diameter "
                 f"{r['longest_axial_diameter_mm']} mm: no usable baseline measurement, so the patient's "
                 "kinetics and HPD labels are withheld (never computed with this lesion measured 0); fix or "

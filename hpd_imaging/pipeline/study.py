@@ -278,12 +278,15 @@ def _run_owned(
     jobs: list[PatientJob] = []
     resumed: list[str] = []
     baseline_dates: dict[str, dt.date] = {}
+    baseline_masks: dict[str, set[str]] = {}
     for source_pid in archive.patients:
         pid = ids.alias(source_pid)
         tps = assign_roles(timepoints[source_pid], _ici_start(clinical, pid))
         if not tps:
             continue
-        baseline_dates[pid] = next((t.scan_date for t in tps if t.role.value == "baseline"), tps[0].scan_date)
+        base_tp = next((t for t in tps if t.role.value == "baseline"), tps[0])
+        baseline_dates[pid] = base_tp.scan_date
+        baseline_masks[pid] = {str(m.path) for m in base_tp.masks}
         result_dir = (
             out_dir / WORK_DIR / "patients" / _safe(pid) / _patient_key(pid, tps, config, versions, flags)
         )
@@ -352,8 +355,13 @@ def _run_owned(
         snapshots.extend(load_snapshots(rd / "snapshots.npz"))
 
     # a baseline lesion without a usable measurement withholds its patient's labels (never "measured 0")
+    faulty = {  # patients with a loader error or warning on a segmentation of their baseline exam
+        row["patient_id"]
+        for row in errors
+        if row.get("stage") == "load_masks" and row.get("file") in baseline_masks.get(row["patient_id"], ())
+    }
     unmeasured = identity.unmeasured_baseline_lesions(
-        _concat(frames["lesions"], None, ["patient_id"]), baseline_dates
+        _concat(frames["lesions"], None, ["patient_id"]), baseline_dates, faulty
     )
     errors.extend(unmeasured)
     withheld = {row["patient_id"] for row in unmeasured}

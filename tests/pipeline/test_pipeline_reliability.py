@@ -302,22 +302,27 @@ def test_unmeasured_baseline_lesion_is_an_error_row_not_measured_0() -> None:
 
     from hpd_imaging.pipeline.identity import unmeasured_baseline_lesions
 
-    base = dt.date(2024, 1, 1)
+    base, later = dt.date(2024, 1, 1), dt.date(2024, 3, 1)
     lesions = pd.DataFrame(
         {
-            "patient_id": ["P1", "P1", "P1", "P2"],
-            "scan_date": [base, base, dt.date(2024, 3, 1), base],
-            "lesion_id": ["L1", "L2", "L1", "L9"],
-            "label": ["roi1", "roi2", "roi1", ""],  # P2's L9: seen before, not found at baseline (a real 0)
-            "voxel_count": [120, 0, 0, 0],
-            "longest_axial_diameter_mm": [12.0, 0.0, 0.0, 0.0],
+            "patient_id": ["P1", "P1", "P1", "P2", "P3", "P3"],
+            "scan_date": [base, base, later, base, base, base],
+            "lesion_id": ["L1", "L2", "L1", "L9", "L1", "L2"],
+            # P2's L9 and P3's L2: seen before, not found at baseline (no mask there)
+            "label": ["roi1", "roi2", "roi1", "", "roi1", ""],
+            "voxel_count": [120, 0, 0, 0, 80, 0],
+            "longest_axial_diameter_mm": [12.0, 0.0, 0.0, 0.0, 9.0, 0.0],
         }
     )
-    rows = unmeasured_baseline_lesions(lesions, {"P1": base, "P2": base})
+    dates = {"P1": base, "P2": base, "P3": base}
+    rows = unmeasured_baseline_lesions(lesions, dates)
     assert [(r["patient_id"], r["value"], r["rule"]) for r in rows] == [
         ("P1", "L2", "baseline_lesion_unmeasured")
     ]
     assert "never computed with this lesion measured 0" in rows[0]["message"]
+    # a loader fault on P3's baseline segmentation: its lesion "not found" there is no evidence of absence
+    rows = unmeasured_baseline_lesions(lesions, dates, faulty_baseline={"P3"})
+    assert [(r["patient_id"], r["value"]) for r in rows] == [("P1", "L2"), ("P3", "L2")]
 
 
 # --- no hang --------------------------------------------------------------------------------------
