@@ -209,6 +209,7 @@ def test_resume_is_verified_against_the_bytes_read(tiny_archive: Path, tmp_path:
     assert run["patients"]["processed"] == ["SYN002"] and run["patients"]["resumed"] == ["SYN001"]
 
 
+@pytest.mark.slow
 def test_input_changed_during_processing_is_discarded(
     tiny_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -328,6 +329,7 @@ def test_unmeasured_baseline_lesion_is_an_error_row_not_measured_0() -> None:
 # --- no hang --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_patient_past_its_time_limit_is_an_error_row(
     tiny_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -338,15 +340,15 @@ def test_a_patient_past_its_time_limit_is_an_error_row(
 
     def slow_for_syn002(job):  # noqa: ANN001, ANN202
         if job.patient_id == "SYN002":
-            time.sleep(60)
+            time.sleep(120)
         return real(job)
 
     monkeypatch.setattr(execute, "safe_process", slow_for_syn002)
     cfg = load_config(FAST_CONFIG)
-    cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"patient_time_limit_s": 2.0})})
+    cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"patient_time_limit_s": 30.0})})
     t0 = time.perf_counter()
     summary = run_study(tiny_archive, tmp_path / "out", cfg, config_dir=FAST_CONFIG.parent)
-    assert time.perf_counter() - t0 < 40
+    assert time.perf_counter() - t0 < 100
     assert summary.failed_patients == ["SYN002"] and summary.exit_code == 1
     row = summary.errors[summary.errors["stage"] == "time_limit"].iloc[0]
-    assert row["patient_id"] == "SYN002" and "run.patient_time_limit_s = 2 s" in row["message"]
+    assert row["patient_id"] == "SYN002" and "run.patient_time_limit_s = 30 s" in row["message"]
