@@ -364,6 +364,10 @@ def read_labelmap_header(path: Path) -> dict[str, Any]:
     import SimpleITK as sitk  # noqa: N813 - the conventional alias
 
     try:
+        from hpd_imaging.io._niftiguard import nifti_header_problem
+
+        if (problem := nifti_header_problem(path)) is not None:  # ITK hangs on such headers (issue 16)
+            return {"kind": "error", "message": problem}
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
         reader.ReadImageInformation()
