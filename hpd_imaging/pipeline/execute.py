@@ -27,13 +27,15 @@ from hpd_imaging import atomic
 from hpd_imaging.errors import EnvironmentFaultError
 from hpd_imaging.pipeline.patient import PatientJob, error_row, safe_process
 from hpd_imaging.provenance import file_records
+from hpd_imaging.pseudonym import replace_token
 
 logger = logging.getLogger(__name__)
 
 Notify = Callable[[str, str], None]
 #: files of a patient's result folder written around the patient's own work (see run_job)
-INPUTS_FILE = "inputs.json"  # what the worker read: path -> size, mtime_ns, sha256 (the resume check)
-SCANNED_FILE = "scanned.json"  # what the archive scan saw: path -> size, mtime_ns (written by the driver)
+# both lists follow the sorted input paths and hold no path: a pseudonymised OUT keeps no patient ID
+INPUTS_FILE = "inputs.json"  # what the worker read: size, mtime_ns, sha256 per file (the resume check)
+SCANNED_FILE = "scanned.json"  # what the archive scan saw: [size, mtime_ns] per file (written by the driver)
 STARTED_FILE = "started.json"  # when the worker began (the driver's per-patient clock on Dask)
 POLL_S = 1.0  # how often the driver looks at the cluster while waiting
 
@@ -52,24 +54,27 @@ def run_job(job: PatientJob) -> dict[str, Any]:
         m.path for tp in job.timepoints for m in tp.masks
     ]
     before = file_records(files, content=True)
-    atomic.write_json(rd / INPUTS_FILE, before)
+    atomic.write_json(rd / INPUTS_FILE, list(before.values()))  # by position: no path (no patient ID) in OUT
     scanned = json.loads((rd / SCANNED_FILE).read_text()) if (rd / SCANNED_FILE).exists() else None
     status = safe_process(job)
     after = file_records(files, content=False)
-    changed = sorted(
+    changed = [
         p
-        for p, rec in before.items()
+        for n, (p, rec) in enumerate(before.items())
         if (rec.get("size"), rec.get("mtime_ns")) != (after[p].get("size"), after[p].get("mtime_ns"))
-        or (scanned is not None and scanned.get(p) != [rec.get("size"), rec.get("mtime_ns")])
-    )
+        or (scanned is not None and scanned[n] != [rec.get("size"), rec.get("mtime_ns")])
+    ]
     if changed:
         (rd / "done.json").unlink(missing_ok=True)
+        first = changed[0]
+        if job.source_patient_id and job.source_patient_id != job.patient_id:  # pseudonymised run
+            first = replace_token(first, job.source_patient_id, job.patient_id)
         row = error_row(
             job.patient_id,
             "inputs",
-            changed[0],
+            first,
             f"{len(changed)} input file(s) changed between the archive scan and the end of this patient's "
-            f"processing (first: {changed[0]}); its results were discarded: rerun once the archive is stable",
+            f"processing (first: {first}); its results were discarded: rerun once the archive is stable",
         )
         status = {**status, "ok": False, "errors": [*status.get("errors", []), row]}
         atomic.write_json(rd / "errors.json", status["errors"])
@@ -297,12 +302,13 @@ def verified_resume(result_dir: Path, input_files: list[Path]) -> bool:
     """A stored result is reused only if the files it was computed from still hold the same bytes (the
     sha256 the worker recorded in inputs.json before reading them); otherwise it is recomputed."""
     recorded = result_dir_files(result_dir)
-    files = {str(p) for p in input_files}
-    if set(recorded) != files or any("sha256" not in r for r in recorded.values()):
+    now = file_records(input_files, content=True)  # sorted by path, as the worker recorded them
+    if len(recorded) != len(now) or any(not isinstance(r, dict) or "sha256" not in r for r in recorded):
         logger.info("%s: no record of the inputs read; recomputing", result_dir)
         return False
-    now = file_records(sorted(files), content=True)
-    changed = [p for p in sorted(files) if now[p].get("sha256") != recorded[p]["sha256"]]
+    changed = [
+        p for (p, rec), old in zip(now.items(), recorded, strict=True) if rec.get("sha256") != old["sha256"]
+    ]
     if changed:
         logger.warning(
             "%d input file(s) changed since their stored result was computed (first: %s): recomputing",
@@ -313,10 +319,11 @@ def verified_resume(result_dir: Path, input_files: list[Path]) -> bool:
     return True
 
 
-def result_dir_files(result_dir: Path) -> dict[str, Any]:
-    """What the worker recorded about its inputs (``inputs.json``), or {} when absent or unreadable."""
+def result_dir_files(result_dir: Path) -> list[dict[str, Any]]:
+    """What the worker recorded about its inputs (``inputs.json``: size, mtime_ns, sha256 per file, in the
+    order of the sorted paths), or [] when absent or unreadable."""
     try:
         data = json.loads((result_dir / INPUTS_FILE).read_text())
     except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return []
+    return data if isinstance(data, list) else []

@@ -301,7 +301,7 @@ def _run_owned(
         (result_dir / "done.json").unlink(missing_ok=True)
         scanned = file_records(_input_files(tps), content=False)
         atomic.write_json(
-            result_dir / SCANNED_FILE, {p: [r.get("size"), r.get("mtime_ns")] for p, r in scanned.items()}
+            result_dir / SCANNED_FILE, [[r.get("size"), r.get("mtime_ns")] for r in scanned.values()]
         )
         patient_attrs = dict(ids.patient_attributes(pid))
         jobs.append(
