@@ -11,20 +11,23 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import json
 import logging
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from hpd_imaging.atomic import ENVIRONMENT_ERRNOS, environment_fault
-from hpd_imaging.errors import EnvironmentFaultError
+from hpd_imaging.errors import ConfigError, EnvironmentFaultError
 from hpd_imaging.provenance import file_sha256
 
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "run.lock"
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
 
 
 @contextlib.contextmanager
@@ -138,3 +141,52 @@ def not_produced(
         "predictions": "prediction failed (see errors.csv)" if has_model else "no --model given",
     }
     return {name: reasons[_GROUPS[name]] for name in tables if name not in written and name in _GROUPS}
+
+
+def previous_manifest(out_dir: Path) -> list[str]:
+    """Files the previous run into ``out_dir`` listed in its run.json manifest (relative paths): stale unless
+    this run writes them again (e.g. survival tables of a run that had clinical.csv)."""
+    try:
+        data = json.loads((out_dir / "run.json").read_text())
+        names = list(data.get("manifest", {}))
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [
+        n for n in names if isinstance(n, str) and ".." not in Path(n).parts and not Path(n).is_absolute()
+    ]
+
+
+def check_folders(study_dir: Path, out_dir: Path) -> tuple[Path, Path]:
+    study_dir, out_dir = Path(study_dir).resolve(), Path(out_dir).resolve()
+    if not study_dir.is_dir():
+        raise ConfigError(
+            f"study folder: expected a directory, got {study_dir} (not found)", path=str(study_dir)
+        )
+    if out_dir == study_dir or study_dir in out_dir.parents:
+        raise ConfigError(
+            f"--out {out_dir}: expected a folder outside the input archive {study_dir} "
+            "(the archive is never written to)"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: expected a folder, got a file")
+    return study_dir, out_dir
+
+
+def relative_paths(row: dict[str, str], study_dir: Path, out_dir: Path) -> dict[str, str]:
+    """Paths in error rows relative to the archive (or OUT): tables do not depend on where they were made."""
+    out = dict(row)
+    for col in ("file", "message"):
+        text = str(out.get(col, ""))
+        for root in (study_dir, out_dir):
+            text = text.replace(f"{root}{os.sep}", "")
+        out[col] = text
+    return out
+
+
+def remove_stale_temporaries(out_dir: Path) -> None:
+    """Temporary files left by a run killed mid-write (``.<name>.<random>.tmp`` of hpd_imaging.atomic): never
+    a finished output, safe to delete before a rerun writes the same files again."""
+    for path in out_dir.rglob(".*.tmp"):
+        if path.is_file() and _TEMPORARY.match(path.name):
+            logger.info("removing %s (left by an interrupted run)", path)
+            path.unlink(missing_ok=True)

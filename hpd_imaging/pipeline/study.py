@@ -28,8 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +55,6 @@ from hpd_imaging.settings import PipelineConfig, load_config, resolve_resource
 logger = logging.getLogger(__name__)
 
 WORK_DIR = ".work"
-_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
 #: progress(event, detail): ("stage", name), ("patients", total), ("patient_start" | "patient_done" |
 #: "patient_failed" | "patient_resumed", patient_id as written in the outputs)
 Progress = Callable[[str, str], None]
@@ -126,22 +123,6 @@ def _read_clinical(archive: Any, study_dir: Path, clinical_path: Path | None) ->
     return read_clinical(Path(path), known_patients=archive.patients)
 
 
-def _check_folders(study_dir: Path, out_dir: Path) -> tuple[Path, Path]:
-    study_dir, out_dir = Path(study_dir).resolve(), Path(out_dir).resolve()
-    if not study_dir.is_dir():
-        raise ConfigError(
-            f"study folder: expected a directory, got {study_dir} (not found)", path=str(study_dir)
-        )
-    if out_dir == study_dir or study_dir in out_dir.parents:
-        raise ConfigError(
-            f"--out {out_dir}: expected a folder outside the input archive {study_dir} "
-            "(the archive is never written to)"
-        )
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir}: expected a folder, got a file")
-    return study_dir, out_dir
-
-
 def run_study(
     study_dir: Path,
     out_dir: Path,
@@ -169,7 +150,7 @@ def run_study(
         if config is not None and config_dir is None:
             config_dir = Path(config).resolve().parent
         config = load_config(Path(config) if config is not None else None)
-    study_dir, out_dir = _check_folders(study_dir, out_dir)
+    study_dir, out_dir = outdir.check_folders(study_dir, out_dir)
     key = resolve_key(pseudonym_key) if pseudonymize else None
     notify = progress or (lambda event, detail: None)
     started = dt.datetime.now(dt.UTC)
@@ -227,7 +208,8 @@ def _run_owned(
     from hpd_imaging.archive import scan_archive
 
     timings: dict[str, float] = {}
-    _remove_stale_temporaries(out_dir)
+    outdir.remove_stale_temporaries(out_dir)
+    previous_manifest = outdir.previous_manifest(out_dir)  # what the last run wrote: stale unless rewritten
 
     notify("stage", "index")
     t = time.perf_counter()
@@ -366,7 +348,7 @@ def _run_owned(
     errors.extend(unmeasured)
     withheld = {row["patient_id"] for row in unmeasured}
     failed |= withheld
-    errors = [_relative_paths(row, study_dir, out_dir) for row in errors]
+    errors = [outdir.relative_paths(row, study_dir, out_dir) for row in errors]
     outputs.update(
         _write_cohort(
             out_dir, frames, clinical, model, config, config_dir, errors, timings, notify, withheld=withheld
@@ -390,7 +372,7 @@ def _run_owned(
     timings["report_s"] = time.perf_counter() - t
     if "report" not in outputs:
         not_produced["report.html"] = "the report needs kinetics.csv (see kinetics.csv above)"
-    stale = outdir.remove_stale(out_dir, OWNED_FILES, outputs.values())
+    stale = outdir.remove_stale(out_dir, [*OWNED_FILES, *previous_manifest], outputs.values())
 
     n_patients = len(plan) + len(lost)
     run_info = {
@@ -588,26 +570,6 @@ def _write_report(
 
 def _input_files(tps: Sequence[Timepoint]) -> list[Path]:
     return [f for tp in tps for f in tp.ct.files] + [m.path for tp in tps for m in tp.masks]
-
-
-def _relative_paths(row: dict[str, str], study_dir: Path, out_dir: Path) -> dict[str, str]:
-    """Paths in error rows relative to the archive (or OUT): tables do not depend on where they were made."""
-    out = dict(row)
-    for col in ("file", "message"):
-        text = str(out.get(col, ""))
-        for root in (study_dir, out_dir):
-            text = text.replace(f"{root}{os.sep}", "")
-        out[col] = text
-    return out
-
-
-def _remove_stale_temporaries(out_dir: Path) -> None:
-    """Temporary files left by a run killed mid-write (``.<name>.<random>.tmp`` of hpd_imaging.atomic): never
-    a finished output, safe to delete before a rerun writes the same files again."""
-    for path in out_dir.rglob(".*.tmp"):
-        if path.is_file() and _TEMPORARY.match(path.name):
-            logger.info("removing %s (left by an interrupted run)", path)
-            path.unlink(missing_ok=True)
 
 
 def _keys(df: pd.DataFrame) -> list[tuple[str, str]]:

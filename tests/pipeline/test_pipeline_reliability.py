@@ -334,7 +334,7 @@ def test_a_patient_past_its_time_limit_is_an_error_row(
     tiny_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import hpd_imaging.pipeline.execute as execute
-    from hpd_imaging.config import load_config
+    from hpd_imaging.settings import load_config
 
     real = execute.safe_process
 

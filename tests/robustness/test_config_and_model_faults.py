@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hpd_imaging.settings import load_config
 from hpd_imaging.errors import MAX_MESSAGE_CHARS, ConfigError, HpdImagingError, ModelError, shorten
+from hpd_imaging.settings import load_config
 from hpd_imaging.yaml_guard import MAX_YAML_NODES, load_yaml_bounded
 
 REPO = Path(__file__).resolve().parents[2]
