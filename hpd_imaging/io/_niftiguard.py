@@ -14,9 +14,9 @@ import struct
 from pathlib import Path
 
 # byte offsets of NIfTI-1 (float32, keyed by sizeof_hdr 348) and NIfTI-2 (float64, 540) header fields
-_LAYOUTS = {
-    348: {"float": "f", "pixdim": 76, "qform_code": 252, "sform_code": 254, "quatern": 256, "srow": 280},
-    540: {"float": "d", "pixdim": 104, "qform_code": 344, "sform_code": 348, "quatern": 352, "srow": 400},
+_LAYOUTS: dict[int, dict[str, int]] = {
+    348: {"float_bytes": 4, "pixdim": 76, "qform_code": 252, "sform_code": 254, "quatern": 256, "srow": 280},
+    540: {"float_bytes": 8, "pixdim": 104, "qform_code": 344, "sform_code": 348, "quatern": 352, "srow": 400},
 }
 
 
@@ -38,7 +38,8 @@ def nifti_header_problem(path: Path | str) -> str | None:
         layout = _LAYOUTS.get(size)
         if layout is None or len(head) < size:
             continue
-        f, n = layout["float"], 8 if layout["float"] == "d" else 4
+        n = layout["float_bytes"]
+        f = "d" if n == 8 else "f"
         code_fmt = f"{endian}i" if size == 540 else f"{endian}h"
 
         def floats(offset: int, count: int, e: str = endian, f: str = f, n: int = n) -> tuple[float, ...]:

@@ -91,7 +91,7 @@ def is_compressed(ds: Dataset) -> bool:
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     # a UID that is not a transfer syntax raises a bare ValueError on .is_compressed; read_dicom refuses such
     # files with the file's name first, this only keeps a dataset from elsewhere from raising here
-    return bool(getattr(syntax, "is_transfer_syntax", False) and syntax.is_compressed)
+    return bool(syntax is not None and getattr(syntax, "is_transfer_syntax", False) and syntax.is_compressed)
 
 
 # --------------------------------------------------------------------------------------------------

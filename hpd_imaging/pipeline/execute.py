@@ -50,7 +50,7 @@ def run_job(job: PatientJob) -> dict[str, Any]:
     rd = job.result_dir
     rd.mkdir(parents=True, exist_ok=True)
     atomic.write_json(rd / STARTED_FILE, {"started_unix_s": time.time(), "pid": os.getpid()})
-    files = [f for tp in job.timepoints for f in tp.ct.files] + [
+    files = [f for tp in job.timepoints if tp.ct is not None for f in tp.ct.files] + [
         m.path for tp in job.timepoints for m in tp.masks
     ]
     before = file_records(files, content=True)

@@ -89,7 +89,7 @@ def patient_id_splits(timepoints: Mapping[str, list[Timepoint]]) -> list[Row]:
     people: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     for pid, tps in timepoints.items():
         for tp in tps:
-            if not tp.ct.files:
+            if tp.ct is None or not tp.ct.files:
                 continue
             h = _header(Path(tp.ct.files[0]), ["PatientName", "PatientBirthDate"])
             name, birth = h.get("PatientName", ""), h.get("PatientBirthDate", "")

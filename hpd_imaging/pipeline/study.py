@@ -569,7 +569,9 @@ def _write_report(
 
 
 def _input_files(tps: Sequence[Timepoint]) -> list[Path]:
-    return [f for tp in tps for f in tp.ct.files] + [m.path for tp in tps for m in tp.masks]
+    return [f for tp in tps if tp.ct is not None for f in tp.ct.files] + [
+        m.path for tp in tps for m in tp.masks
+    ]
 
 
 def _keys(df: pd.DataFrame) -> list[tuple[str, str]]:
