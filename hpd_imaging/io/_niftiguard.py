@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import math
 import struct
+import zlib
 from pathlib import Path
 
 # byte offsets of NIfTI-1 (float32, keyed by sizeof_hdr 348) and NIfTI-2 (float64, 540) header fields
@@ -29,7 +30,7 @@ def nifti_header_problem(path: Path | str) -> str | None:
         opener = gzip.open if name.endswith(".gz") else open
         with opener(path, "rb") as fh:
             head = fh.read(540)
-    except (OSError, EOFError, gzip.BadGzipFile):
+    except (OSError, EOFError, zlib.error):  # BadGzipFile is an OSError; a corrupt stream is a zlib.error
         return None  # unreadable or truncated: SimpleITK reports it (it does not hang on those)
     for endian in ("<", ">"):
         if len(head) < 4:
