@@ -8,6 +8,7 @@ POSIX when source and target are on the same filesystem, which writing next to t
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from hpd_imaging.errors import EnvironmentFaultError
 
 
 def _current_umask() -> int:
@@ -27,12 +30,44 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+#: errno values that mean "this machine cannot write here", not "this input is bad"
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file is larger than the filesystem allows",
+    errno.EROFS: "the filesystem is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def environment_fault(exc: OSError, path: Path) -> EnvironmentFaultError:
+    """One sentence for an OSError writing ``path``: the path, what is wrong and what to do."""
+    what = ENVIRONMENT_ERRNOS.get(exc.errno or 0, exc.strerror or str(exc))
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        todo = "free space there (or choose another --out) and rerun: finished patients resume"
+    else:
+        todo = "choose a writable --out folder (or fix its permissions) and rerun"
+    return EnvironmentFaultError(f"cannot write {path}: {what}; {todo}", path=str(path))
+
+
 def write_with(path: Path, write: Callable[[Path], None]) -> Path:
     """Atomically create ``path`` with ``write(tmp)``, which fills the temporary file ``tmp`` (any writer
-    that takes a path: numpy, pandas, pydicom, ...); on any exception the target is left untouched."""
+    that takes a path: numpy, pandas, pydicom, ...); on any exception the target is left untouched.
+
+    An OSError of the machine (full disk, read-only or unwritable folder: :data:`ENVIRONMENT_ERRNOS`) is
+    raised as :class:`~hpd_imaging.errors.EnvironmentFaultError`, which stops a run with exit code 2 rather
+
+    becoming one patient's error row.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if exc.errno in ENVIRONMENT_ERRNOS:
+            raise environment_fault(exc, path) from exc
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs are meant to be shared like any file
@@ -41,8 +76,10 @@ def write_with(path: Path, write: Callable[[Path], None]) -> Path:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+            raise environment_fault(exc, path) from exc
         raise
     return path
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -142,3 +143,117 @@ def read_clinical(path: Path, known_patients: Iterable[str] | None = None) -> pd
             "%s: %d patient(s) without ici_start_date; their kinetics are not evaluable", path, n_no_start
         )
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# clinical dates against the scans (issue 16): a date that contradicts the archive is reported, never absorbed
+# --------------------------------------------------------------------------------------------------
+
+#: clinical dates that mark an event after which no scan of the living patient can exist
+_END_DATES = ("death_date",)
+
+
+@dataclass(frozen=True)
+class ClinicalDateIssue:
+    """One clinical date that contradicts the scans or the calendar: a row of errors.csv.
+
+    ``severity`` "error": the date changes or withholds a result (labels computed from it are wrong or not
+    evaluable); "warning": the date is suspicious but the results do not depend on it.
+    """
+
+    patient_id: str
+    column: str
+    value: str
+    rule: str
+    message: str
+    severity: str = "error"
+
+
+def check_clinical_dates(
+    clinical: pd.DataFrame,
+    scan_dates: Mapping[str, Sequence[dt.date]],
+    *,
+    today: dt.date | None = None,
+    source: str = "clinical.csv",
+) -> list[ClinicalDateIssue]:
+    """Check every ``*_date`` of ``clinical`` (as returned by :func:`read_clinical`) against the calendar
+    and against the patient's scan dates (``scan_dates``: patient_id -> CT dates of the archive).
+
+    Rules (each one an issue naming the patient, the column and the value):
+
+    * ``future_date`` (error): any clinical date after ``today`` (default: the date of the run) - a typo
+      such as 2036 for 2026 that would otherwise become a survival time or an early-death reason;
+    * ``ici_start_after_last_scan`` (error): the first ICI dose is after every scan, so no on-treatment
+      evaluation scan exists and every HPD label of the patient is withheld (not evaluable);
+    * ``ici_start_before_first_scan`` (warning): no scan on or before the ICI start, so no baseline;
+    * ``death_before_scan`` (error): ``death_date`` before a scan of the patient - one of the two is wrong.
+    """
+    today = today or dt.date.today()
+    issues: list[ClinicalDateIssue] = []
+    date_columns = [c for c in clinical.columns if str(c).endswith("_date")]
+    for _, row in clinical.iterrows():
+        pid = str(row["patient_id"])
+        scans = sorted(scan_dates.get(pid, ()))
+        for column in date_columns:
+            value = row[column]
+            if not isinstance(value, dt.date):
+                continue
+            if value > today:
+                issues.append(
+                    ClinicalDateIssue(
+                        pid,
+                        column,
+                        value.isoformat(),
+                        "future_date",
+                        f"{source}: patient {pid}, {column} {value.isoformat()}: expected a date on or "
+                        f"before the day of the run ({today.isoformat()}), got a date in the future; "
+                        "correct the date (results computed from it would be wrong)",
+                    )
+                )
+        if not scans:
+            continue
+        start = row.get("ici_start_date")
+        if isinstance(start, dt.date):
+            if start > scans[-1]:
+                issues.append(
+                    ClinicalDateIssue(
+                        pid,
+                        "ici_start_date",
+                        start.isoformat(),
+                        "ici_start_after_last_scan",
+                        f"{source}: patient {pid}, ici_start_date {start.isoformat()}: expected a date "
+                        f"before the last scan ({scans[-1].isoformat()}), got a date after every scan: "
+                        "there is no on-treatment evaluation scan, so the patient's HPD labels are not "
+                        "evaluable; check "
+                        "the date or add the follow-up scans",
+                    )
+                )
+            elif start < scans[0]:
+                issues.append(
+                    ClinicalDateIssue(
+                        pid,
+                        "ici_start_date",
+                        start.isoformat(),
+                        "ici_start_before_first_scan",
+                        f"{source}: patient {pid}, ici_start_date {start.isoformat()}: expected a baseline "
+                        f"scan on or before it, got the first scan on {scans[0].isoformat()}: no baseline, "
+                        "so kinetics are not evaluable",
+                        severity="warning",
+                    )
+                )
+        for column in _END_DATES:
+            value = row.get(column)
+            if isinstance(value, dt.date) and value < scans[-1]:
+                later = [s for s in scans if s > value]
+                issues.append(
+                    ClinicalDateIssue(
+                        pid,
+                        column,
+                        value.isoformat(),
+                        "death_before_scan",
+                        f"{source}: patient {pid}, {column} {value.isoformat()}: expected a date on or after "
+                        f"the last scan ({scans[-1].isoformat()}), got a date before {len(later)} scan(s) "
+                        f"(first {later[0].isoformat()}); one of the dates is wrong",
+                    )
+                )
+    return issues

@@ -430,6 +430,10 @@ def read_labelmap_header(path: Path) -> dict[str, Any]:
     from hpd_imaging.io.filetype import sitk_reader
 
     try:
+        from hpd_imaging.io._niftiguard import nifti_header_problem
+
+        if (problem := nifti_header_problem(path)) is not None:  # ITK hangs on such headers (issue 16)
+            return {"kind": "error", "message": problem}
         reader = sitk_reader(path)
         reader.ReadImageInformation()
         record: dict[str, Any] = {

@@ -45,11 +45,23 @@ def configure_logging(level: str = "INFO", log_file: Path | None = None, quiet: 
 
 @contextmanager
 def usage_errors() -> Iterator[None]:
-    """Turn our input/config errors into a clear one-line message and exit code 2."""
-    from hpd_imaging.errors import HpdImagingError
+    """Turn our input/config errors and environment faults (OSError: full disk, read-only or unwritable
+    folder) into a clear one-line message and exit code 2, never a traceback."""
+    from hpd_imaging.errors import HpdImagingError, shorten
 
     try:
         yield
     except HpdImagingError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(EXIT_USAGE) from exc
+    except OSError as exc:  # the machine (disk, permissions) rather than the input: one sentence, exit 2
+        where = f" {exc.filename}" if exc.filename else ""
+        typer.secho(
+            shorten(
+                f"error: {type(exc).__name__}{where}: {exc.strerror or exc}; check that the path exists, is "
+                "writable and that the disk has space, then rerun (finished patients resume)"
+            ),
+            err=True,
+            fg=typer.colors.RED,
+        )
         raise typer.Exit(EXIT_USAGE) from exc

@@ -23,6 +23,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
+from pydicom.uid import UID
 
 from hpd_imaging.errors import DicomReadError
 
@@ -91,7 +92,33 @@ def read_dicom(
             f"{type(exc).__name__}: {exc}".rstrip(": "),
             path=where,
         ) from exc
+    if stop_before_pixels or "PixelData" in ds:
+        check_transfer_syntax(ds, where)
     return ds, offset
+
+
+def check_transfer_syntax(ds: Dataset, where: str) -> None:
+    """Refuse a file whose (0002,0010) TransferSyntaxUID is a UID but not a transfer syntax.
+
+    Why: pydicom reads the header of such a file (guessing its encoding) and only raises a bare
+    ``ValueError("UID is not a transfer syntax.")`` when a property like ``is_compressed`` is first asked,
+    naming neither the file nor the value. Only files whose pixel data will be decoded are checked (the
+    callers that stop before the pixels, or a dataset holding PixelData): the transfer syntax says how to
+    decode them. An absent or empty value is left to the decoder, which reports it with the file's name.
+    """
+    meta = getattr(ds, "file_meta", None)
+    value = meta.get("TransferSyntaxUID") if meta is not None else None
+    if not value:
+        return
+    uid = UID(str(value))
+    if not uid.is_transfer_syntax:
+        shown = str(value) if len(str(value)) <= 80 else f"{str(value)[:80]}... ({len(str(value))} chars)"
+        raise DicomReadError(
+            f"{where}: TransferSyntaxUID (0002,0010): expected a DICOM transfer syntax UID (e.g. "
+            f"1.2.840.10008.1.2.1 Explicit VR Little Endian), got {shown!r}, which is not a transfer syntax: "
+            "the pixel data cannot be decoded (re-export the file from its source)",
+            path=where,
+        )
 
 
 def raw_ds_bytes(ds: Dataset, tag: int) -> bytes | None:

@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from hpd_imaging.errors import DicomReadError, InputLimitError
+from hpd_imaging.io._niftiguard import nifti_header_problem
 from hpd_imaging.settings.io import LoaderSettings
 
 _PIXEL_DATA_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}  # Pixel, Float, Double Float
@@ -146,6 +147,8 @@ def check_image_header(path: Path | str, settings: LoaderSettings, *, max_voxels
     from hpd_imaging.io.filetype import sitk_reader
 
     where = str(path)
+    if (problem := nifti_header_problem(path)) is not None:  # ITK hangs on such headers (issue 16)
+        raise DicomReadError(problem, path=where)
     reader = sitk_reader(where)
     try:
         reader.ReadImageInformation()

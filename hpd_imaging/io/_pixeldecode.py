@@ -89,7 +89,9 @@ def decode_slice(path: Path, ds: Dataset) -> np.ndarray:
 
 def is_compressed(ds: Dataset) -> bool:
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    return bool(getattr(syntax, "is_compressed", False))
+    # a UID that is not a transfer syntax raises a bare ValueError on .is_compressed; read_dicom refuses such
+    # files with the file's name first, this only keeps a dataset from elsewhere from raising here
+    return bool(syntax is not None and getattr(syntax, "is_transfer_syntax", False) and syntax.is_compressed)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -148,7 +148,69 @@ def read_card(path: Path) -> dict[str, Any]:
         raise ModelError(f"{card_path}: cannot read model card: {exc}", path=str(card_path)) from exc
     if not isinstance(card, dict) or "model_file" not in card:
         raise ModelError(f"{card_path}: expected a model card with a 'model_file' entry", path=str(card_path))
+    _check_shape(card, _CARD_SHAPE, card_path, "model card")
     return card
+
+
+# What load_model reads from the card and the payload, with the type each entry must have: a hand-edited or
+# foreign card (``"model_file": "m.skops"``, ``"label": [...]``) or a payload without ``definition`` is a
+# ModelError naming the file and the entry, never an AttributeError/KeyError from deep inside load_model.
+_CARD_SHAPE: dict[str, tuple[type | tuple[type, ...], bool]] = {
+    "model_file": (dict, True),
+    "model_file.sha256": (str, True),
+    "label": (dict, False),
+    "label.definition": (str, False),
+    "features": (dict, False),
+    "features.inputs": (list, False),
+    "features.selected": (list, False),
+    "threshold": (dict, False),
+    "threshold.value": ((int, float), False),
+    "training_data": (dict, False),
+    "estimator": (dict, False),
+    "estimator.best_params": (dict, False),
+    "estimator.cv_plan": (dict, False),
+    "settings": (dict, False),
+    "metrics": ((dict, type(None)), False),
+    "notes": (dict, False),
+}
+_PAYLOAD_SHAPE: dict[str, tuple[type | tuple[type, ...], bool]] = {
+    "estimator": (object, True),
+    "definition": (str, True),
+    "feature_names": (list, True),
+    "clinical_columns": (list, True),
+    "clinical_covariates": (list, True),
+    "threshold": ((int, float), True),
+    "threshold_rule": (str, True),
+}
+
+
+def _check_shape(
+    obj: dict[str, Any], shape: dict[str, tuple[type | tuple[type, ...], bool]], where: Path, what: str
+) -> None:
+    """Every dotted ``key`` of ``shape`` present (when required) with the listed type, else ModelError."""
+    for key, (kind, required) in shape.items():
+        parent: Any = obj
+        *head, last = key.split(".")
+        for part in head:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if not isinstance(parent, dict) or last not in parent:
+            if required:
+                raise ModelError(
+                    f"{where}: {what} entry {key!r}: expected it to be present, got none; "
+                    "re-save the model with hpd-imaging (save_model) or restore its original files",
+                    path=str(where),
+                )
+            continue
+        value = parent[last]
+        if not isinstance(value, kind) or isinstance(value, bool):  # JSON true is no number
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            shown = repr(value)
+            shown = shown if len(shown) <= 80 else shown[:80] + "..."
+            raise ModelError(
+                f"{where}: {what} entry {key!r}: expected {names}, got {type(value).__name__} {shown}; "
+                "re-save the model with hpd-imaging (save_model) or restore its original files",
+                path=str(where),
+            )
 
 
 def load_model(path: Path) -> TrainedModel:
@@ -187,6 +249,7 @@ def load_model(path: Path) -> TrainedModel:
             f"{path}: expected an hpd-imaging model ({PAYLOAD_FORMAT}), got {type(payload).__name__}",
             path=str(path),
         )
+    _check_shape(payload, _PAYLOAD_SHAPE, path, "model payload")
     for key, card_value in (
         ("definition", card.get("label", {}).get("definition")),
         ("feature_names", card.get("features", {}).get("inputs")),

@@ -30,7 +30,7 @@ from hpd_imaging import atomic
 from hpd_imaging.course.roles import scan_roles
 from hpd_imaging.course.targets import assign_lesion_roles
 from hpd_imaging.domain import LesionMask, MaskSource, Timepoint, TimepointRole
-from hpd_imaging.errors import HpdImagingError
+from hpd_imaging.errors import EnvironmentFaultError, HpdImagingError
 from hpd_imaging.pipeline.ruler_exams import check_ruler_identities as _check_ruler_identities
 from hpd_imaging.pipeline.ruler_exams import ruler_rows as _ruler_rows
 from hpd_imaging.pipeline.ruler_exams import with_rulers as _with_rulers
@@ -79,6 +79,7 @@ def error_row(
         "file": path or "",
         "message": message,
         "severity": severity,
+        "rule": type(exc).__name__ if isinstance(exc, BaseException) else "",  # errors.csv "rule" (issue 16)
     }
 
 
@@ -527,5 +528,7 @@ def safe_process(job: PatientJob) -> dict[str, Any]:
     """process_patient with a last-resort guard: an unexpected exception is that patient's error row."""
     try:
         return process_patient(job)
+    except EnvironmentFaultError:
+        raise  # full disk / unwritable OUT: the machine's fault, the run stops with exit code 2
     except Exception as exc:  # noqa: BLE001
         return _finish(job, [error_row(job.patient_id, "pipeline", None, exc)], {}, ok=False)

@@ -12,9 +12,15 @@ Per cohort (here, in the driver, from the stored per-patient results)::
 
 Resume: a patient's results live in ``OUT/.work/patients/<patient_id>/<key>/`` where ``key`` hashes the input
 files (path, size, mtime), the config, the package versions and the output flags; ``done.json`` is written
-last, atomically, so a run killed at any moment leaves either a complete result or none. Cohort files are
-rebuilt from the stored results on every run and written atomically, so a resumed run gives the same bytes as
-an uninterrupted one.
+last, atomically, so a run killed at any moment leaves either a complete result or none. The worker records
+the sha256 of every input it read (``inputs.json``); a stored result is reused only while the files still
+hash the same, and is discarded when they changed during the run. Cohort files are rebuilt from the stored
+results on every run and written atomically, so a resumed run gives the same bytes as an uninterrupted one.
+
+Ownership of OUT (issue 16): a run holds ``OUT/.work/run.lock`` (a second run into the same OUT is refused),
+writes ``run.json`` with a manifest (size and sha256 of every file it wrote) and the tables it did not
+produce (``not_produced``, with the reason); a table of an earlier run that this run did not rebuild is
+deleted, so nothing stale looks current.
 """
 
 from __future__ import annotations
@@ -22,8 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +39,8 @@ import pandas as pd
 from hpd_imaging import atomic
 from hpd_imaging.domain import Timepoint
 from hpd_imaging.errors import ConfigError, HpdImagingError
-from hpd_imaging.pipeline.execute import execute
+from hpd_imaging.pipeline import identity, outdir
+from hpd_imaging.pipeline.execute import SCANNED_FILE, execute, verified_resume
 from hpd_imaging.pipeline.patient import (
     ERROR_COLUMNS,
     PatientJob,
@@ -43,14 +48,13 @@ from hpd_imaging.pipeline.patient import (
     error_row,
     load_snapshots,
 )
-from hpd_imaging.provenance import files_fingerprint, package_versions, resume_key
+from hpd_imaging.provenance import file_records, files_fingerprint, package_versions, resume_key
 from hpd_imaging.pseudonym import PatientIds, resolve_key
 from hpd_imaging.settings import PipelineConfig, load_config, resolve_resource
 
 logger = logging.getLogger(__name__)
 
 WORK_DIR = ".work"
-_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")
 #: progress(event, detail): ("stage", name), ("patients", total), ("patient_start" | "patient_done" |
 #: "patient_failed" | "patient_resumed", patient_id as written in the outputs)
 Progress = Callable[[str, str], None]
@@ -70,6 +74,10 @@ TABLES = (
     "predictions.csv",
     "errors.csv",
 )
+#: every file a run writes at the top of OUT, and so may delete as stale when this run did not rebuild it
+OWNED_FILES = (*TABLES, "report.html")
+#: errors.csv: ERROR_COLUMNS plus the rule broken and the offending value, when known (issue 16)
+ERRORS_CSV_COLUMNS = [*ERROR_COLUMNS, "rule", "value"]
 
 
 @dataclass
@@ -115,22 +123,6 @@ def _read_clinical(archive: Any, study_dir: Path, clinical_path: Path | None) ->
     return read_clinical(Path(path), known_patients=archive.patients)
 
 
-def _check_folders(study_dir: Path, out_dir: Path) -> tuple[Path, Path]:
-    study_dir, out_dir = Path(study_dir).resolve(), Path(out_dir).resolve()
-    if not study_dir.is_dir():
-        raise ConfigError(
-            f"study folder: expected a directory, got {study_dir} (not found)", path=str(study_dir)
-        )
-    if out_dir == study_dir or study_dir in out_dir.parents:
-        raise ConfigError(
-            f"--out {out_dir}: expected a folder outside the input archive {study_dir} "
-            "(the archive is never written to)"
-        )
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir}: expected a folder, got a file")
-    return study_dir, out_dir
-
-
 def run_study(
     study_dir: Path,
     out_dir: Path,
@@ -154,16 +146,13 @@ def run_study(
     inside the archive, missing pseudonym key, unreadable model); patient-level problems never raise, they
     are rows of errors.csv (see :attr:`RunSummary.exit_code`).
     """
-    from hpd_imaging.archive import scan_archive
-
     if config is None or isinstance(config, Path | str):
         if config is not None and config_dir is None:
             config_dir = Path(config).resolve().parent
         config = load_config(Path(config) if config is not None else None)
-    study_dir, out_dir = _check_folders(study_dir, out_dir)
+    study_dir, out_dir = outdir.check_folders(study_dir, out_dir)
     key = resolve_key(pseudonym_key) if pseudonymize else None
     notify = progress or (lambda event, detail: None)
-    timings: dict[str, float] = {}
     started = dt.datetime.now(dt.UTC)
     model = None
     if model_path is not None:  # load (and verify) the model before any work, so a bad file fails fast
@@ -173,8 +162,54 @@ def run_study(
             model = load_model(Path(model_path))
         except HpdImagingError as exc:
             raise ConfigError(f"--model {model_path}: {exc}", path=str(model_path)) from exc
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise atomic.environment_fault(exc, out_dir) from exc
+    with outdir.claim_out_dir(out_dir, out_dir / WORK_DIR):
+        return _run_owned(
+            study_dir,
+            out_dir,
+            config,
+            config_dir=config_dir,
+            clinical_path=clinical_path,
+            model=model,
+            model_path=model_path,
+            workers=workers,
+            scheduler=scheduler,
+            force=force,
+            dicom_out=dicom_out,
+            pseudonymize=pseudonymize,
+            key=key,
+            notify=notify,
+            started=started,
+        )
+
+
+def _run_owned(
+    study_dir: Path,
+    out_dir: Path,
+    config: PipelineConfig,
+    *,
+    config_dir: Path | None,
+    clinical_path: Path | None,
+    model: Any,
+    model_path: Path | None,
+    workers: int | None,
+    scheduler: str | None,
+    force: bool,
+    dicom_out: bool,
+    pseudonymize: bool,
+    key: Any,
+    notify: Progress,
+    started: dt.datetime,
+) -> RunSummary:
+    """run_study's work once OUT is claimed (created, writable, locked)."""
+    from hpd_imaging.archive import scan_archive
+
+    timings: dict[str, float] = {}
+    outdir.remove_stale_temporaries(out_dir)
+    previous_manifest = outdir.previous_manifest(out_dir)  # what the last run wrote: stale unless rewritten
 
     notify("stage", "index")
     t = time.perf_counter()
@@ -204,24 +239,52 @@ def run_study(
         for i in archive.issues
     ]
     lost = sorted(ids.alias(p) for p in issue_patients - set(archive.timepoints))
+    # identity and clinical facts against the archive: rows, and masks of another patient refused
+    timepoints, identity_rows = identity.refuse_foreign_masks(archive.timepoints)
+    identity_rows += identity.patient_id_splits(archive.timepoints)
+    for row in identity_rows:
+        row.update(
+            patient_id=ids.alias(row["patient_id"])
+            if row["patient_id"] in archive.timepoints
+            else row["patient_id"],
+            file=ids.scrub(row["file"]),
+            message=ids.scrub(row["message"]),
+            value=ids.scrub(row["value"]),
+        )
+    errors.extend(identity_rows)
+    errors.extend(identity.clinical_date_rows(clinical, timepoints, ids.alias))
 
     versions = package_versions()
     flags = f"dicom_out={dicom_out}|pseudonymized={pseudonymize}"
     plan: list[tuple[str, Path]] = []  # (output patient id, result dir) in a stable order
     jobs: list[PatientJob] = []
     resumed: list[str] = []
+    baseline_dates: dict[str, dt.date] = {}
+    baseline_masks: dict[str, set[str]] = {}
     for source_pid in archive.patients:
         pid = ids.alias(source_pid)
-        tps = assign_roles(archive.timepoints[source_pid], _ici_start(clinical, pid))
+        tps = assign_roles(timepoints[source_pid], _ici_start(clinical, pid))
         if not tps:
             continue
+        base_tp = next((t for t in tps if t.role.value == "baseline"), tps[0])
+        baseline_dates[pid] = base_tp.scan_date
+        baseline_masks[pid] = {str(m.path) for m in base_tp.masks}
         result_dir = (
             out_dir / WORK_DIR / "patients" / _safe(pid) / _patient_key(pid, tps, config, versions, flags)
         )
         plan.append((pid, result_dir))
-        if not force and (result_dir / "done.json").exists():
+        if (
+            not force
+            and (result_dir / "done.json").exists()
+            and verified_resume(result_dir, _input_files(tps))
+        ):
             resumed.append(pid)
             continue
+        (result_dir / "done.json").unlink(missing_ok=True)
+        scanned = file_records(_input_files(tps), content=False)
+        atomic.write_json(
+            result_dir / SCANNED_FILE, [[r.get("size"), r.get("mtime_ns")] for r in scanned.values()]
+        )
         patient_attrs = dict(ids.patient_attributes(pid))
         jobs.append(
             PatientJob(
@@ -247,6 +310,8 @@ def run_study(
         workers if workers is not None else config.run.workers,
         scheduler or config.run.scheduler,
         notify,
+        time_limit_s=config.run.patient_time_limit_s,
+        cluster_lost_after_s=config.run.cluster_lost_after_s,
     )
     timings["patients_s"] = time.perf_counter() - t
 
@@ -271,21 +336,43 @@ def run_study(
                 frames[name].append(pd.read_parquet(rd / f"{name}.parquet"))
         snapshots.extend(load_snapshots(rd / "snapshots.npz"))
 
-    errors = [_relative_paths(row, study_dir, out_dir) for row in errors]
+    # a baseline lesion without a usable measurement withholds its patient's labels (never "measured 0")
+    faulty = {  # patients with a loader error or warning on a segmentation of their baseline exam
+        row["patient_id"]
+        for row in errors
+        if row.get("stage") == "load_masks" and row.get("file") in baseline_masks.get(row["patient_id"], ())
+    }
+    unmeasured = identity.unmeasured_baseline_lesions(
+        _concat(frames["lesions"], None, ["patient_id"]), baseline_dates, faulty
+    )
+    errors.extend(unmeasured)
+    withheld = {row["patient_id"] for row in unmeasured}
+    failed |= withheld
+    errors = [outdir.relative_paths(row, study_dir, out_dir) for row in errors]
     outputs.update(
-        _write_cohort(out_dir, frames, clinical, model, config, config_dir, errors, timings, notify)
+        _write_cohort(
+            out_dir, frames, clinical, model, config, config_dir, errors, timings, notify, withheld=withheld
+        )
     )
     for row in errors:
         row.setdefault("severity", "error")
-    errors_df = pd.DataFrame(errors, columns=ERROR_COLUMNS).sort_values(
-        ["patient_id", "stage", "file", "message"], kind="stable"
+    errors_df = (
+        pd.DataFrame(errors, columns=ERRORS_CSV_COLUMNS, dtype=object)
+        .fillna("")
+        .sort_values(["patient_id", "stage", "file", "message"], kind="stable")
     )
     outputs["errors"] = atomic.write_csv(out_dir / "errors.csv", errors_df)
 
     notify("stage", "report")
     t = time.perf_counter()
-    outputs.update(_write_report(out_dir, outputs, clinical, snapshots, config, versions))
+    not_produced = outdir.not_produced(outputs, TABLES, clinical is not None, model is not None)
+    outputs.update(
+        _write_report(out_dir, outputs, clinical, snapshots, config, versions, errors_df, not_produced)
+    )
     timings["report_s"] = time.perf_counter() - t
+    if "report" not in outputs:
+        not_produced["report.html"] = "the report needs kinetics.csv (see kinetics.csv above)"
+    stale = outdir.remove_stale(out_dir, [*OWNED_FILES, *previous_manifest], outputs.values())
 
     n_patients = len(plan) + len(lost)
     run_info = {
@@ -313,6 +400,9 @@ def run_study(
         },
         "timings_s": {"stages": timings, "per_patient": patient_timings},
         "outputs": {k: str(v.relative_to(out_dir)) for k, v in sorted(outputs.items())},
+        "manifest": outdir.manifest(out_dir, outputs.values()),
+        "not_produced": not_produced,
+        "removed_stale": stale,
     }
     outputs["run"] = atomic.write_json(out_dir / "run.json", run_info)
     return RunSummary(
@@ -330,6 +420,8 @@ def _write_cohort(
     errors: list,
     timings: dict,
     notify: Progress,
+    *,
+    withheld: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> dict[str, Path]:
     from hpd_imaging.measure import LESIONS_COLUMNS
 
@@ -359,8 +451,9 @@ def _write_cohort(
 
         cfg = load_response_config(resolve_resource(config.response.definitions_file, config_dir))
         try:
+            usable = lesions[~lesions["patient_id"].astype(str).isin(withheld)] if withheld else lesions
             result = run_response(
-                lesions, clinical, cfg, measurements_source="lesions.csv", clinical_source="clinical.csv"
+                usable, clinical, cfg, measurements_source="lesions.csv", clinical_source="clinical.csv"
             )
         except HpdImagingError as exc:
             errors.append(error_row("", "kinetics", "lesions.csv", exc))
@@ -444,6 +537,8 @@ def _write_report(
     snapshots: list,
     config: PipelineConfig,
     versions: dict[str, str | None],
+    errors: pd.DataFrame | None = None,
+    not_produced: dict[str, str] | None = None,
 ) -> dict[str, Path]:
     if "kinetics" not in outputs:
         return {}
@@ -470,27 +565,13 @@ def _write_report(
         if f"hpd_{config.model.definition}" in kinetics_columns
         else None,
     )
-    return {"report": write_report(out_dir, inputs)}
+    return {"report": write_report(out_dir, inputs, issues=errors, not_produced=not_produced)}
 
 
-def _relative_paths(row: dict[str, str], study_dir: Path, out_dir: Path) -> dict[str, str]:
-    """Paths in error rows relative to the archive (or OUT): tables do not depend on where they were made."""
-    out = dict(row)
-    for col in ("file", "message"):
-        text = str(out.get(col, ""))
-        for root in (study_dir, out_dir):
-            text = text.replace(f"{root}{os.sep}", "")
-        out[col] = text
-    return out
-
-
-def _remove_stale_temporaries(out_dir: Path) -> None:
-    """Temporary files left by a run killed mid-write (``.<name>.<random>.tmp`` of hpd_imaging.atomic): never
-    a finished output, safe to delete before a rerun writes the same files again."""
-    for path in out_dir.rglob(".*.tmp"):
-        if path.is_file() and _TEMPORARY.match(path.name):
-            logger.info("removing %s (left by an interrupted run)", path)
-            path.unlink(missing_ok=True)
+def _input_files(tps: Sequence[Timepoint]) -> list[Path]:
+    return [f for tp in tps if tp.ct is not None for f in tp.ct.files] + [
+        m.path for tp in tps for m in tp.masks
+    ]
 
 
 def _keys(df: pd.DataFrame) -> list[tuple[str, str]]:

@@ -110,13 +110,37 @@ def _patient_section(inputs: ReportInputs, pid: str, snaps: list[LesionSnapshot]
     }
 
 
+def _issue_context(
+    issues: pd.DataFrame | None, patients: list[str], not_produced: dict[str, str] | None
+) -> tuple[dict[str, list[dict[str, str]]], dict[str, Any]]:
+    """errors.csv rows per shown patient, and the rest (cohort rows, patients not shown, not produced)."""
+    rows: list[dict[str, str]] = []
+    if issues is not None and len(issues):
+        keep = [c for c in ("patient_id", "severity", "stage", "rule", "file", "message") if c in issues]
+        rows = issues[keep].fillna("").astype(str).to_dict("records")
+    shown = set(patients)
+    by_patient: dict[str, list[dict[str, str]]] = defaultdict(list)
+    other: list[dict[str, str]] = []
+    for row in rows:
+        row.setdefault("rule", "")
+        (by_patient[row["patient_id"]] if row["patient_id"] in shown else other).append(row)
+    return dict(by_patient), {
+        "other_issues": other,
+        "not_produced": sorted((not_produced or {}).items()),
+    }
+
+
 def render_report(
     inputs: ReportInputs,
     progress: Callable[[str], None] | None = None,
     out_dir: Path | None = None,
+    *,
+    issues: pd.DataFrame | None = None,
+    not_produced: dict[str, str] | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`write_report`); ``out_dir``: where the outcome stage wrote its
     survival tables and plots (the survival section is left out without them)."""
+    issues_by_patient, run_issues = _issue_context(issues, list(inputs.patients), not_produced)
     summary = label_summary(inputs)
     snaps_by_patient: dict[str, list[LesionSnapshot]] = defaultdict(list)
     for snap in inputs.snapshots:
@@ -126,6 +150,7 @@ def render_report(
         if progress is not None:
             progress(pid)
         patients.append(_patient_section(inputs, pid, snaps_by_patient.get(pid, [])))
+        patients[-1]["issues"] = issues_by_patient.get(pid, [])
     lesions = inputs.lesions
     n_scans = lesions[["patient_id", "scan_date"]].drop_duplicates().shape[0] if len(lesions) else 0
     label_table = [
@@ -157,19 +182,27 @@ def render_report(
         "patients": patients,
         "provenance": json.dumps(inputs.provenance, indent=2, sort_keys=True, default=str),
         "survival": survival_context(out_dir),  # issue 19: KM per definition and the ranking
+        **run_issues,  # issue 16: rows of errors.csv not shown in a patient's section, outputs not produced
     }
     return _environment().get_template("report.html.j2").render(**context)
 
 
 def write_report(
-    out_dir: Path, inputs: ReportInputs, *, progress: Callable[[str], None] | None = None
+    out_dir: Path,
+    inputs: ReportInputs,
+    *,
+    progress: Callable[[str], None] | None = None,
+    issues: pd.DataFrame | None = None,
+    not_produced: dict[str, str] | None = None,
 ) -> Path:
     """Write ``out_dir/report.html`` atomically (temporary file + rename) and return its path.
 
     A run killed while writing leaves either the previous report or none, never a half-written one.
-    ``progress`` is called with each patient ID as its section is rendered.
+    ``progress`` is called with each patient ID as its section is rendered. ``issues`` (errors.csv rows) are
+    shown in the section of the patient they concern (the rest, and the ``not_produced`` outputs with their
+    reasons, in a section of their own).
     """
-    html = render_report(inputs, progress, out_dir=Path(out_dir))
+    html = render_report(inputs, progress, out_dir=Path(out_dir), issues=issues, not_produced=not_produced)
     path = atomic.write_text(Path(out_dir) / REPORT_FILENAME, html)
     logger.info("wrote %s (%d patients, %.0f kB)", path, len(inputs.patients), len(html) / 1024)
     return path

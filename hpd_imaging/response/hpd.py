@@ -640,8 +640,8 @@ def evaluate(definition: HpdDefinition, f: PatientFacts, cfg: ResponseConfig) ->
                 f"died on day {f.death_days} <= {cfg.early_death_window_days:g} d, before the first "
                 "evaluation scan (early_death_policy = hpd).",
             )
-        extra = (
-            " (died before the first evaluation scan)"
+        extra = (  # issue 16: states the recorded day; claims no order (a 2036 death is no early death)
+            f" (death recorded on day {f.death_days} after ICI start)"
             if f.death_days is not None and "no on-treatment evaluation scan" in missing
             else ""
         )

@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from hpd_imaging.errors import ConfigError
+from hpd_imaging.yaml_guard import load_yaml_bounded
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 REPO_PIPELINES = PACKAGE_ROOT.parent / "pipelines"
@@ -48,7 +49,7 @@ def resolve_resource(path: Path, relative_to: Path | None = None) -> Path:
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping with a clear error naming the file."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = load_yaml_bounded(Path(path).read_text(encoding="utf-8"), path)  # alias bombs (issue 16)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read settings file: {exc}", path=str(path)) from exc
     except yaml.YAMLError as exc:

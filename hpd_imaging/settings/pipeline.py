@@ -41,6 +41,10 @@ class RunSettings(Section):
     # 0 mm, i.e. RECIST CR unless nodes remain) and writes a warning row; "error" refuses the patient. A
     # pre-baseline or baseline exam without a segmentation is always an error: targets are chosen there.
     follow_up_without_mask: Literal["no_lesions", "error"] = "no_lesions"
+    # no hang (issue 16): a patient still running after this many seconds is stopped and becomes an error
+    # row (None: no limit); a Dask scheduler without any worker for cluster_lost_after_s ends the run
+    patient_time_limit_s: float | None = Field(default=3600.0, gt=0)
+    cluster_lost_after_s: float = Field(default=60.0, gt=0)
 
 
 class PipelineConfig(Section):

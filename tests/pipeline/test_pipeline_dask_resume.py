@@ -131,3 +131,65 @@ def test_killed_run_resumes_to_the_same_bytes_and_force_recomputes(
     info = json.loads((out / "run.json").read_text())
     assert info["patients"]["resumed"] == [] and info["patients"]["processed"] == ["SYN001", "SYN002"]
     assert table_bytes(out) == table_bytes(reference_run.out_dir)
+
+
+@pytest.mark.slow
+def test_scheduler_that_loses_every_worker_ends_with_exit_1(tmp_path: Path) -> None:
+    """Issue 16: every worker of an external scheduler killed mid-run. The run used to wait forever; it now
+    lists the unfinished patients as error rows and exits 1 within run.cluster_lost_after_s (+ a poll)."""
+    import shutil
+
+    from pipeline_helpers import make_archive
+
+    archive = tmp_path / "archive"
+    make_archive(archive, n_patients=3, n_followups=1)
+    config = tmp_path / "config.yaml"
+    config.write_text(FAST_CONFIG.read_text().replace("run:\n", "run:\n  cluster_lost_after_s: 3\n"))
+    shutil.copy(FAST_CONFIG.parent / "radiomics_fast.yaml", tmp_path / "radiomics_fast.yaml")
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen(
+        [str(VENV_BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--scheduler-file", str(scheduler_file), "--no-dashboard"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worker = run = None
+    try:
+        _wait_for(scheduler_file.exists, 60, "the scheduler file", scheduler)
+        worker = subprocess.Popen(
+            [str(VENV_BIN / "dask"), "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "1",
+             "--nthreads", "1", "--no-dashboard"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        address = json.loads(scheduler_file.read_text())["address"]
+        from dask.distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(1, timeout=120)
+        out = tmp_path / "out"
+        run = subprocess.Popen(
+            cli("run", archive, "--out", out, "--config", config, "--scheduler", address, "--quiet"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        started = lambda: list(out.glob(".work/patients/*/*/started.json"))  # noqa: E731
+        try:
+            _wait_for(lambda: len(started()) >= 1, 300, "a patient to start on the worker", run)
+        except AssertionError:
+            raise AssertionError(run.communicate()[1]) from None
+        os.killpg(worker.pid, signal.SIGKILL)  # the nanny and its worker process: no worker left
+        t0 = time.monotonic()
+        _, stderr = run.communicate(timeout=120)
+        assert time.monotonic() - t0 < 60, "the run did not end within a bounded time"
+        assert run.returncode == 1, stderr
+        errors = json.loads((out / "run.json").read_text())["patients"]
+        assert len(errors["failed"]) >= 2  # at most one patient can have finished before the kill
+        import pandas as pd
+
+        rows = pd.read_csv(out / "errors.csv", dtype=str, keep_default_na=False)
+        lost = rows[rows["stage"] == "cluster"]
+        assert set(lost["patient_id"]) <= set(errors["failed"]) and len(lost) >= 1
+        assert "has had no worker for" in lost["message"].iloc[0]
+    finally:
+        for proc in (run, worker, scheduler):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=20)

@@ -34,7 +34,7 @@ def test_every_output_is_written(reference_run: RunSummary) -> None:
     assert not missing, f"missing outputs: {missing}"
     assert reference_run.exit_code == 0, reference_run.errors.to_string()
     errors = pd.read_csv(out / "errors.csv")
-    assert list(errors.columns) == ["patient_id", "stage", "file", "message", "severity"]
+    assert list(errors.columns) == ["patient_id", "stage", "file", "message", "severity", "rule", "value"]
     assert (errors["severity"] != "error").all(), errors.to_string()
     # no temporary files left behind by the atomic writes
     assert not list(out.rglob("*.tmp"))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hpd_imaging.archive import scan_archive
-from hpd_imaging.fuzz import corpus
+from tools.fuzz import corpus
 
 
 def _series(folder: Path) -> None:

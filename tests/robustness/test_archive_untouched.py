@@ -137,6 +137,10 @@ def test_run_leaves_a_read_only_archive_byte_identical_and_writes_only_under_out
     with open(out / "errors.csv", newline="") as f:
         errors = list(csv.DictReader(f))
     good, bad = sorted({p.name for p in archive.iterdir() if p.is_dir()})
+    # issue 16: the good patient keeps only its first two exams, all before its ICI start: a clinical-date row
+    clinical = [e for e in errors if e["stage"] == "clinical"]
+    assert all(e["rule"] == "ici_start_after_last_scan" for e in clinical), clinical
+    errors = [e for e in errors if e["stage"] != "clinical"]
     assert errors and {e["patient_id"] for e in errors} == {bad}, errors
     load_errors = [e for e in errors if e["stage"] == "load_ct"]
     assert len(load_errors) == 1, errors

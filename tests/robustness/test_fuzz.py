@@ -1,9 +1,9 @@
 """Fixed-seed fuzz runs: every mutated input ends in a valid result or a clear HpdImagingError.
 
-The harness (hpd_imaging.fuzz) runs each case in a child process under a memory budget (RLIMIT_AS) and a
+The harness (tools.fuzz) runs each case in a child process under a memory budget (RLIMIT_AS) and a
 per-case time limit; a case fails when a reader raises anything but an HpdImagingError naming the file, when
 the archive scan raises at all, when MemoryError appears (a guard is missing), or on a hang or crash.
-The long run is ``uv run python -m hpd_imaging.fuzz --cases 100000`` (docs/robustness.md).
+The long run is ``uv run python -m tools.fuzz --cases 100000`` (docs/robustness.md).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hpd_imaging.fuzz.harness import FuzzReport, run_fuzz
+from tools.fuzz.harness import FuzzReport, run_fuzz
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ def test_fuzz_reaches_every_reader_and_both_outcomes(synthetic_report: FuzzRepor
     mutations = " ".join(r["mutation"] for r in synthetic_report.records)
     for family in ("bytes: truncate", "bytes: flip bits", "delete_attribute", "wrong_vr", "absurd_value",
                    "declare_gigabytes", "wrong_modality", "million_points", "bad_contour_data",
-                   "other_frame_of_reference", "empty_pixels", "series:", "NIfTI dim"):  # fmt: skip
+                   "other_frame_of_reference", "empty_pixels", "series:", "NIfTI dim",
+                   "transfer_syntax_not_a_syntax", "identity_field", "date_field", "clinical:"):  # fmt: skip
         assert family in mutations, family
 
 
@@ -101,7 +102,7 @@ def test_the_harness_reports_hangs_crashes_memory_and_bugs(
 
 def test_seed_corpus_is_byte_identical_between_builds(tmp_path) -> None:
     """Same fuzz seed -> same cases needs the same seed files: no clock or random UID may leak into them."""
-    from hpd_imaging.fuzz.corpus import build_corpus
+    from tools.fuzz.corpus import build_corpus
 
     build_corpus(tmp_path / "a")
     build_corpus(tmp_path / "b")
@@ -109,3 +110,12 @@ def test_seed_corpus_is_byte_identical_between_builds(tmp_path) -> None:
     assert files and any(f.name.startswith("seg_") for f in files)
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_fuzz_clinical_tables_are_read_and_date_checked(synthetic_report: FuzzReport) -> None:
+    """Fuzzed clinical.csv files end in a clinical.csv error or in date issues, never in an exception."""
+    clinical = [r["results"]["clinical"] for r in synthetic_report.records if "clinical" in r["results"]]
+    assert len(clinical) >= 20
+    assert {c["status"] for c in clinical} == {"ok", "refused"}
+    assert any("future_date" in c["detail"] for c in clinical)
+    assert any("ici_start_after_last_scan" in c["detail"] for c in clinical)

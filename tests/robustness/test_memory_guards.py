@@ -20,10 +20,10 @@ import pytest
 from pydicom.uid import RLELossless
 
 from hpd_imaging.errors import DicomReadError, InputLimitError
-from hpd_imaging.fuzz import corpus
-from hpd_imaging.fuzz.mutate import dataset_bytes, million_points, read_dataset
 from hpd_imaging.io import load_ct, load_masks, read_labelmap, read_rtstruct, read_seg
 from hpd_imaging.settings.io import LoaderSettings
+from tools.fuzz import corpus
+from tools.fuzz.mutate import dataset_bytes, million_points, read_dataset
 
 PEAK_BUDGET_BYTES = 32 * 2**20  # far below the gigabytes declared
 

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from hpd_imaging.fuzz.corpus import build_corpus
+from tools.fuzz.corpus import build_corpus
 
 log = logging.getLogger(__name__)
 
 FAILING = ("bug", "memory", "hang", "crash")
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_LIMIT_S = 300.0  # importing highdicom/SimpleITK on a loaded machine
 
 
@@ -85,7 +86,8 @@ class FuzzReport:
 class _Worker:
     def __init__(self, args: list[str], stderr: IO[str]) -> None:
         self.proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-            [sys.executable, "-m", "hpd_imaging.fuzz.worker", *args],
+            [sys.executable, "-m", "tools.fuzz.worker", *args],
+            cwd=_REPO_ROOT,  # tools/ is not installed with the library: run from the repository root
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,

@@ -1,4 +1,4 @@
-"""``python -m hpd_imaging.fuzz --cases 100000``: the long fuzz run (the test suite runs 1,200 cases).
+"""``python -m tools.fuzz --cases 100000``: the long fuzz run (the test suite runs 1,200 cases).
 
 Exit code 0 when every case ended in a clear error or a valid result, 1 when some case crashed, hung, ran
 out of its memory budget or raised something other than an HpdImagingError (listed, with how to rebuild
@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hpd_imaging.fuzz", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.fuzz", description=__doc__)
     parser.add_argument("--cases", type=int, default=10_000, help="number of cases (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="fuzz run seed (default 0)")
     parser.add_argument("--start", type=int, default=0, help="first case index (default 0)")
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.case is not None:
         return _rebuild(args)
 
-    from hpd_imaging.fuzz.harness import run_fuzz
+    from tools.fuzz.harness import run_fuzz
 
     def progress(done: int, total: int) -> None:
         if done % 1000 == 0 or done == total:
@@ -59,8 +59,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from hpd_imaging.fuzz.corpus import build_corpus
-    from hpd_imaging.fuzz.worker import build_case, load_corpus, write_case
+    from tools.fuzz.corpus import build_corpus
+    from tools.fuzz.worker import build_case, load_corpus, write_case
 
     keep = args.keep or Path(f"fuzz_case_{args.case}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,15 +1,17 @@
 """Seeded mutators: turn one valid seed into one broken, truncated, mislabelled or hostile input.
 
 Why our own mutator rather than hypothesis or atheris: a case must be reproducible from ``(seed, index)``
-alone (``python -m hpd_imaging.fuzz --case N`` rebuilds it), must know the structure of DICOM to reach deep
+alone (``python -m tools.fuzz --case N`` rebuilds it), must know the structure of DICOM to reach deep
 code (a flipped byte mostly lands in pixel data, where it breaks nothing), and must run in a child process
 under a memory limit. ``random.Random(f"{seed}:{index}")`` gives each case its own deterministic stream.
 
-Three families, chosen with fixed weights:
+Four families, chosen with fixed weights:
 
 * bytes: truncation, bit flips (biased to the header), overwritten runs, inserted or deleted bytes;
 * dataset: a required attribute deleted, an attribute re-typed with a wrong VR, an absurd value (Rows x
   Columns x frames declaring gigabytes, zero/negative/NaN spacing, NaN positions, huge frame counts);
+* identity (tools.fuzz.mutate_identity): TransferSyntaxUIDs that are not transfer syntaxes, identity fields
+  and dates rewritten, a clinical.csv whose dates contradict the scans or are not dates;
 * semantic, per target: wrong modality, duplicate UIDs/positions, mask/CT geometry mismatch, empty masks,
   a million contour points, NaN or ragged contour data, NIfTI headers declaring gigabytes or zero spacing.
 """
@@ -33,6 +35,8 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ImplicitVRLittleEndian
+
+from tools.fuzz.mutate_identity import IDENTITY_MUTATORS, clinical_table
 
 NAN, INF = float("nan"), float("inf")
 
@@ -553,7 +557,7 @@ def labelmap_semantic(name: str, rng: random.Random) -> tuple[bytes, str]:
     import numpy as np
     import SimpleITK as sitk  # noqa: N813
 
-    from hpd_imaging.fuzz import corpus
+    from tools.fuzz import corpus
 
     values = corpus.labelmap_values()
     choice = rng.randrange(4)
@@ -633,6 +637,14 @@ def _mutate(seed: dict[str, Any], files: dict[str, bytes], rng: random.Random) -
         out[main], what = mutator(files[main], rng)
         return Mutant(target, out, f"bytes: {what}", main)
     ds = copy.deepcopy(_parsed(files[main]))
+    if 0.62 <= roll < 0.75:  # identity, dates, transfer syntaxes, and a clinical.csv (issue 16)
+        if roll < 0.66:
+            out["clinical.csv"], what = clinical_table(ds, rng)
+            return Mutant(target, out, f"clinical: {what}", main)
+        id_mutator = rng.choice(IDENTITY_MUTATORS)
+        what = id_mutator(ds, rng)
+        out[main] = dataset_bytes(ds)
+        return Mutant(target, out, f"identity: {id_mutator.__name__}: {what}", main)
     family = "semantic" if roll >= 0.75 else "dataset"
     mutators = SEMANTIC[target] if family == "semantic" else DATASET_MUTATORS
     ds_mutator = rng.choice(mutators)

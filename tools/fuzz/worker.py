@@ -1,6 +1,6 @@
 """The fuzz worker: a child process that builds and runs cases under a memory limit and a per-case alarm.
 
-It is started by :mod:`hpd_imaging.fuzz.harness` (never imported by library code), prints one JSON line when
+It is started by :mod:`tools.fuzz.harness` (never imported by library code), prints one JSON line when
 ready, then for every case a ``start`` line (so the parent knows which case hung or crashed the process) and a
 ``result`` line. The parent enforces the hard time limit by killing the process; here ``SIGALRM`` turns a
 slow case into a ``hang`` result while Python code is running.
@@ -21,6 +21,7 @@ so a guard is missing), ``hang`` (the alarm fired).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -35,8 +36,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hpd_imaging.fuzz.mutate import Mutant, mutate
+from tools.fuzz.mutate import Mutant, mutate
 
+_SEED_SCAN_DATE = dt.date(2024, 1, 1)  # StudyDate of the synthetic seeds
 STATUS_ORDER = ("ok", "refused", "hang", "memory", "bug")
 
 
@@ -127,6 +129,7 @@ def run_case(
     from hpd_imaging.io import load_ct, load_masks
 
     results: dict[str, dict[str, Any]] = {}
+    archive = None
     try:
         archive = scan_archive(inputs)
         json.dumps([vars(i) for i in archive.issues])  # issues end up in CSV/JSON outputs
@@ -137,6 +140,8 @@ def run_case(
         results["archive"] = _classify(exc, str(inputs))
         if results["archive"]["status"] == "refused":  # the scan contract: issues, never exceptions
             results["archive"]["status"] = "bug"
+    if "clinical.csv" in mutant.files:
+        results["clinical"] = _clinical(inputs / "clinical.csv", archive)
     main = inputs / mutant.main
     try:
         if mutant.target == "ct":
@@ -158,6 +163,27 @@ def run_case(
     return results
 
 
+def _clinical(path: Path, archive: Any) -> dict[str, Any]:
+    """read_clinical + check_clinical_dates: a refused table must name the file, the checks never raise."""
+    from hpd_imaging.archive.clinical import check_clinical_dates, read_clinical
+
+    try:
+        # a mask-only case has no CT in its folder: the table is then read without the patient check and
+        # its dates checked against the seeds' scan date
+        known = archive.patients if archive is not None and archive.patients else None
+        table = read_clinical(path, known_patients=known)
+        if known is not None:
+            scans = {p: [t.scan_date for t in tps] for p, tps in archive.timepoints.items()}
+        else:
+            scans = {str(p): [_SEED_SCAN_DATE] for p in table["patient_id"]}
+        issues = check_clinical_dates(table, scans, source=path.name)
+        return {"status": "ok", "detail": f"{len(issues)} date issue(s): {sorted({i.rule for i in issues})}"}
+    except BaseException as exc:  # noqa: BLE001 - classified
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return _classify(exc, str(path))
+
+
 def _emit(record: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(record, default=str) + "\n")
     sys.stdout.flush()
@@ -168,7 +194,7 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hpd_imaging.fuzz.worker")
+    parser = argparse.ArgumentParser(prog="python -m tools.fuzz.worker")
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)

@@ -2,7 +2,7 @@
 
 Why synthetic seeds: the harness must run on a fresh machine without the shared test data, and tiny images
 (8 x 8 pixels, 3 slices) keep one case at a few milliseconds. Every seed is a *valid* object that the loaders
-accept; the mutators in :mod:`hpd_imaging.fuzz.mutate` then break it. Real files (the public test data in
+accept; the mutators in :mod:`tools.fuzz.mutate` then break it. Real files (the public test data in
 ``../shared/data/real``) add the variety of real scanners and writers (JPEG 2000, Enhanced CT, MIM and
 dcmqi objects).
 
