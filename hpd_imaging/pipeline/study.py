@@ -451,9 +451,18 @@ def _write_cohort(
 
         cfg = load_response_config(resolve_resource(config.response.definitions_file, config_dir))
         try:
+            # a withheld patient gets no kinetics row at all (its errors.csv rows say why): a row of
+            # "not_evaluable: no baseline scan" would give a false reason for a missing label
             usable = lesions[~lesions["patient_id"].astype(str).isin(withheld)] if withheld else lesions
+            usable_clinical = (
+                clinical[~clinical["patient_id"].astype(str).isin(withheld)] if withheld else clinical
+            )
             result = run_response(
-                usable, clinical, cfg, measurements_source="lesions.csv", clinical_source="clinical.csv"
+                usable,
+                usable_clinical,
+                cfg,
+                measurements_source="lesions.csv",
+                clinical_source="clinical.csv",
             )
         except HpdImagingError as exc:
             errors.append(error_row("", "kinetics", "lesions.csv", exc))
