@@ -1,7 +1,7 @@
 """Issue 16's first absorbed fault, end to end: an RTSTRUCT ROI whose only baseline contour is unusable
 (one point) must not become a lesion "measured 0" at baseline (dropped from the targets, labels computed on
-the wrong sum). The loader refuses the structure (an error row naming the file and ROI) and the pipeline withholds that
-patient's kinetics and labels (a second row saying why), while the other patient goes on."""
+the wrong sum). The loader refuses the structure (an error row naming the file and ROI) and the pipeline
+withholds that patient's kinetics and labels (a second row saying why), while the other patient goes on."""
 
 from __future__ import annotations
 
