@@ -24,7 +24,7 @@ from hpd_imaging.domain import LesionRole, PatientCourse
 from hpd_imaging.response.concordance import concordance_table
 from hpd_imaging.response.growth import fit_growth
 from hpd_imaging.response.hpd import DEFINITIONS, evaluate_all
-from hpd_imaging.response.immune import assess_immune
+from hpd_imaging.response.immune import IMMUNE_FIELDS, assess_immune
 from hpd_imaging.response.kinetics import compute_facts
 from hpd_imaging.response.patient import PatientData, recist_diameter
 from hpd_imaging.response.recist import assess_recist
@@ -64,15 +64,7 @@ RESPONSE_COLUMNS = [
     "volumetric_response",
     "irecist_response",
     "irecist_confirmation",
-    "irrc_burden_mm2",
-    "irrc_response",
-    "irrc_confirmation",
-    "irrecist_burden_mm",
-    "irrecist_response",
-    "irrecist_confirmation",
-    "imrecist_burden_mm",
-    "imrecist_response",
-    "imrecist_confirmation",
+    *IMMUNE_FIELDS,
 ]
 
 TARGET_COLUMNS = [
