@@ -445,7 +445,7 @@ def compare_features(ours: Any, plain: dict[str, Any], *, strict: bool = True) -
 _PROFILE = r"""
 import json, sys, time, resource
 from pathlib import Path
-from hpd_imaging.config import load_config
+from hpd_imaging.settings import load_config
 from hpd_imaging.io import load_ct, load_masks
 from hpd_imaging.radiomics import extract_lesion_features, load_params
 archive, pid = Path(sys.argv[1]), sys.argv[2]

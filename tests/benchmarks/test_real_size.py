@@ -61,7 +61,7 @@ def test_extrapolation_worked_example() -> None:
 
 
 def test_ours_config_is_the_default_without_ring_and_loads(tmp_path: Path) -> None:
-    from hpd_imaging.config import load_config
+    from hpd_imaging.settings import load_config
 
     cfg = load_config(ours_config(tmp_path))
     assert tuple(cfg.radiomics.ring_widths_mm) == ()
