@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import archive_index, ct_load, end_to_end, measure_diameters, radiomics_overhead
+from benchmarks import archive_index, ct_load, end_to_end, measure_diameters, radiomics_overhead, real_size
 from benchmarks._common import BenchOptions
 
 #: name -> run function, in the order ``python -m benchmarks`` runs them
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, Callable[[BenchOptions], dict[str, Any]]] = {
     measure_diameters.NAME: measure_diameters.run,
     radiomics_overhead.NAME: radiomics_overhead.run,
     end_to_end.NAME: end_to_end.run,
+    real_size.NAME: real_size.run,  # minutes per side at 512x512x200: run it with --only real_size
 }
 
 __all__ = ["BENCHMARKS", "BenchOptions"]

@@ -52,6 +52,16 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
         action="store_true",
         help="radiomics: skip the slow pipelines/radiomics_ct.yaml comparison",
     )
+    p.add_argument("--real-patients", type=int, help="real size: patients x 3 timepoints (default 12)")
+    p.add_argument(
+        "--real-distinct", type=int, help="real size: of which made by synth, the rest copies (default 4)"
+    )
+    p.add_argument("--real-matrix", type=int, help="real size: in-plane matrix (default 512)")
+    p.add_argument("--real-slices", type=int, help="real size: slices over 240 mm (default 200)")
+    p.add_argument("--real-compressions", help="real size: comma-separated, none,jpeg2000 (default both)")
+    p.add_argument(
+        "--real-workers", type=int, help="real size: Dask workers = plain script processes (default 2)"
+    )
     p.add_argument("--data-dir", type=Path, help="where generated archives live (default benchmarks/_data)")
     p.add_argument("--results-dir", type=Path, help="where results go (default benchmarks/results)")
     a = p.parse_args(argv)
@@ -68,6 +78,12 @@ def parse_args(argv: list[str] | None = None) -> BenchOptions:
         "lesion_sizes_mm": a.lesion_sizes,
         "e2e_matrix": a.e2e_matrix,
         "e2e_workers": a.e2e_workers,
+        "real_patients": a.real_patients,
+        "real_distinct": a.real_distinct,
+        "real_matrix": a.real_matrix,
+        "real_slices": a.real_slices,
+        "real_compressions": tuple(a.real_compressions.split(",")) if a.real_compressions else None,
+        "real_workers": a.real_workers,
         "data_dir": a.data_dir,
         "results_dir": a.results_dir,
     }

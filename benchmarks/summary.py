@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-ORDER = ("ct_load", "archive_index", "measure_diameters", "radiomics_overhead", "end_to_end")
+ORDER = ("ct_load", "archive_index", "measure_diameters", "radiomics_overhead", "end_to_end", "real_size")
 _MARKERS = re.compile(r"(<!-- results:start -->\n).*?(<!-- results:end -->)", re.DOTALL)
 
 
