@@ -6,7 +6,9 @@ SimpleITK has no polygon rasteriser (specs/dicom_io_notes.md 2.2). The rule here
 reference masks voxel for voxel:
 
 * contours are matched to slices **by geometry**: every point is mapped to a continuous (i, j, k) index with
-  the CT affine; the contour belongs to slice ``round(k)``. UID references are only a cross-check;
+  the CT affine; the contour belongs to the nearest slice (at most half the slice spacing away; one exactly
+  midway between two slices has no nearest slice and is skipped with a note). UID references are only a
+  cross-check;
 * each polygon is filled at pixel centres (``skimage.draw.polygon``), and the polygons of one slice are
   combined with XOR (even-odd rule: holes and several islands per slice);
 * contours off the slice planes, outside the volume or reaching beyond the field of view are reported in
@@ -280,9 +282,18 @@ def _rasterise_roi(
             )
             continue
         k_mean = float(k_values.mean())
-        k = int(round(k_mean))
-        distance_mm = abs(k_mean - k) * spacing_k
+        k_low = int(np.floor(k_mean))
         z_mm = float(points[0] @ geometry.slice_normal)
+        if abs((k_mean - k_low) - 0.5) * spacing_k <= tol_mm:
+            # equidistant from two planes: no nearest slice; Python's round() would pick the even one
+            notes.append(
+                f"ROI {name}: a contour at {z_mm:.2f} mm lies midway between slices {k_low} and {k_low + 1} "
+                f"(0.50 of the {spacing_k:.2f} mm slice spacing from each); the rule assigns a contour to "
+                "the nearest slice and there is none; skipped"
+            )
+            continue
+        k = k_low if k_mean - k_low < 0.5 else k_low + 1  # the nearest plane (never half-to-even rounding)
+        distance_mm = abs(k_mean - k) * spacing_k
         if k < 0 or k >= n_k:
             outside_volume.append(f"{z_mm:.2f}")
             continue
@@ -319,7 +330,9 @@ def _rasterise_roi(
         notes.append(
             f"ROI {name}: {len(off_plane_mm)} contour(s) lie between slice planes (up to "
             f"{max(off_plane_mm):.2f} mm "
-            "off); assigned to the nearest slice"
+            "off); assigned to the nearest slice (rule: a contour belongs to the slice nearest its mean "
+            f"position, up to half the slice spacing away; worst {max(off_plane_mm) / spacing_k:.2f} of the "
+            f"{spacing_k:.2f} mm slice spacing)"
         )
     if clipped:
         notes.append(f"ROI {name}: {clipped} contour(s) extend beyond the CT field of view; clipped to it")

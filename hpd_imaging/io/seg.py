@@ -219,7 +219,13 @@ def read_seg(
         binary = values >= threshold_fraction if threshold_fraction is not None else values > 0
         n_before = int(np.count_nonzero(binary))
         if n_before == 0:
-            _empty_segment(problems, path, number, label, category, prop, settings)
+            got = (
+                f"0 voxels at or above fractional_threshold={threshold_fraction} (largest fraction "
+                f"{float(values.max()):.3f})"
+                if threshold_fraction is not None and values.size and values.max() > 0
+                else "0 voxels (no frame or an empty frame)"
+            )
+            _empty_segment(problems, path, number, label, category, prop, settings, got)
             continue
         try:
             source_geometry = geometry_from_hd_affine(volume.affine, tuple(binary.shape))  # type: ignore[arg-type]
@@ -286,6 +292,7 @@ def _empty_segment(
     category: tuple[str, str],
     prop: tuple[str, str],
     settings: LoaderSettings,
+    got: str = "0 voxels (no frame or an empty frame)",
 ) -> None:
     is_lesion, _ = classify_structure(
         name=label,
@@ -300,7 +307,7 @@ def _empty_segment(
             str(path),
             f"segment {number} ({label})",
             "a segment needs at least one voxel on the CT grid",
-            "0 voxels (no frame or an empty frame)",
+            got,
             is_lesion=is_lesion,
         ),
         log,

@@ -148,7 +148,8 @@ def write_dicom_outputs(
 
     ``ct_files`` are the source CT slice files of ``ct`` (the masks must be on exactly that grid);
     ``measurements`` are this timepoint's LesionMeasurements, every one of them (a lesion measured 0 gets an
-    "assessed, not present" group; with no measurement at all the SR says the exam was read without lesions).
+    "assessed, not present" group; a lesion not measured, sizes None, gets none; with no group to write, e.g.
+    no measurement at all, no SR is written, since TID 1500 needs at least one measurement group).
     ``lesions`` give identity (tracking UID, organ) and colour (position in the list), so pass the patient's
     whole lesion list, in the same order, at every timepoint. ``masks`` is a list paired to measurements by
     ``lesion_id`` (else by label) or a mapping lesion_id -> mask; an exam without segmentation passes none.
@@ -187,7 +188,11 @@ def write_dicom_outputs(
 
     # Segments: lesions with voxels, in the order of ``lesions`` (stable across timepoints).
     order = {lesion.lesion_id: n for n, lesion in enumerate(lesions)}
-    present = sorted((m for m in measurements if m.voxel_count > 0), key=lambda m: order[m.lesion_id])
+    # a measurement with voxel_count None was not measured from a mask: no segment (and no SR group, see _sr)
+    present = sorted(
+        (m for m in measurements if m.voxel_count is not None and m.voxel_count > 0),
+        key=lambda m: order[m.lesion_id],
+    )
     for meas in present:
         if meas.lesion_id not in paired:
             raise MaskError(
@@ -236,6 +241,9 @@ def write_dicom_outputs(
         time_point=time_point or TimePointInfo(),
         segmented=bool(paired) if segmented is None else segmented,
     )
+    if sr is None:
+        logger.warning("%s: no lesion measured on this exam; no TID 1500 SR written", out_dir)
+        return written
     enforce_value_lengths(sr, Path(ct_files[0]))
     pin_stamps(sr, scan_date, content_time)
     sr_path = out_dir / SR_FILENAME

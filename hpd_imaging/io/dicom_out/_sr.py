@@ -7,6 +7,10 @@ One measurement group per lesion of the timepoint (every lesions.csv row of the 
   order, NUM Long Axis and NUM Short Axis (mm), each INFERRED FROM a 2-point POLYLINE SCOORD on the key CT
   slice
   (TID 300 row "INFERRED FROM TID 320"), then NUM Volume (mm3, method "sum of segmented voxels").
+* **lesion not measured** (a size or the voxel count is ``None``, e.g. a row of an imported table without a
+  mask): no group. A TID 1500 NUM must carry a number, 0 would say "absent" (see below), and dropping one
+  NUM of a group would shift 3D Slicer's by-position table; so the lesion is left out of this exam's SR and
+  a warning names it and the missing sizes.
 * **lesion measured 0** (gone, or an exam without segmentation): a TID 1501 group with the same three NUMs
   at 0
   and the qualitative evaluation "Presence of property = Absent": assessed, not present. On an exam that had
@@ -126,22 +130,36 @@ def _axis_coordinates(
     )
 
 
+def _missing_sizes(meas: LesionMeasurement) -> list[str]:
+    """Names of the sizes the SR group needs that are ``None`` (not measured)."""
+    needed = {
+        "voxel_count": meas.voxel_count,
+        "longest_axial_diameter_mm": meas.longest_axial_diameter_mm,
+        "short_axis_mm": meas.short_axis_mm,
+        "volume_mm3": meas.volume_mm3,
+    }
+    return [name for name, value in needed.items() if value is None]
+
+
 def _axis_measurements(
     meas: LesionMeasurement,
+    axes_mm: tuple[float, float],
+    voxel_count: int,
     ct: CtImage,
     slices: list[pydicom.Dataset] | None,
     algorithm: hd.sr.AlgorithmIdentification,
 ) -> list[hd.sr.Measurement]:
+    """Long and short axis NUMs; ``axes_mm`` and ``voxel_count`` are the measurement's, checked not None."""
     out = []
     for name, value, endpoints in (
-        (sr_codes.LONG_AXIS, meas.longest_axial_diameter_mm, meas.long_axis_endpoints_mm),
-        (sr_codes.SHORT_AXIS, meas.short_axis_mm, meas.short_axis_endpoints_mm),
+        (sr_codes.LONG_AXIS, axes_mm[0], meas.long_axis_endpoints_mm),
+        (sr_codes.SHORT_AXIS, axes_mm[1], meas.short_axis_endpoints_mm),
     ):
-        if endpoints is not None and slices is not None and meas.voxel_count > 0:
+        if endpoints is not None and slices is not None and voxel_count > 0:
             coords = _axis_coordinates(endpoints, ct, slices, meas.lesion_id, name.meaning.lower())
             out.append(hd.sr.Measurement(name=name, value=value, unit=_MM, referenced_coordinates=[coords]))
         else:
-            if meas.voxel_count > 0:
+            if voxel_count > 0:
                 # e.g. measurements imported from a table: keep the number; it cannot be drawn in OHIF
                 logger.warning(
                     "lesion %s: no %s end points; reported without a polyline", meas.lesion_id, name.meaning
@@ -174,11 +192,24 @@ def build_report(
     content_time: dt.time,
     time_point: sr_codes.TimePointInfo,
     segmented: bool = True,
-) -> hd.sr.Comprehensive3DSR:
+) -> hd.sr.Comprehensive3DSR | None:
+    """The exam's TID 1500 SR, or ``None`` when no lesion has a group to write (none, or none measured):
+    TID 1500 needs at least one measurement group (highdicom refuses an empty Imaging Measurements)."""
     algorithm = hd.sr.AlgorithmIdentification(name="hpd-imaging measure", version=__version__)
     time_ctx = time_point.context(scan_date)
     groups: list[object] = []
     for meas in sorted(measurements, key=lambda m: order[m.lesion_id]):
+        voxel_count, volume_mm3 = meas.voxel_count, meas.volume_mm3
+        long_mm, short_mm = meas.longest_axial_diameter_mm, meas.short_axis_mm
+        if voxel_count is None or volume_mm3 is None or long_mm is None or short_mm is None:
+            logger.warning(
+                "lesion %s on %s: %s not measured; no measurement group written (a NUM needs a number, "
+                "and 0 would mean absent)",
+                meas.lesion_id,
+                scan_date.isoformat(),
+                ", ".join(_missing_sizes(meas)),
+            )
+            continue
         lesion = lesion_by_id[meas.lesion_id]
         site = sr_codes.organ_code(lesion)
         common = dict(
@@ -189,13 +220,15 @@ def build_report(
             algorithm_id=algorithm,
             finding_sites=[hd.sr.FindingSite(anatomic_location=site)] if site is not None else None,
         )
-        present = meas.voxel_count > 0 and seg is not None and meas.lesion_id in segment_number
-        axes = _axis_measurements(meas, ct, slices if present else None, algorithm)
+        present = voxel_count > 0 and seg is not None and meas.lesion_id in segment_number
+        axes = _axis_measurements(
+            meas, (long_mm, short_mm), voxel_count, ct, slices if present else None, algorithm
+        )
         if present:
             assert seg is not None
             volume = hd.sr.Measurement(
                 name=codes.SCT.Volume,
-                value=meas.volume_mm3,
+                value=volume_mm3,
                 unit=_MM3,
                 method=codes.DCM.SumOfSegmentedVoxelMethodForVolume,
             )
@@ -213,14 +246,12 @@ def build_report(
                     measurement[0].ContentSequence = children
             groups.append(group)
             continue
-        if meas.voxel_count > 0:
+        if voxel_count > 0:
             raise MaskError(
-                f"lesion {meas.lesion_id}: expected a SEG segment for a measurement with {meas.voxel_count} "
+                f"lesion {meas.lesion_id}: expected a SEG segment for a measurement with {voxel_count} "
                 "voxels, got none"
             )
-        volume = hd.sr.Measurement(
-            name=codes.SCT.Volume, value=meas.volume_mm3, unit=_MM3, algorithm_id=algorithm
-        )
+        volume = hd.sr.Measurement(name=codes.SCT.Volume, value=volume_mm3, unit=_MM3, algorithm_id=algorithm)
         absent_group = hd.sr.MeasurementsAndQualitativeEvaluations(
             **common,  # type: ignore[arg-type]
             measurements=[*axes, volume],
@@ -238,6 +269,8 @@ def build_report(
                 )
             )
         groups.append(absent_group)
+    if not groups:
+        return None
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
