@@ -45,12 +45,15 @@ def register(app: typer.Typer) -> None:
 
         configure_logging(log_level, quiet=quiet)
         with usage_errors():
+            from hpd_imaging.archive import read_clinical
             from hpd_imaging.response import load_response_config, read_table, run_response, write_outputs
 
             cfg = load_response_config(config)
             result = run_response(
                 read_table(measurements),
-                read_table(clinical),
+                # the file is checked by the same reader as in `run` and `survival` (one set of rules and
+                # messages naming line, column and value); the course adapter then only converts
+                read_clinical(clinical),
                 cfg,
                 measurements_source=str(measurements),
                 clinical_source=str(clinical),

@@ -236,3 +236,26 @@ def test_docs_table_lists_every_definition_key():
     docs = (Path(__file__).resolve().parents[2] / "docs" / "hpd_definitions.md").read_text(encoding="utf-8")
     for key in DEFINITIONS:
         assert f"| `{key}` |" in docs, key
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["04/09/2024", "20240409"],  # a day/month order to guess, and a compact form the run reader refuses too
+)
+def test_kinetics_and_run_refuse_a_clinical_cell_with_the_same_message(tmp_path, cell):
+    """clinical.csv is validated once, by one reader, for `kinetics` as for `run` (issue 14): the same cell
+    gives the same rule and message naming the line, column and value, whichever command reads it."""
+    from hpd_imaging.archive import read_clinical
+    from hpd_imaging.cli import app
+    from hpd_imaging.errors import ClinicalDataError
+
+    rows = lesion("a", "T1", {"2024-01-02": 50, "2024-03-01": 55, "2024-05-03": 80})
+    m = tmp_path / "m.csv"
+    pd.DataFrame(rows, columns=MEAS_COLUMNS).to_csv(m, index=False)
+    c = write(tmp_path, "c.csv", f"patient_id,ici_start_date\na,{cell}\n")
+    with pytest.raises(ClinicalDataError, match=r"c\.csv line 2, column ici_start_date") as run_error:
+        read_clinical(c)  # what `run` (and `survival`) call
+    out = tmp_path / "out" / "kinetics.csv"
+    result = CliRunner().invoke(app, ["kinetics", str(m), "--clinical", str(c), "--out", str(out)])
+    assert result.exit_code == 2
+    assert str(run_error.value).splitlines()[0] in " ".join(result.output.split())
