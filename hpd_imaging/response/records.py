@@ -179,6 +179,10 @@ class PatientFacts:
     burden_change_pct: float | None = None
     volume_change_pct: float | None = None
     volume_change_mm3: float | None = None
+    # minimum detectable change of the target sums over the experimental period: mdc_z x SD of the change
+    # (issue 17; None when a sum or its SD is unknown)
+    sld_change_mdc_mm: float | None = None
+    volume_change_mdc_mm3: float | None = None
     recist_first_eval: str = "NE"
     target_response_first_eval: str = "NE"
     irecist_first_eval: str = "NE"
