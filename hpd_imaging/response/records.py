@@ -14,9 +14,12 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpd_imaging.domain import HpdAssessment, PatientCourse, coerce_enum
+
+if TYPE_CHECKING:
+    from hpd_imaging.response.stability import PatientStability
 
 
 class RecistResponse(StrEnum):
@@ -227,6 +230,7 @@ class PatientResponse:
     kinetics: PatientFacts
     hpd: tuple[HpdAssessment, ...]
     growth: tuple[tuple[str, Any], ...]  # growth-model fit, (name, value) pairs in growth.csv order
+    stability: PatientStability | None = None  # label stability under measurement error (issue 17)
 
     @property
     def patient_id(self) -> str:

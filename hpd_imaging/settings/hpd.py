@@ -172,6 +172,11 @@ class StabilitySettings(Section):
     # Monte Carlo draws per patient (0 turns the stability analysis off); deterministic for a given seed
     draws: int = Field(default=200, ge=0, le=100_000)
     seed: int = Field(default=17, ge=0)
+    # sequential stopping: after this many draws, stop when every definition's draws are unanimous (the
+    # chance that a label with >= 5 % disagreement shows none in 60 draws is 0.95^60 = 4.6 %); 0 = never
+    early_stop_draws: int = Field(default=60, ge=0)
+    # worker processes for a table of many patients (1 = in this process; each patient stays independent)
+    workers: int = Field(default=1, ge=1, le=64)
     confidence: float = Field(default=0.95, gt=0, lt=1)  # level of the <metric>_ci_low/_ci_high interval
     stable_agreement: float = Field(default=0.95, gt=0.5, le=1)  # share of draws agreeing -> stable
     # Repeat-scan CV of one RECIST diameter (%). Oxnard et al., J Clin Oncol 2011;29:3114 (NSCLC, two CTs
