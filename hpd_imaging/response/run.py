@@ -42,6 +42,7 @@ class ResponseResult:
     response: pd.DataFrame  # response.csv: one row per patient per scan
     targets: pd.DataFrame  # the recorded target selection: one row per lesion
     growth: pd.DataFrame  # growth-model fit per patient
+    concordance_stable_only: bool = False  # concordance.csv over stable labels only (stability settings)
 
 
 RESPONSE_COLUMNS = [
@@ -247,6 +248,7 @@ def tables_of(results: list[PatientResponse], cfg: ResponseConfig) -> ResponseRe
         frame([tp.row() for r in ordered for tp in r.timepoints], RESPONSE_COLUMNS),
         frame([row for r in ordered for row in target_records(r.course)], TARGET_COLUMNS),
         frame([dict(r.growth) for r in ordered]),
+        concordance_stable_only=cfg.stability.concordance_stable_only and cfg.stability.draws > 0,
     )
 
 
@@ -297,7 +299,9 @@ def response_tables(result: ResponseResult) -> dict[str, pd.DataFrame]:
         "response": result.response,
         "targets": result.targets,
         "growth": result.growth,
-        "concordance": concordance_table(result.kinetics, list(DEFINITIONS)),
+        "concordance": concordance_table(
+            result.kinetics, list(DEFINITIONS), stable_only=result.concordance_stable_only
+        ),
     }
     return {name: table.astype(object).map(clean) for name, table in tables.items()}
 

@@ -35,10 +35,11 @@ def measurement_cohort(
     volume_cv_pct: float = 9.7,
     sd_columns: bool = False,
 ) -> MeasurementCohort:
-    """``n_patients`` with 1-3 non-nodal targets, pre-baseline (-56 to -70 d), baseline, ICI start (+1 to +14 d)
-    and first evaluation (+42 to +70 d). Log growth per month: reference N(0.05, 0.12), experimental
-    N(0.10, 0.25) (a wide spread, so that many labels sit near their thresholds). Measured = exact + N(0, SD)
-    with SD = CV x exact (the literature model); ``sd_columns`` writes that SD into the table."""
+    """``n_patients`` with 1-3 non-nodal targets, pre-baseline (-56 to -70 d), baseline, ICI start
+    (+1 to +14 d) and first evaluation (+42 to +70 d). Log growth per month: reference N(0.05, 0.12),
+    experimental N(0.10, 0.25) (a wide spread, so that many labels sit near their thresholds).
+    Measured = exact + N(0, SD) with SD = CV x exact (the literature model); ``sd_columns`` writes that
+    SD into the table."""
     rng = np.random.default_rng(seed)
     exact_rows, measured_rows, clinical = [], [], []
     base = dt.date(2024, 3, 1)
