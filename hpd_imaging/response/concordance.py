@@ -61,7 +61,7 @@ def concordance_table(
         raise KeyError(
             f"kinetics table lacks column(s) {', '.join('hpd_' + k for k in missing)}"
             + (
-                " (stable_only needs the label-stability analysis: stability.draws > 0)"
+                " (stable_only needs the stability analysis: stability.draws > 0)"
                 if stable_only
                 else ""
             )
