@@ -127,6 +127,8 @@ def _kinetics_row(result: PatientResponse, cfg: ResponseConfig) -> dict[str, Any
         "volume_baseline_mm3": f.volume_baseline_mm3,
         "volume_first_eval_mm3": f.volume_first_eval_mm3,
         "volume_change_pct": f.volume_change_pct,
+        "sld_change_mdc_mm": f.sld_change_mdc_mm,
+        "volume_change_mdc_mm3": f.volume_change_mdc_mm3,
         "tgr_ref_pct_per_month": f.tgr_ref,
         "tgr_exp_pct_per_month": f.tgr_exp,
         "tgr_ratio": f.tgr_ratio,
