@@ -20,6 +20,7 @@ import copy
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -200,9 +201,10 @@ def assess_stability(
         done += 1
         patient = copy.copy(base)  # the index (roles, lesions, selection) is shared; only sizes change
         drawn = sizes[i].tolist()
-        patient._sizes = {  # type: ignore[assignment]  # duck-typed sizes (see _DrawnSize)
+        draw_sizes: dict[Any, Any] = {  # duck-typed sizes (see _DrawnSize)
             key: _DrawnSize(m, *drawn[j]) for j, (key, m) in enumerate(zip(keys, measurements, strict=True))
         }
+        patient._sizes = draw_sizes
         recist = assess_recist(patient, patient.roles, patient.selection, cfg)
         f = compute_facts(patient, patient.roles, patient.selection, recist, cfg)
         for name, field_name in METRICS.items():
@@ -234,9 +236,9 @@ def assess_stability(
     return PatientStability(done, settings.seed, source, intervals, tuple(labels))
 
 
-def stability_columns(stability: PatientStability | None, definitions: list[str]) -> dict[str, object]:
+def stability_columns(stability: PatientStability | None, definitions: list[str]) -> dict[str, Any]:
     """The kinetics.csv columns of one patient's stability (empty cells when the analysis is off)."""
-    row: dict[str, object] = {
+    row: dict[str, Any] = {
         "stability_draws": 0 if stability is None else stability.draws,
         "stability_seed": None if stability is None else stability.seed,
         "uncertainty_source": None if stability is None else stability.uncertainty_source,
