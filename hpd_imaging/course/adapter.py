@@ -106,6 +106,7 @@ def _fold_fragments(rows: list[MeasurementRow], source: str) -> tuple[list[Measu
                 ).short_axis_sd_mm,
                 volume_sd_mm3=_quadrature([r.volume_sd_mm3 for r in pieces]),
                 pixel_spacing_mm=base.pixel_spacing_mm,
+                uncertainty_source=base.uncertainty_source,
                 slice_thickness_mm=base.slice_thickness_mm,
             )
         )
@@ -125,7 +126,7 @@ def _row_uncertainty(r: MeasurementRow) -> dict[str, Any]:
         "volume_sd_mm3": r.volume_sd_mm3,
     }
     if any(v is not None for v in given.values()):
-        return {**given, "uncertainty_source": TABLE}
+        return {**given, "uncertainty_source": r.uncertainty_source or TABLE}
     if r.pixel_spacing_mm:
         thickness = r.slice_thickness_mm if r.slice_thickness_mm else r.pixel_spacing_mm
         sd = grid_uncertainty(

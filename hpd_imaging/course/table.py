@@ -167,6 +167,7 @@ class MeasurementRow:
     volume_sd_mm3: float | None = None
     pixel_spacing_mm: float | None = None
     slice_thickness_mm: float | None = None
+    uncertainty_source: str | None = None  # e.g. "grid" in lesions.csv written by the pipeline
 
 
 def _text(value: Any) -> str | None:
@@ -238,6 +239,7 @@ def parse_measurements(df: pd.DataFrame, source: str = "measurements") -> list[M
                     name: parse_float(rec.get(name), source, index, name, required=False)
                     for name in UNCERTAINTY_COLUMNS
                 },
+                uncertainty_source=_text(rec.get("uncertainty_source")),
             )
         )
     return rows
