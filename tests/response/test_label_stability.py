@@ -307,3 +307,32 @@ def test_stable_labels_equal_the_exact_size_labels_on_a_synthetic_cohort():
     assert n_wrong / n_stable < 0.015
     # the probabilities predict the exact-size label better than the reported label itself does
     assert brier_prob < brier_label
+
+
+# ---- report ------------------------------------------------------------------------------------------------
+
+
+def test_report_section_lists_fragile_labels_only():
+    from hpd_imaging.report.html import _environment
+    from hpd_imaging.report.stability_section import stability_context
+
+    kin = pd.DataFrame(
+        {
+            "patient_id": ["a", "b", "c"],
+            "stability_draws": [200, 60, 200],
+            "uncertainty_source": ["grid", "grid", "literature"],
+            "hpd_x": ["hpd", "no_hpd", "not_evaluable"],
+            "hpd_x_stable": [False, True, True],
+            "hpd_x_probability": [0.41, 0.0, None],
+        }
+    )
+    ctx = stability_context(kin, ["x"])
+    assert ctx is not None
+    assert ctx["cohort"] == [
+        {"definition": "x", "n_evaluable": 2, "n_stable": 1, "n_fragile": 1, "fragile_patients": "a"}
+    ]
+    assert ctx["cells"] == {("a", "x")} and ctx["fragile"]["a"][0]["probability"] == 0.41
+    assert ctx["sources"] == "grid, literature"
+    html = _environment().get_template("stability.html.j2").render(stability=ctx)
+    assert "<td>a</td>" in html and "up to 200 times" in html
+    assert stability_context(kin.assign(stability_draws=0), ["x"]) is None  # analysis off: no section
