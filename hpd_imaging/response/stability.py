@@ -89,6 +89,9 @@ class PatientStability:
     uncertainty_source: str  # where the SDs came from: grid, table, literature (";"-joined when mixed)
     intervals: tuple[MetricInterval, ...]
     labels: tuple[LabelStability, ...]
+    # False when the automatic RECIST target selection itself is within the noise (see selection_is_robust):
+    # the draws keep the course's targets fixed, so no label is then called stable
+    target_selection_stable: bool = True
 
     def label(self, definition: str) -> LabelStability:
         for item in self.labels:
@@ -168,6 +171,39 @@ def _interval(samples: list[float | None], level: float) -> tuple[float | None, 
     )
 
 
+def selection_is_robust(course: PatientCourse, cfg: ResponseConfig) -> bool:
+    """Whether an automatic target selection would survive the measurement error.
+
+    The draws perturb sizes but keep the course's lesion roles (set once when the course was built), so a
+    baseline lesion whose RECIST diameter is within ``mdc_z`` SDs of the measurability limit (10 mm; 15 mm
+    short axis for nodes) could have been selected differently from the exact sizes: then the labels cannot
+    be called stable. Declared targets (an ``is_target`` column) are the reader's choice and always robust.
+    (Ranking among more than 5 candidates, or 2 per organ, is not checked.)"""
+    if course.targets_declared:
+        return True
+    patient = PatientData(course)
+    base = patient.roles.baseline
+    if base is None:
+        return True
+    z = cfg.stability.mdc_z
+    for lid, lesion in patient.lesions.items():
+        size = patient.size(lid, base)
+        if lesion.is_new or size is None or not size.is_present:
+            continue
+        sds = resolve_sds(size, cfg.stability)
+        if lesion.is_lymph_node:
+            value, sd, limit = size.short_axis_mm, sds.short_axis_sd_mm, cfg.node_measurable_min_sa_mm
+        else:
+            value, sd, limit = (
+                size.longest_axial_diameter_mm,
+                sds.longest_axial_diameter_sd_mm,
+                cfg.measurable_min_mm,
+            )
+        if value is not None and abs(value - limit) <= z * sd:
+            return False
+    return True
+
+
 def assess_stability(
     course: PatientCourse,
     cfg: ResponseConfig,
@@ -217,6 +253,7 @@ def assess_stability(
         else MetricInterval(name, None, None)
         for name, values in metric_draws.items()
     )
+    robust = selection_is_robust(course, cfg)
     labels = []
     for a in reported:
         drawn = label_draws[a.definition] or [a.label] * done
@@ -229,11 +266,11 @@ def assess_stability(
                 if evaluable
                 else None,
                 agreement=agreement,
-                stable=agreement >= settings.stable_agreement,
+                stable=robust and agreement >= settings.stable_agreement,
                 n_evaluable=len(evaluable),
             )
         )
-    return PatientStability(done, settings.seed, source, intervals, tuple(labels))
+    return PatientStability(done, settings.seed, source, intervals, tuple(labels), robust)
 
 
 def stability_columns(stability: PatientStability | None, definitions: list[str]) -> dict[str, Any]:
@@ -242,6 +279,7 @@ def stability_columns(stability: PatientStability | None, definitions: list[str]
         "stability_draws": 0 if stability is None else stability.draws,
         "stability_seed": None if stability is None else stability.seed,
         "uncertainty_source": None if stability is None else stability.uncertainty_source,
+        "target_selection_stable": None if stability is None else stability.target_selection_stable,
     }
     for name in METRICS:
         interval = None if stability is None else next(i for i in stability.intervals if i.metric == name)
