@@ -81,6 +81,7 @@ def test_stable_labels_from_images_equal_exact_size_labels(tmp_path, seed):
                     measured.loc[pid, f"hpd_{key}_probability"],
                 )
     assert n_eval > 20
-    # 3.75 mm pixels: baseline lesions within 1.96 SD (~3 mm) of the 10 mm / 15 mm measurability limits make
-    # the target selection, and so every label of that patient, not stable; 34-50 % stable measured at 6 patients
+    # 3.75 mm pixels: baseline lesions within 1.96 SD (~3 mm) of the 10 mm / 15 mm measurability limits
+    # make the target selection, and so every label of that patient, not stable (34-50 % stable measured on
+    # 6-patient archives)
     assert n_stable / n_eval > 0.2
