@@ -60,11 +60,7 @@ def concordance_table(
     if missing:
         raise KeyError(
             f"kinetics table lacks column(s) {', '.join('hpd_' + k for k in missing)}"
-            + (
-                " (stable_only needs the stability analysis: stability.draws > 0)"
-                if stable_only
-                else ""
-            )
+            + (" (stable_only needs the stability analysis: stability.draws > 0)" if stable_only else "")
         )
 
     def labels(key: str) -> pd.Series:

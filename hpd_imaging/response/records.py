@@ -14,12 +14,9 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hpd_imaging.domain import HpdAssessment, PatientCourse, coerce_enum
-
-if TYPE_CHECKING:
-    from hpd_imaging.response.stability import PatientStability
 
 
 class RecistResponse(StrEnum):
@@ -219,6 +216,46 @@ class TimepointResponse:
         if self.immune is not None:
             out.update({k: v for k, v in dataclasses.asdict(self.immune).items() if k != "scan_date"})
         return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class MetricInterval:
+    """Central interval of one kinetic metric over the draws (None: undefined in too many draws)."""
+
+    metric: str  # kinetics.csv column
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class LabelStability:
+    """How robust one definition's reported label is to the measurement error."""
+
+    definition: str
+    probability: float | None  # share of hpd among evaluable draws; None when no draw was evaluable
+    agreement: float  # share of all draws giving the reported label
+    stable: bool  # agreement >= stable_agreement
+    n_evaluable: int
+
+
+@dataclass(frozen=True)
+class PatientStability:
+    """The stability analysis of one patient (response/stability.py, issue 17)."""
+
+    draws: int
+    seed: int
+    uncertainty_source: str  # where the SDs came from: grid, table, literature (";"-joined when mixed)
+    intervals: tuple[MetricInterval, ...]
+    labels: tuple[LabelStability, ...]
+    # False when the automatic RECIST target selection itself is within the noise (see selection_is_robust):
+    # the draws keep the course's targets fixed, so no label is then called stable
+    target_selection_stable: bool = True
+
+    def label(self, definition: str) -> LabelStability:
+        for item in self.labels:
+            if item.definition == definition:
+                return item
+        raise KeyError(f"no stability record for definition {definition!r}")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ from hpd_imaging.response.hpd import DEFINITIONS, evaluate, missing_inputs
 from hpd_imaging.response.kinetics import compute_facts
 from hpd_imaging.response.patient import PatientData
 from hpd_imaging.response.recist import assess_recist
-from hpd_imaging.response.records import PatientFacts
+from hpd_imaging.response.records import LabelStability, MetricInterval, PatientFacts, PatientStability
 from hpd_imaging.settings.hpd import ResponseConfig
 
 log = logging.getLogger(__name__)
@@ -58,46 +57,6 @@ METRICS: dict[str, str] = {
     "pace_exp": "pace_exp",
     "pace_ratio": "pace_ratio",
 }
-
-
-@dataclass(frozen=True)
-class MetricInterval:
-    """Central interval of one kinetic metric over the draws (None: undefined in too many draws)."""
-
-    metric: str  # kinetics.csv column
-    low: float | None
-    high: float | None
-
-
-@dataclass(frozen=True)
-class LabelStability:
-    """How robust one definition's reported label is to the measurement error."""
-
-    definition: str
-    probability: float | None  # share of hpd among evaluable draws; None when no draw was evaluable
-    agreement: float  # share of all draws giving the reported label
-    stable: bool  # agreement >= stable_agreement
-    n_evaluable: int
-
-
-@dataclass(frozen=True)
-class PatientStability:
-    """The stability analysis of one patient."""
-
-    draws: int
-    seed: int
-    uncertainty_source: str  # where the SDs came from: grid, table, literature (";"-joined when mixed)
-    intervals: tuple[MetricInterval, ...]
-    labels: tuple[LabelStability, ...]
-    # False when the automatic RECIST target selection itself is within the noise (see selection_is_robust):
-    # the draws keep the course's targets fixed, so no label is then called stable
-    target_selection_stable: bool = True
-
-    def label(self, definition: str) -> LabelStability:
-        for item in self.labels:
-            if item.definition == definition:
-                return item
-        raise KeyError(f"no stability record for definition {definition!r}")
 
 
 def patient_seed(seed: int, patient_id: str) -> np.random.Generator:
