@@ -66,22 +66,21 @@ def test_stable_labels_from_images_equal_exact_size_labels(tmp_path, seed):
     measured = pd.read_csv(tmp_path / "out" / "kinetics.csv", dtype=str, keep_default_na=False)
     measured = measured.set_index("patient_id")
     assert set(measured["uncertainty_source"]) == {"grid"}
-    n_eval = n_stable = 0
+    n_eval = n_stable = n_flips = 0
     for key in DEFINITIONS:
         for pid in measured.index:
             label = measured.loc[pid, f"hpd_{key}"]
             if label == "not_evaluable":
                 continue
             n_eval += 1
-            if measured.loc[pid, f"hpd_{key}_stable"] == "True":
-                n_stable += 1
-                assert label == exact.loc[pid, f"hpd_{key}"], (
-                    pid,
-                    key,
-                    measured.loc[pid, f"hpd_{key}_probability"],
-                )
+            stable = measured.loc[pid, f"hpd_{key}_stable"] == "True"
+            n_stable += stable
+            if label != exact.loc[pid, f"hpd_{key}"]:
+                n_flips += 1  # the grid error changed this label: it must be flagged fragile
+                assert not stable, (pid, key, measured.loc[pid, f"hpd_{key}_probability"])
     assert n_eval > 20
-    # 3.75 mm pixels: baseline lesions within 1.96 SD (~3 mm) of the 10 mm / 15 mm measurability limits
-    # make the target selection, and so every label of that patient, not stable (34-50 % stable measured on
-    # 6-patient archives)
-    assert n_stable / n_eval > 0.2
+    # not vacuous: some label was flipped by the grid (and flagged) or called stable (and right). The stable
+    # share itself is low here: synthetic lesions measure 10-16 mm at baseline, within 1.96 grid SDs of the
+    # RECIST measurability limits, so the target selection (and every label) of most patients is not stable
+    # (0 % at seeds 5 and 8 with 3 patients; 34-50 % at seeds 3 and 4 with 6; docs/label_stability.md)
+    assert n_flips + n_stable > 0
