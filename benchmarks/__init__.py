@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import archive_index, ct_load, end_to_end, measure_diameters, radiomics_overhead, real_size
+from benchmarks import (
+    archive_index,
+    ct_load,
+    end_to_end,
+    label_stability,
+    measure_diameters,
+    radiomics_overhead,
+    real_size,
+)
 from benchmarks._common import BenchOptions
 
 #: name -> run function, in the order ``python -m benchmarks`` runs them
@@ -20,6 +28,7 @@ BENCHMARKS: dict[str, Callable[[BenchOptions], dict[str, Any]]] = {
     radiomics_overhead.NAME: radiomics_overhead.run,
     end_to_end.NAME: end_to_end.run,
     real_size.NAME: real_size.run,  # minutes per side at 512x512x200: run it with --only real_size
+    label_stability.NAME: label_stability.run,
 }
 
 __all__ = ["BENCHMARKS", "BenchOptions"]

@@ -454,10 +454,24 @@ class LesionMeasurement:
     long_axis_slice_index: int | None = None
     long_axis_endpoints_mm: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
     short_axis_endpoints_mm: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    # measurement uncertainty (1 SD; issue 17, measure/uncertainty.py): None = not known here, the response
+    # stage then applies its literature defaults; uncertainty_source says where the SDs came from
+    longest_axial_diameter_sd_mm: float | None = None
+    short_axis_sd_mm: float | None = None
+    volume_sd_mm3: float | None = None
+    uncertainty_source: str = ""
 
     def __post_init__(self) -> None:
         owner = f"lesion {self.lesion_id}"
-        for name in ("volume_mm3", "longest_axial_diameter_mm", "short_axis_mm", "max_3d_diameter_mm"):
+        for name in (
+            "volume_mm3",
+            "longest_axial_diameter_mm",
+            "short_axis_mm",
+            "max_3d_diameter_mm",
+            "longest_axial_diameter_sd_mm",
+            "short_axis_sd_mm",
+            "volume_sd_mm3",
+        ):
             object.__setattr__(self, name, _optional_size(owner, name, getattr(self, name)))
         if self.voxel_count is not None and (isinstance(self.voxel_count, bool) or int(self.voxel_count) < 0):
             raise ValueError(f"{owner}: expected voxel_count >= 0 or None, got {self.voxel_count!r}")

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -29,6 +31,7 @@ from hpd_imaging.domain import (
     Timepoint,
 )
 from hpd_imaging.errors import ClinicalDataError
+from hpd_imaging.measure.uncertainty import GRID, TABLE, grid_uncertainty
 from hpd_imaging.settings.hpd import ResponseConfig
 
 log = logging.getLogger(__name__)
@@ -96,9 +99,49 @@ def _fold_fragments(rows: list[MeasurementRow], source: str) -> tuple[list[Measu
                 is_new=own[0].is_new if own else None,
                 is_target=own[0].is_target if own else None,
                 fragment_of=None,
+                # summed axes and volumes: SDs in quadrature; the node's short axis is its largest piece's
+                longest_axial_diameter_sd_mm=_quadrature([r.longest_axial_diameter_sd_mm for r in pieces]),
+                short_axis_sd_mm=max(
+                    pieces, key=lambda r: r.short_axis_mm if r.short_axis_mm is not None else -1.0
+                ).short_axis_sd_mm,
+                volume_sd_mm3=_quadrature([r.volume_sd_mm3 for r in pieces]),
+                pixel_spacing_mm=base.pixel_spacing_mm,
+                uncertainty_source=base.uncertainty_source,
+                slice_thickness_mm=base.slice_thickness_mm,
             )
         )
     return folded, parents
+
+
+def _quadrature(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else math.sqrt(sum(v * v for v in values if v is not None))
+
+
+def _row_uncertainty(r: MeasurementRow) -> dict[str, Any]:
+    """The SDs of one row (issue 17): its SD columns where given (source "table"), else the grid error of a
+    given pixel spacing (source "grid"); nothing: the response stage applies its literature defaults."""
+    given = {
+        "longest_axial_diameter_sd_mm": r.longest_axial_diameter_sd_mm,
+        "short_axis_sd_mm": r.short_axis_sd_mm,
+        "volume_sd_mm3": r.volume_sd_mm3,
+    }
+    if any(v is not None for v in given.values()):
+        return {**given, "uncertainty_source": r.uncertainty_source or TABLE}
+    if r.pixel_spacing_mm:
+        thickness = r.slice_thickness_mm if r.slice_thickness_mm else r.pixel_spacing_mm
+        sd = grid_uncertainty(
+            (r.pixel_spacing_mm, r.pixel_spacing_mm, thickness),
+            longest_axial_diameter_mm=r.longest_axial_diameter_mm,
+            short_axis_mm=r.short_axis_mm,
+            volume_mm3=r.volume_mm3,
+        )
+        return {
+            "longest_axial_diameter_sd_mm": sd.longest_axial_diameter_sd_mm,
+            "short_axis_sd_mm": sd.short_axis_sd_mm,
+            "volume_sd_mm3": sd.volume_sd_mm3 if r.volume_mm3 is not None else None,
+            "uncertainty_source": GRID,
+        }
+    return {}
 
 
 def _derived_new(lid: str, present: dict[dt.date, bool], baseline: dt.date | None) -> bool:
@@ -137,6 +180,7 @@ def build_course(
             is_lymph_node=r.is_lymph_node,
             patient_id=patient_id,
             scan_date=r.scan_date,
+            **_row_uncertainty(r),
         )
         measurements.append(m)
         entry = info.setdefault(

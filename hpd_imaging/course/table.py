@@ -136,6 +136,15 @@ def _require_columns(df: pd.DataFrame, required: tuple[str, ...], source: str) -
         )
 
 
+UNCERTAINTY_COLUMNS = (
+    "longest_axial_diameter_sd_mm",
+    "short_axis_sd_mm",
+    "volume_sd_mm3",
+    "pixel_spacing_mm",
+    "slice_thickness_mm",
+)
+
+
 @dataclass(frozen=True)
 class MeasurementRow:
     """One validated row of the measurement table (missing cells are None)."""
@@ -152,6 +161,13 @@ class MeasurementRow:
     is_new: bool | None
     is_target: bool | None
     fragment_of: str | None
+    # measurement uncertainty (issue 17): SD columns, or the grid (pixel spacing, slice thickness)
+    longest_axial_diameter_sd_mm: float | None = None
+    short_axis_sd_mm: float | None = None
+    volume_sd_mm3: float | None = None
+    pixel_spacing_mm: float | None = None
+    slice_thickness_mm: float | None = None
+    uncertainty_source: str | None = None  # e.g. "grid" in lesions.csv written by the pipeline
 
 
 def _text(value: Any) -> str | None:
@@ -219,6 +235,11 @@ def parse_measurements(df: pd.DataFrame, source: str = "measurements") -> list[M
                 is_new=parse_bool(rec.get("is_new"), source, index, "is_new"),
                 is_target=parse_bool(rec.get("is_target"), source, index, "is_target"),
                 fragment_of=fragment_of,
+                **{
+                    name: parse_float(rec.get(name), source, index, name, required=False)
+                    for name in UNCERTAINTY_COLUMNS
+                },
+                uncertainty_source=_text(rec.get("uncertainty_source")),
             )
         )
     return rows

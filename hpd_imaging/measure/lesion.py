@@ -17,6 +17,7 @@ from skimage.measure import find_contours, marching_cubes, mesh_surface_area
 from hpd_imaging.domain import ImageGeometry, LesionMask, LesionMeasurement
 from hpd_imaging.errors import MeasurementError
 from hpd_imaging.measure.diameters import max_diameter, perpendicular_width
+from hpd_imaging.measure.uncertainty import GRID, grid_uncertainty, surface_voxel_count
 from hpd_imaging.settings.measure import MeasureSettings
 
 logger = logging.getLogger(__name__)
@@ -182,12 +183,26 @@ def measure_lesion(
     if len(pieces) > 1:
         logger.info("lesion %s is fragmented into %d pieces: RECIST axes summed", name, len(pieces))
 
+    long_axis = float(sum(p.long_axis_mm for p in pieces))
+    short_axis = float(sum(p.short_axis_mm for p in pieces))
+    # discretisation error of this mask on this grid (issue 17, measure/uncertainty.py)
+    sd = grid_uncertainty(
+        geometry.spacing_mm,
+        longest_axial_diameter_mm=long_axis,
+        short_axis_mm=short_axis,
+        volume_mm3=voxel_count * geometry.voxel_volume_mm3,
+        n_surface_voxels=surface_voxel_count(crop),
+    )
     return LesionMeasurement(
         lesion_id=name,
         voxel_count=voxel_count,
         volume_mm3=voxel_count * geometry.voxel_volume_mm3,
-        longest_axial_diameter_mm=float(sum(p.long_axis_mm for p in pieces)),
-        short_axis_mm=float(sum(p.short_axis_mm for p in pieces)),
+        longest_axial_diameter_mm=long_axis,
+        short_axis_mm=short_axis,
+        longest_axial_diameter_sd_mm=sd.longest_axial_diameter_sd_mm,
+        short_axis_sd_mm=sd.short_axis_sd_mm,
+        volume_sd_mm3=sd.volume_sd_mm3,
+        uncertainty_source=GRID,
         max_3d_diameter_mm=float(max_3d),
         mesh_volume_mm3=mesh_volume,
         surface_area_mm2=surface_area,

@@ -28,6 +28,12 @@ LESIONS_COLUMNS: tuple[str, ...] = (
     "mask_source",
     "label",
     "lesion_rule",
+    # measurement uncertainty (1 SD) and its source (issue 17; measure/uncertainty.py): read back by the
+    # kinetics stage, so that labels computed from lesions.csv know the grid error of each mask
+    "longest_axial_diameter_sd_mm",
+    "short_axis_sd_mm",
+    "volume_sd_mm3",
+    "uncertainty_source",
 )
 
 _DTYPES = {
@@ -49,6 +55,10 @@ _DTYPES = {
     "mask_source": "string",
     "label": "string",
     "lesion_rule": "string",
+    "longest_axial_diameter_sd_mm": "float64",
+    "short_axis_sd_mm": "float64",
+    "volume_sd_mm3": "float64",
+    "uncertainty_source": "string",
 }
 
 
@@ -82,6 +92,10 @@ def lesions_table(courses: Iterable[PatientCourse]) -> pd.DataFrame:
                     "mask_source": m.mask_source,
                     "label": m.label,
                     "lesion_rule": m.lesion_rule,
+                    "longest_axial_diameter_sd_mm": m.longest_axial_diameter_sd_mm,
+                    "short_axis_sd_mm": m.short_axis_sd_mm,
+                    "volume_sd_mm3": m.volume_sd_mm3,
+                    "uncertainty_source": m.uncertainty_source,
                 }
             )
     table = pd.DataFrame(rows, columns=list(LESIONS_COLUMNS))

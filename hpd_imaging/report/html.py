@@ -31,6 +31,7 @@ from hpd_imaging.report.inputs import (
     risk_of,
     to_float,
 )
+from hpd_imaging.report.stability_section import stability_context
 from hpd_imaging.report.survival_section import survival_context
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,7 @@ def render_report(
         "provenance": json.dumps(inputs.provenance, indent=2, sort_keys=True, default=str),
         "survival": survival_context(out_dir),  # issue 19: KM per definition and the ranking
         **run_issues,  # issue 16: rows of errors.csv not shown in a patient's section, outputs not produced
+        "stability": stability_context(inputs.kinetics, list(inputs.definitions)),  # issue 17: fragile labels
     }
     return _environment().get_template("report.html.j2").render(**context)
 

@@ -125,7 +125,8 @@ class ReportInputs:
         keys = []
         for col in self.kinetics.columns:
             col = str(col)
-            if col.startswith(LABEL_PREFIX) and not col.endswith("_reason"):
+            # not the reason, nor the stability columns of issue 17 (hpd_<key>_probability / _stable)
+            if col.startswith(LABEL_PREFIX) and not col.endswith(("_reason", "_probability", "_stable")):
                 values = set(self.kinetics[col].dropna().astype(str))
                 if values <= set(LABEL_VALUES):
                     keys.append(col[len(LABEL_PREFIX) :])

@@ -47,14 +47,31 @@ def cohen_kappa(a: int, b: int, c: int, d: int) -> float | None:
     return kappa if math.isfinite(kappa) else None
 
 
-def concordance_table(kinetics: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
+def concordance_table(
+    kinetics: pd.DataFrame, keys: list[str] | None = None, *, stable_only: bool = False
+) -> pd.DataFrame:
+    """The pairwise table; ``stable_only``: a label not called stable under measurement error
+    (``hpd_<key>_stable`` is not true, response/stability.py) counts as not evaluable, so only labels that
+    the measurement noise cannot flip are compared (needs the stability columns)."""
     keys = list(keys or DEFINITIONS)
     missing = [k for k in keys if f"hpd_{k}" not in kinetics.columns]
+    if stable_only:
+        missing += [f"{k}_stable" for k in keys if f"hpd_{k}_stable" not in kinetics.columns]
     if missing:
-        raise KeyError(f"kinetics table lacks column(s) {', '.join('hpd_' + k for k in missing)}")
+        raise KeyError(
+            f"kinetics table lacks column(s) {', '.join('hpd_' + k for k in missing)}"
+            + (" (stable_only needs the stability analysis: stability.draws > 0)" if stable_only else "")
+        )
+
+    def labels(key: str) -> pd.Series:
+        out = kinetics[f"hpd_{key}"].astype(str)
+        if stable_only:
+            out = out.where(kinetics[f"hpd_{key}_stable"].map(lambda v: v is True or v == "True"), "fragile")
+        return out
+
     rows = []
     for a, b in combinations(keys, 2):
-        la, lb = kinetics[f"hpd_{a}"].astype(str), kinetics[f"hpd_{b}"].astype(str)
+        la, lb = labels(a), labels(b)
         both_eval = la.isin(["hpd", "no_hpd"]) & lb.isin(["hpd", "no_hpd"])
         ha, hb = (la == "hpd") & both_eval, (lb == "hpd") & both_eval
         n_both, n_a, n_b = int((ha & hb).sum()), int((ha & ~hb).sum()), int((~ha & hb & both_eval).sum())

@@ -13,22 +13,39 @@ outright, as the spec asks (section 8: "emit NE with a reason instead of False w
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hpd_imaging.domain import HpdAssessment, HpdLabel
+from hpd_imaging.response.criteria import (
+    Criterion,
+    Rule,
+    _any,
+    _fmt,
+    _t,
+    ecog_criterion,
+    pd1,
+    ratio_criterion,
+    ttf_criterion,
+    value_criterion,
+)
+from hpd_imaging.response.early import _gandara, _matos
 from hpd_imaging.response.records import PatientFacts
 from hpd_imaging.settings.hpd import DEFINITION_THRESHOLDS, ResponseConfig, Threshold, compare
 
-
-@dataclass(frozen=True)
-class Criterion:
-    value: bool | None
-    text: str
-
-
-Rule = Callable[[PatientFacts, ResponseConfig, str], list[Criterion]]
+__all__ = [
+    "DEFINITIONS",
+    "Criterion",
+    "HpdDefinition",
+    "Rule",
+    "ecog_criterion",
+    "evaluate",
+    "evaluate_all",
+    "pd1",
+    "ratio_criterion",
+    "ttf_criterion",
+    "value_criterion",
+]
 
 
 @dataclass(frozen=True)
@@ -43,114 +60,40 @@ class HpdDefinition:
     combine: str = "all"  # all criteria must hold
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None:
-        return "undefined"
-    if math.isinf(x):
-        return "+inf" if x > 0 else "-inf"
-    return f"{x:.{digits}f}"
-
-
-# --------------------------------------------------------------------------------------------------
-# Criterion builders
-# --------------------------------------------------------------------------------------------------
-
-
-def pd1(f: PatientFacts, cfg: ResponseConfig, volumetric: bool = False) -> Criterion:
-    value = f.vol_pd1 if volumetric else f.pd1
-    what = "volumetric PD (x1.728)" if volumetric else f"RECIST PD ({cfg.pd1_mode})"
-    resp = f.volumetric_response_first_eval if volumetric else f.recist_first_eval
-    if value is None:
-        return Criterion(None, f"{what} at first evaluation not evaluable")
-    return Criterion(value, f"{what} at first evaluation {'met' if value else 'not met'} ({resp})")
-
-
-def ratio_criterion(
-    name: str, exp: float | None, ref: float | None, thr: Threshold, policy: str
-) -> Criterion:
-    """``exp/ref <comparator> threshold`` with the non-positive-reference policy of section 1.5."""
-    if exp is None or ref is None:
-        return Criterion(None, f"{name} ratio undefined ({name}_exp {_fmt(exp)}, {name}_ref {_fmt(ref)})")
-    # A rate within the comparison tolerance of 0 is 0: sums of floats that are mathematically equal (e.g.
-    # 10.1 + 20.2 + 0.7 vs 10.2 + 20.1 + 0.7) must not become an "acceleration" of 1e-15 mm/month.
-    if compare(ref, ">", 0.0):
-        if math.isinf(ref):
-            if math.isinf(exp):
-                return Criterion(None, f"{name} ratio undefined (inf/inf)")
-            r = 0.0
-        else:
-            r = exp / ref
-        met = thr.holds(r)
-        return Criterion(met, f"{name} ratio {_fmt(r)} {'meets' if met else 'fails'} {thr.text()}")
-    if policy == "not_evaluable":
-        return Criterion(None, f"{name}_ref {_fmt(ref)} <= 0: ratio not evaluable (policy not_evaluable)")
-    if policy == "strict_ratio":
-        if compare(ref, ">=", 0.0):  # zero within tolerance
-            return Criterion(None, f"{name}_ref = 0: ratio undefined (policy strict_ratio)")
-        # Spec 1.5: with a negative reference the naive ratio's meaning is inverted (-30/-10 = 3 is faster
-        # *shrinkage*; 73/-24 = -3 is growth after shrinkage), so the strict ratio form says "no" (spec 7:
-        # strict_ratio -> no), never HPD.
-        r = exp / ref
-        return Criterion(
-            False,
-            f"{name}_ref {_fmt(ref)} < 0: naive {name} ratio {_fmt(r)} is not an acceleration, "
-            f"ratio form not met (policy strict_ratio)",
-        )
-    met = compare(exp, ">", 0.0)  # an experimental rate of exactly 0 is not acceleration
-    form = "inequality form" if policy == "inequality_if_exp_positive" else "infinite acceleration"
-    return Criterion(
-        met,
-        f"{name}_ref {_fmt(ref)} <= 0 and {name}_exp {_fmt(exp)} {'> 0' if met else '<= 0'}: "
-        f"{form} {'met' if met else 'not met'} ({name}_exp {thr.comparator} "
-        f"{thr.value:g} x {name}_ref, policy {policy})",
-    )
-
-
-def value_criterion(label: str, value: float | None, thr: Threshold, unit: str = "") -> Criterion:
-    if value is None:
-        return Criterion(None, f"{label} undefined")
-    met = (
-        compare(value, thr.comparator, thr.value)
-        if not math.isinf(value)
-        else (thr.comparator in (">", ">=")) == (value > 0)
-    )
-    return Criterion(met, f"{label} {_fmt(value)}{unit} {'meets' if met else 'fails'} {thr.text()}{unit}")
-
-
-def ttf_criterion(f: PatientFacts, cfg: ResponseConfig) -> Criterion:
-    limit = cfg.ttf_threshold_days
-    if f.ttf_days is None:
-        return Criterion(
-            False, "no treatment stop or death date: on treatment, TTF censored (criterion not met)"
-        )
-    met = compare(float(f.ttf_days), "<", limit)
-    return Criterion(met, f"TTF {f.ttf_days} d {'<' if met else '>='} {limit:g} d")
-
-
-def ecog_criterion(f: PatientFacts, thr: Threshold) -> Criterion:
-    if f.ecog_baseline is None or f.ecog_worst_first_2_months is None:
-        return Criterion(None, "ECOG change in the first 2 months unknown")
-    return value_criterion("ECOG worsening", float(f.ecog_worst_first_2_months - f.ecog_baseline), thr)
-
-
 # --------------------------------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------------------------------
 
 
-def _t(cfg: ResponseConfig, key: str, name: str) -> Threshold:
-    return cfg.threshold(key, name)
+def _growth(f: PatientFacts, cfg: ResponseConfig, basis: str = "") -> tuple[float | None, float | None]:
+    """(change over the experimental period, its minimum detectable change) for the MDC guard; the TGR's
+    own kinetic basis decides between the diameter sum and the volume when ``basis`` is not given."""
+    if not cfg.stability.mdc_guard:
+        return None, None
+    if not basis:
+        basis = (
+            "volume" if cfg.kinetic_basis in ("volume_power1", "sphere_equiv_diameter_from_volume") else "sld"
+        )
+    if basis == "volume":
+        return f.volume_change_mm3, f.volume_change_mdc_mm3
+    return f.sld_change_mm, f.sld_change_mdc_mm
 
 
 def _champiat_like(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
     return [
         pd1(f, cfg),
-        ratio_criterion("TGR", f.tgr_exp, f.tgr_ref, _t(cfg, key, "tgr_ratio"), cfg.policy(key)),
+        ratio_criterion(
+            "TGR", f.tgr_exp, f.tgr_ref, _t(cfg, key, "tgr_ratio"), cfg.policy(key), _growth(f, cfg)
+        ),
     ]
 
 
 def _saada_like(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
-    out = [ratio_criterion("TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key))]
+    out = [
+        ratio_criterion(
+            "TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key), _growth(f, cfg, "sld")
+        )
+    ]
     if cfg.require_pd1(key, False):
         out.insert(0, pd1(f, cfg))
     return out
@@ -168,7 +111,9 @@ def _delta_tgr(
 
 def _kato(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
     unit = " %/mo" if cfg.kato_pace_basis == "relative" else " mm/mo"
-    pace = ratio_criterion("pace", f.pace_exp, f.pace_ref, _t(cfg, key, "pace_ratio"), cfg.policy(key))
+    pace = ratio_criterion(
+        "pace", f.pace_exp, f.pace_ref, _t(cfg, key, "pace_ratio"), cfg.policy(key), _growth(f, cfg, "sld")
+    )
     pace = Criterion(pace.value, f"{pace.text} (pace {_fmt(f.pace_exp, 2)} vs {_fmt(f.pace_ref, 2)}{unit})")
     return [
         ttf_criterion(f, cfg),
@@ -227,8 +172,10 @@ def _kim(part: str) -> Rule:
         if window is not None:
             return [window]
         policy = cfg.policy(key)
-        tgk = ratio_criterion("TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), policy)
-        tgr = ratio_criterion("TGR", f.tgr_exp, f.tgr_ref, _t(cfg, key, "tgr_ratio"), policy)
+        tgk = ratio_criterion(
+            "TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), policy, _growth(f, cfg, "sld")
+        )
+        tgr = ratio_criterion("TGR", f.tgr_exp, f.tgr_ref, _t(cfg, key, "tgr_ratio"), policy, _growth(f, cfg))
         ttf = ttf_criterion(f, cfg)
         if part == "tgk":
             return [tgk]
@@ -249,104 +196,11 @@ def _kim(part: str) -> Rule:
     return rule
 
 
-def _any(items: Sequence[Criterion]) -> Criterion:
-    values = [c.value for c in items]
-    value = True if True in values else (False if all(v is False for v in values) else None)
-    return Criterion(value, "any of (" + "; ".join(c.text for c in items) + ")")
-
-
-def _matos(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
-    win = _t(cfg, key, "window_days")
-    day = f.days_ici_to_first_eval
-    in_window = (
-        Criterion(None, "first evaluation date unknown")
-        if day is None
-        else Criterion(
-            win.holds(day),
-            f"first evaluation on day {day} {'within' if win.holds(day) else 'outside'} "
-            f"the {win.text()} d window",
-        )
-    )
-    change = f.sld_change_pct
-    a = value_criterion("target sum change (branch A)", change, _t(cfg, key, "pct_a"), " %")
-    rule = cfg.matos_new_lesion_rule
-    if rule == "two_in_involved_or_new_organ":
-        multiple = f.max_new_in_involved_organ >= 2 or f.n_new_organs_first_eval >= 1
-    elif rule == "new_lesions_in_two_organs":
-        multiple = f.n_organs_with_new >= 2
-    else:
-        multiple = f.n_new_first_eval >= 2
-    b_pct = value_criterion("target sum change (branch B)", change, _t(cfg, key, "pct_b"), " %")
-    b_value = None if b_pct.value is None else (b_pct.value and multiple)
-    b = Criterion(
-        b_value,
-        f"{b_pct.text} with{'' if multiple else 'out'} multiple new lesions ({rule}: "
-        f"{f.n_new_first_eval} new, {f.n_new_organs_first_eval} new organ(s))",
-    )
-    out = [
-        in_window,
-        _any([a, b]),
-        value_criterion(
-            "absolute target sum change", f.sld_change_mm, _t(cfg, key, "min_abs_increase_mm"), " mm"
-        ),
-    ]
-    if cfg.require_pd1(key, True):
-        out.insert(0, pd1(f, cfg))
-    if cfg.matos_require_ttf:
-        out.append(ttf_criterion(f, cfg))
-    return out
-
-
-def _gandara(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
-    scan_win, death_win = _t(cfg, key, "scan_window_days"), _t(cfg, key, "death_window_days")
-    increase = _t(cfg, key, "sld_increase_pct")
-    if f.post_baseline_scans:
-        early = [(d, p) for d, p in f.post_baseline_scans if scan_win.holds(d)]
-        for d, p in early:
-            if p is not None and value_criterion("", p, increase).value:
-                return [
-                    Criterion(
-                        True,
-                        f"SLD {_fmt(p, 1)} % {increase.text()} % on day {d} "
-                        f"(scan window {scan_win.text()} d)",
-                    )
-                ]
-        if not early:
-            return [
-                Criterion(
-                    False,
-                    f"no scan within {scan_win.text()} d of treatment start (first on day "
-                    f"{f.post_baseline_scans[0][0]})",
-                )
-            ]
-        best = max((p for _, p in early if p is not None), default=None)
-        if best is None:  # every early scan has an unknown sum (a target not measured): cannot tell
-            return [Criterion(None, f"SLD change unknown on every scan within {scan_win.text()} d")]
-        return [
-            Criterion(
-                False,
-                f"largest SLD change within {scan_win.text()} d is {_fmt(best, 1)} %, not "
-                f"{increase.text()} %",
-            )
-        ]
-    if f.death_days is None:
-        return [Criterion(None, "no post-baseline scan and no death recorded")]
-    from_pd = f.death_from_progression
-    if from_pd is None:
-        return [Criterion(None, f"death on day {f.death_days} without a post-baseline scan, cause unknown")]
-    met = bool(from_pd) and death_win.holds(f.death_days)
-    return [
-        Criterion(
-            met,
-            f"no post-baseline scan; death {'from' if from_pd else 'not from'} progression on day "
-            f"{f.death_days} ({death_win.text()} d window)",
-        )
-    ]
-
-
 def _sasaki(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
     return [
-        ratio_criterion("TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key)),
+        ratio_criterion(
+            "TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key), _growth(f, cfg, "sld")
+        ),
         value_criterion(
             "tumour burden change", f.burden_change_pct, _t(cfg, key, "burden_increase_pct"), " %"
         ),
@@ -360,10 +214,17 @@ def _tunali(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
 def _kim_y(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
     if cfg.kim_y_tgk_basis == "volume":
         tgk = ratio_criterion(
-            "volumetric TGK", f.vol_tgk_exp, f.vol_tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key)
+            "volumetric TGK",
+            f.vol_tgk_exp,
+            f.vol_tgk_ref,
+            _t(cfg, key, "tgk_ratio"),
+            cfg.policy(key),
+            _growth(f, cfg, "volume"),
         )
     else:
-        tgk = ratio_criterion("TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key))
+        tgk = ratio_criterion(
+            "TGK", f.tgk_exp, f.tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key), _growth(f, cfg, "sld")
+        )
     return [
         ttf_criterion(f, cfg),
         tgk,
@@ -377,7 +238,12 @@ def _vol_champiat(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criter
     return [
         pd1(f, cfg, volumetric=True),
         ratio_criterion(
-            "volumetric TGR", f.vol_tgr_exp, f.vol_tgr_ref, _t(cfg, key, "tgr_ratio"), cfg.policy(key)
+            "volumetric TGR",
+            f.vol_tgr_exp,
+            f.vol_tgr_ref,
+            _t(cfg, key, "tgr_ratio"),
+            cfg.policy(key),
+            _growth(f, cfg, "volume"),
         ),
     ]
 
@@ -385,7 +251,12 @@ def _vol_champiat(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criter
 def _vol_saada(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
     out = [
         ratio_criterion(
-            "volumetric TGK", f.vol_tgk_exp, f.vol_tgk_ref, _t(cfg, key, "tgk_ratio"), cfg.policy(key)
+            "volumetric TGK",
+            f.vol_tgk_exp,
+            f.vol_tgk_ref,
+            _t(cfg, key, "tgk_ratio"),
+            cfg.policy(key),
+            _growth(f, cfg, "volume"),
         )
     ]
     if cfg.require_pd1(key, False):

@@ -20,6 +20,7 @@ import datetime as dt
 import math
 from types import SimpleNamespace
 
+from hpd_imaging.measure.uncertainty import resolve_sds
 from hpd_imaging.response.patient import (
     PatientData,
     Roles,
@@ -225,6 +226,14 @@ def compute_facts(
     f.burden_change_pct = pct_change(d_first, d_base)
     f.volume_change_pct = pct_change(f.volume_first_eval_mm3, f.volume_baseline_mm3)
     f.volume_change_mm3 = difference(f.volume_first_eval_mm3, f.volume_baseline_mm3)
+    if base is not None and first is not None and targets:
+        z = cfg.stability.mdc_z
+        if f.sld_change_mm is not None:
+            f.sld_change_mdc_mm = z * math.hypot(*(_sum_sd(patient, targets, d, cfg) for d in (base, first)))
+        if f.volume_change_mm3 is not None:
+            f.volume_change_mdc_mm3 = z * math.hypot(
+                *(_sum_sd(patient, targets, d, cfg, "volume") for d in (base, first))
+            )
 
     first_row = next((r for r in rows if r.scan_date == first), None)
     if first_row is not None and first is not None:
@@ -272,6 +281,31 @@ def compute_facts(
     f.ecog_worst_first_2_months = clin.ecog_worst_first_2_months
     f.post_baseline_scans = tuple(f.post_baseline_scans)
     return PatientFacts(**vars(f))
+
+
+def _sum_sd(
+    patient: PatientData,
+    lesion_ids: tuple[str, ...],
+    date: dt.date,
+    cfg: ResponseConfig,
+    kind: str = "diameter",
+) -> float:
+    """SD of a target sum on one scan: the lesions' SDs (measure/uncertainty.py) in quadrature (independent
+    errors); a target without a row adds nothing (its policy value is not a measurement)."""
+    var = 0.0
+    for lid in lesion_ids:
+        size = patient.size(lid, date)
+        if size is None:
+            continue
+        sd = resolve_sds(size, cfg.stability)
+        if kind == "volume":
+            value = sd.volume_sd_mm3
+        elif patient.lesions[lid].is_lymph_node:
+            value = sd.short_axis_sd_mm
+        else:
+            value = sd.longest_axial_diameter_sd_mm
+        var += value * value
+    return math.sqrt(var)
 
 
 def _text(value: object) -> str:

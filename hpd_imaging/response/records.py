@@ -179,6 +179,10 @@ class PatientFacts:
     burden_change_pct: float | None = None
     volume_change_pct: float | None = None
     volume_change_mm3: float | None = None
+    # minimum detectable change of the target sums over the experimental period: mdc_z x SD of the change
+    # (issue 17; None when a sum or its SD is unknown)
+    sld_change_mdc_mm: float | None = None
+    volume_change_mdc_mm3: float | None = None
     recist_first_eval: str = "NE"
     target_response_first_eval: str = "NE"
     irecist_first_eval: str = "NE"
@@ -215,6 +219,46 @@ class TimepointResponse:
 
 
 @dataclass(frozen=True)
+class MetricInterval:
+    """Central interval of one kinetic metric over the draws (None: undefined in too many draws)."""
+
+    metric: str  # kinetics.csv column
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class LabelStability:
+    """How robust one definition's reported label is to the measurement error."""
+
+    definition: str
+    probability: float | None  # share of hpd among evaluable draws; None when no draw was evaluable
+    agreement: float  # share of all draws giving the reported label
+    stable: bool  # agreement >= stable_agreement
+    n_evaluable: int
+
+
+@dataclass(frozen=True)
+class PatientStability:
+    """The stability analysis of one patient (response/stability.py, issue 17)."""
+
+    draws: int
+    seed: int
+    uncertainty_source: str  # where the SDs came from: grid, table, literature (";"-joined when mixed)
+    intervals: tuple[MetricInterval, ...]
+    labels: tuple[LabelStability, ...]
+    # False when the automatic RECIST target selection itself is within the noise (see selection_is_robust):
+    # the draws keep the course's targets fixed, so no label is then called stable
+    target_selection_stable: bool = True
+
+    def label(self, definition: str) -> LabelStability:
+        for item in self.labels:
+            if item.definition == definition:
+                return item
+        raise KeyError(f"no stability record for definition {definition!r}")
+
+
+@dataclass(frozen=True)
 class PatientResponse:
     """What the response stage returns for one course."""
 
@@ -223,6 +267,7 @@ class PatientResponse:
     kinetics: PatientFacts
     hpd: tuple[HpdAssessment, ...]
     growth: tuple[tuple[str, Any], ...]  # growth-model fit, (name, value) pairs in growth.csv order
+    stability: PatientStability | None = None  # label stability under measurement error (issue 17)
 
     @property
     def patient_id(self) -> str:

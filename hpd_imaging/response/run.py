@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from hpd_imaging.response.kinetics import compute_facts
 from hpd_imaging.response.patient import PatientData, recist_diameter
 from hpd_imaging.response.recist import assess_recist
 from hpd_imaging.response.records import PatientResponse, TimepointResponse
+from hpd_imaging.response.stability import assess_stability, stability_columns
 from hpd_imaging.settings.hpd import ResponseConfig, load_response_config
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class ResponseResult:
     response: pd.DataFrame  # response.csv: one row per patient per scan
     targets: pd.DataFrame  # the recorded target selection: one row per lesion
     growth: pd.DataFrame  # growth-model fit per patient
+    concordance_stable_only: bool = False  # concordance.csv over stable labels only (stability settings)
 
 
 RESPONSE_COLUMNS = [
@@ -124,6 +127,8 @@ def _kinetics_row(result: PatientResponse, cfg: ResponseConfig) -> dict[str, Any
         "volume_baseline_mm3": f.volume_baseline_mm3,
         "volume_first_eval_mm3": f.volume_first_eval_mm3,
         "volume_change_pct": f.volume_change_pct,
+        "sld_change_mdc_mm": f.sld_change_mdc_mm,
+        "volume_change_mdc_mm3": f.volume_change_mdc_mm3,
         "tgr_ref_pct_per_month": f.tgr_ref,
         "tgr_exp_pct_per_month": f.tgr_exp,
         "tgr_ratio": f.tgr_ratio,
@@ -164,6 +169,7 @@ def _kinetics_row(result: PatientResponse, cfg: ResponseConfig) -> dict[str, Any
     for a in result.hpd:
         row[f"hpd_{a.definition}"] = a.label.value
         row[f"hpd_{a.definition}_reason"] = a.reason
+    row.update(stability_columns(result.stability, [a.definition for a in result.hpd]))
     growth = dict(result.growth)
     row["growth_model"] = growth.get("model") or None
     row["growth_g_per_day"] = growth.get("g_per_day")
@@ -218,12 +224,14 @@ def assess_course(course: PatientCourse, cfg: ResponseConfig) -> PatientResponse
         [float((r.scan_date - series[0].scan_date).days) for r in series],
         [float(r.sld_mm or 0.0) for r in series],
     )
+    hpd = tuple(evaluate_all(facts, cfg))
     return PatientResponse(
         course=course,
         timepoints=tuple(TimepointResponse(r, immune.get(r.scan_date)) for r in recist),
         kinetics=facts,
-        hpd=tuple(evaluate_all(facts, cfg)),
+        hpd=hpd,
         growth=(("patient_id", course.patient_id), *fit.items()),
+        stability=assess_stability(course, cfg, hpd, facts),
     )
 
 
@@ -242,13 +250,26 @@ def tables_of(results: list[PatientResponse], cfg: ResponseConfig) -> ResponseRe
         frame([tp.row() for r in ordered for tp in r.timepoints], RESPONSE_COLUMNS),
         frame([row for r in ordered for row in target_records(r.course)], TARGET_COLUMNS),
         frame([dict(r.growth) for r in ordered]),
+        concordance_stable_only=cfg.stability.concordance_stable_only and cfg.stability.draws > 0,
     )
 
 
 def assess_courses(courses: list[PatientCourse], cfg: ResponseConfig | None = None) -> ResponseResult:
     """The response stage on courses (each patient alone; the order of the courses does not matter)."""
     cfg = cfg if cfg is not None else load_response_config()
+    workers = min(cfg.stability.workers, max(1, len(courses) // 20))
+    if workers > 1 and cfg.stability.draws > 0:
+        # the Monte Carlo dominates (response/stability.py): patients are independent, so a process pool
+        # over chunks of them gives the same records as the loop below (each patient has its own seed)
+        chunks = [courses[i::workers] for i in range(workers)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(_assess_chunk, chunks, [cfg] * workers))
+        return tables_of([r for part in parts for r in part], cfg)
     return tables_of([assess_course(course, cfg) for course in courses], cfg)
+
+
+def _assess_chunk(courses: list[PatientCourse], cfg: ResponseConfig) -> list[PatientResponse]:
+    return [assess_course(course, cfg) for course in courses]
 
 
 def run_response(
@@ -280,7 +301,9 @@ def response_tables(result: ResponseResult) -> dict[str, pd.DataFrame]:
         "response": result.response,
         "targets": result.targets,
         "growth": result.growth,
-        "concordance": concordance_table(result.kinetics, list(DEFINITIONS)),
+        "concordance": concordance_table(
+            result.kinetics, list(DEFINITIONS), stable_only=result.concordance_stable_only
+        ),
     }
     return {name: table.astype(object).map(clean) for name, table in tables.items()}
 

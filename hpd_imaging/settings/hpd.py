@@ -161,6 +161,42 @@ LEGACY_OPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
+class StabilitySettings(Section):
+    """Measurement uncertainty and label stability (issue 17; docs/label_stability.md).
+
+    Sources of the per-lesion SD, in order: the SD columns of a measurement table; the grid the mask was
+    measured on (pixel spacing, slice thickness, surface voxels: hpd_imaging/measure/uncertainty.py); else
+    the repeat-scan coefficients of variation below (literature defaults, and the output says so).
+    """
+
+    # Monte Carlo draws per patient (0 turns the stability analysis off); deterministic for a given seed
+    draws: int = Field(default=200, ge=0, le=100_000)
+    seed: int = Field(default=17, ge=0)
+    # sequential stopping: after this many draws, stop when every definition's draws are unanimous (the
+    # chance that a label with >= 5 % disagreement shows none in 60 draws is 0.95^60 = 4.6 %); 0 = never
+    early_stop_draws: int = Field(default=60, ge=0)
+    # worker processes for a table of many patients (1 = in this process; each patient stays independent)
+    workers: int = Field(default=1, ge=1, le=64)
+    confidence: float = Field(default=0.95, gt=0, lt=1)  # level of the <metric>_ci_low/_ci_high interval
+    stable_agreement: float = Field(default=0.95, gt=0.5, le=1)  # share of draws agreeing -> stable
+    # Repeat-scan CV of one RECIST diameter (%). Oxnard et al., J Clin Oncol 2011;29:3114 (NSCLC, two CTs
+    # 15 min apart, 3 readers): 84 % of diameter changes within +-10 % -> SD of a difference ~7.1 %, of one
+    # measurement 7.1/sqrt(2) = 5.0 %.
+    diameter_repeat_cv_pct: float = Field(default=5.0, ge=0)
+    # Repeat-scan CV of one volume (%). Marchiano et al., Radiology 2009;251:919 (MILD screening, 233 nodules,
+    # semi-automatic volumetry): 95 % limits of agreement +-27 % -> 27/1.96/sqrt(2) = 9.7 %.
+    volume_repeat_cv_pct: float = Field(default=9.7, ge=0)
+    # add the repeat-scan variability to SDs that came with the measurement (grid or table); off: a grid SD
+    # is the mask's discretisation error alone (the right model for synthetic archives)
+    add_repeatability: bool = False
+    # minimum-detectable-change guard: under the inequality form (reference rate <= 0) a growth within
+    # z x SD of the change is not acceleration
+    mdc_guard: bool = True
+    mdc_z: float = Field(default=1.96, gt=0)
+    # concordance.csv counts only labels called stable
+    concordance_stable_only: bool = False
+
+
 class ResponseConfig(Section):
     """Conventions and policies (specs/hpd_kinetics.md section 7) plus per-definition overrides."""
 
@@ -208,6 +244,7 @@ class ResponseConfig(Section):
     irrc_max_index_total: int = 10
     irrc_max_index_per_organ: int = 5
     growth_include_pre_baseline: bool = False
+    stability: StabilitySettings = Field(default_factory=StabilitySettings)
     definitions: dict[str, DefinitionParams] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -282,7 +282,11 @@ def test_report_from_the_response_stage_tables(tmp_path: Path) -> None:
         concordance=concordance,
         clinical=clinical,
     )
-    label_cols = [c for c in result.kinetics.columns if c.startswith("hpd_") and not c.endswith("_reason")]
+    label_cols = [
+        c
+        for c in result.kinetics.columns
+        if c.startswith("hpd_") and not c.endswith(("_reason", "_probability", "_stable"))
+    ]
     assert inputs.definitions == [c[4:] for c in label_cols]
     summary = label_summary(inputs).set_index("definition")
     for col in label_cols:
