@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from hpd_imaging.errors import ConfigError
-from hpd_imaging.yaml_guard import load_yaml_bounded
+from hpd_imaging.settings.yaml_guard import load_yaml_bounded
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 REPO_PIPELINES = PACKAGE_ROOT.parent / "pipelines"

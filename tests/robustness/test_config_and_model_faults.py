@@ -12,7 +12,7 @@ import pytest
 
 from hpd_imaging.errors import MAX_MESSAGE_CHARS, ConfigError, HpdImagingError, ModelError, shorten
 from hpd_imaging.settings import load_config
-from hpd_imaging.yaml_guard import MAX_YAML_NODES, load_yaml_bounded
+from hpd_imaging.settings.yaml_guard import MAX_YAML_NODES, load_yaml_bounded
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_MODEL = REPO / "models" / "hpd_demo_synthetic.skops"
@@ -62,7 +62,7 @@ def test_node_budget_boundary() -> None:
 def test_normal_settings_files_are_far_below_the_budgets() -> None:
     import yaml
 
-    from hpd_imaging.yaml_guard import expanded_nodes
+    from hpd_imaging.settings.yaml_guard import expanded_nodes
 
     for path in sorted((REPO / "pipelines").glob("*.yaml")):
         node = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
