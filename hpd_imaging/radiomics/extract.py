@@ -218,9 +218,11 @@ def _crop_margin_voxels(params: RadiomicsParams, spacing_mm: Sequence[float]) ->
       mask's bounding box + ``padDistance`` resampled voxels, on a grid anchored at the image origin; all
       after (checkMask, shape, LoG / wavelet / ... filters, their whole-image statistics) sees only that
       resampled box. The extractor therefore computes the grid from the whole CT
-      (:func:`_resample_on_full_grid`, same arithmetic as pyradiomics), so the resampled image is the same,
-      provided the crop holds the grid, the interpolator's support (2 voxels)
-      and :data:`BSPLINE_DECAY_VOXELS`. Margin per axis:
+      (:func:`_resample_on_full_grid`, same arithmetic as pyradiomics) and resamples the mask from the
+      whole-CT grid (:func:`_mask_on_full_grid`: nearest-neighbour ties at half-voxel points must round as on
+      the whole CT), so the resampled mask is the same voxels and the resampled image the same values (to the
+      last bits of the interpolation's index), provided the crop holds the grid, the interpolator's support
+      (2 voxels) and :data:`BSPLINE_DECAY_VOXELS`. Margin per axis:
       ``ceil(padDistance * max(resampled, original spacing) / original spacing) + 2 + BSPLINE_DECAY_VOXELS``.
     * no resampling -> crop only when every image type is Original (margin ``padDistance``): filters (LoG,
       Wavelet, Gradient, LBP: support over the whole image, wavelet wraps around it) and Square / SquareRoot /
@@ -294,7 +296,28 @@ def _resample_on_full_grid(image: sitk.Image, mask: sitk.Image, full: sitk.Image
     resampled_image = rif.Execute(image)
     rif.SetOutputPixelType(mask.GetPixelID())
     rif.SetInterpolator(sitk.sitkNearestNeighbor)
-    return resampled_image, rif.Execute(mask)
+    return resampled_image, rif.Execute(_mask_on_full_grid(mask, full, offset))
+
+
+def _mask_on_full_grid(mask: sitk.Image, full: sitk.Image, offset: np.ndarray) -> sitk.Image:
+    """The crop's mask placed back on the whole CT's grid (origin, spacing, direction and size of ``full``).
+
+    Why: nearest-neighbour resampling rounds each grid point's continuous index, and resampled points can fall
+    exactly half-way between two original voxels (0.703125 mm -> 1 mm: every 64th original voxel). ITK
+    computes that index from the input's origin; the crop's origin (whole-CT origin + offset * spacing, in
+    floating point) differs in the last bits, so a tie can round the other way and a whole plane of the
+    resampled mask moves by one voxel (SYN004 L02 of the real-size benchmark: 70 of 29,186 voxels, features
+    off by up to 90 %). Resampling the mask from the whole-CT grid computes every index exactly as
+    pyradiomics does. The image keeps the crop: its (B-spline) interpolation is continuous in the index, so
+    last-bit differences of the index stay last-bit differences of the value.
+    """
+    array = sitk.GetArrayFromImage(mask)
+    full_array = np.zeros(full.GetSize()[::-1], dtype=array.dtype)
+    k, j, i = (int(v) for v in offset[::-1])
+    full_array[k:k + array.shape[0], j:j + array.shape[1], i:i + array.shape[2]] = array
+    out = sitk.GetImageFromArray(full_array)
+    out.CopyInformation(full)
+    return out
 
 
 class _DropNotice(logging.Filter):
@@ -401,7 +424,10 @@ def extract_lesion_features(
     ``crop=True`` hands pyradiomics the region's bounding box plus a margin instead of the whole CT whenever
     that provably gives the same features (rule and margins: :func:`_crop_margin_voxels`; on a 512x512x96 CT
     most of pyradiomics' time is otherwise whole-image work: checksums for its diagnostics, label statistics
-    over the whole mask, the B-spline prefilter of the whole CT). Feature values do not change; the provenance
+    over the whole mask, the B-spline prefilter of the whole CT). Feature values do not change (under
+    resampling: the same resampled mask, image values equal to floating-point round-off, bit-identical on the
+    real-size benchmark; tested to 1e-9 relative with the benchmark's 0.703125 x 0.703125 x 1.2 mm ties in
+    ``tests/radiomics/test_radiomics_crop_resample_ties.py``); the provenance
     ``image_sha256`` / ``mask_sha256`` are still those of the whole CT and the whole-CT region mask. What does
     change is pyradiomics' description of its input in the diagnostics table:
     ``diagnostics_Image-original_{Hash,Size,Minimum,Maximum,Mean}``, ``diagnostics_Mask-original_{Hash,Size,
