@@ -164,9 +164,10 @@ def unmeasured_baseline_lesions(
         annotated = at_base["label"].fillna("").astype(str).str.strip() != ""
         if pid in faulty:  # a loader fault at baseline: a lesion measured 0 there is not evidence of absence
             annotated = annotated | True
-        voxels = pd.to_numeric(at_base["voxel_count"], errors="coerce").fillna(0)
+        # a ruler measurement has no voxels (voxel_count blank) but a diameter: measured, not "0 voxels"
+        voxels = pd.to_numeric(at_base["voxel_count"], errors="coerce")
         diameter = pd.to_numeric(at_base["longest_axial_diameter_mm"], errors="coerce")
-        for _, r in at_base[annotated & ((voxels <= 0) | ~(diameter > 0))].iterrows():
+        for _, r in at_base[annotated & ((voxels.notna() & (voxels <= 0)) | ~(diameter > 0))].iterrows():
             message = (
                 f"baseline lesion {r['lesion_id']} (mask {r['label'] or 'none'!r}, exam {base}): expected a "
                 f"measurable mask, got {r['voxel_count']} voxel(s) and longest diameter "

@@ -54,6 +54,9 @@ def concordance_table(
     (``hpd_<key>_stable`` is not true, response/stability.py) counts as not evaluable, so only labels that
     the measurement noise cannot flip are compared (needs the stability columns)."""
     keys = list(keys or DEFINITIONS)
+    if not len(kinetics):  # no patient labelled (e.g. all withheld): every pair counts 0, nothing undefined
+        wanted = [f"hpd_{k}" for k in keys] + ([f"hpd_{k}_stable" for k in keys] if stable_only else [])
+        kinetics = kinetics.reindex(columns=list(dict.fromkeys([*kinetics.columns, *wanted])))
     missing = [k for k in keys if f"hpd_{k}" not in kinetics.columns]
     if stable_only:
         missing += [f"{k}_stable" for k in keys if f"hpd_{k}_stable" not in kinetics.columns]
