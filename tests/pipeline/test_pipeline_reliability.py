@@ -108,12 +108,16 @@ def test_malformed_model_card_via_run_is_exit_2(tiny_archive: Path, tmp_path: Pa
 def test_dask_cluster_that_cannot_start_is_exit_2(
     tiny_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import dask.distributed
     import distributed
 
     def no_cluster(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError("Nanny failed to start")
 
+    # the pipeline imports it from dask.distributed, which copied distributed's name when first imported
+    # (by an earlier test in a full run): patch both, or the order of the tests decides the outcome
     monkeypatch.setattr(distributed, "LocalCluster", no_cluster)
+    monkeypatch.setattr(dask.distributed, "LocalCluster", no_cluster)
     result = CliRunner().invoke(
         app,
         [
