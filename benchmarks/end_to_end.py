@@ -23,6 +23,7 @@ Same answer: every run must exit 0 with every patient done and no error rows.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -66,14 +67,34 @@ def _peak_kib(pid: int) -> int | None:
     return None
 
 
-def run_monitored(cmd: list[str]) -> dict[str, Any]:
-    """Run ``cmd``; return wall time, exit code and the peak RSS (MiB) of each process of its tree."""
+def run_monitored(cmd: list[str], *, other_is_worker: bool = False, tail_chars: int = 2000) -> dict[str, Any]:
+    """Run ``cmd``; return wall time, CPU seconds of its whole tree, exit code and the peak RSS (MiB) of each
+    process of its tree. ``other_is_worker``: a child that is neither the driver nor the resource tracker is a
+    worker even without a multiprocessing command line (a forked process pool keeps its parent's).
+
+    CPU seconds come from getrusage(RUSAGE_CHILDREN) around the run: a process's reaped descendants are added
+    to it when it is reaped, so the delta is the work of every process the command started. The output is
+    drained on a thread, so a chatty command never blocks on a full pipe while it is sampled.
+    """
+    import threading
+
     import psutil  # type: ignore[import-untyped]
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peaks: dict[int, dict[str, Any]] = {}
     root = psutil.Process(proc.pid)
+    tail: list[str] = []
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line)
+            del tail[:-40]
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     while proc.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
@@ -92,7 +113,7 @@ def run_monitored(cmd: list[str]) -> dict[str, Any]:
                     else "resource_tracker"
                     if "resource_tracker" in cmdline
                     else "worker"
-                    if "spawn_main" in cmdline or "multiprocessing" in cmdline
+                    if other_is_worker or "spawn_main" in cmdline or "multiprocessing" in cmdline
                     else "other"
                 )
                 entry = peaks[p.pid] = {"kind": kind, "peak_kib": 0}
@@ -100,14 +121,22 @@ def run_monitored(cmd: list[str]) -> dict[str, Any]:
             if kib is not None:
                 entry["peak_kib"] = max(entry["peak_kib"], kib)
         time.sleep(_SAMPLE_S)
-    output = proc.stdout.read() if proc.stdout else ""
+    reader.join(timeout=5)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     procs = [
         {"pid": pid, "kind": e["kind"], "peak_rss_mib": round(e["peak_kib"] / 1024, 1)}
         for pid, e in peaks.items()
         if e["peak_kib"] > 0
     ]
-    return {"wall_s": wall, "returncode": proc.returncode, "processes": procs, "output_tail": output[-2000:]}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "returncode": proc.returncode,
+        "processes": procs,
+        "output_tail": "".join(tail)[-tail_chars:],
+    }
 
 
 def import_rss_mib() -> float:

@@ -25,7 +25,6 @@ and on 32 cores, with its assumptions written into the result.
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -49,9 +48,9 @@ from benchmarks._common import (
     timestamp,
     write_result,
 )
+from benchmarks.end_to_end import run_monitored
 
 NAME = "real_size"
-_SAMPLE_S = 0.2
 _REL_TOL = 1e-6
 _PIPELINES = PACKAGE_DIR.parent / "pipelines"
 
@@ -222,84 +221,12 @@ def clone_archive(src: Path, dst: Path, n_patients: int) -> Path:
 # --------------------------------------------------------------------------------------------------
 
 
-def _status_fields(pid: int) -> dict[str, int]:
-    out: dict[str, int] = {}
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(("VmHWM:", "VmRSS:")):
-                    out[line.split(":")[0]] = int(line.split()[1])
-    except OSError:
-        pass
-    return out
-
-
 def run_tree(cmd: list[str]) -> dict[str, Any]:
-    """Run ``cmd``; wall s, CPU s of the whole process tree, peak RSS (VmHWM) per process.
-
-    CPU seconds come from getrusage(RUSAGE_CHILDREN) around the run: a process's reaped descendants are added
-    to it when it is reaped, so the delta is the work of every process the command started (Dask workers
-    included).
-    """
-    import psutil  # type: ignore[import-untyped]
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    root = psutil.Process(proc.pid)
-    peaks: dict[int, dict[str, Any]] = {}
-    tail: list[str] = []
-
-    def drain() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail.append(line)
-            del tail[:-40]
-
-    import threading
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    while proc.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            tree = [root]
-        for p in tree:
-            entry = peaks.get(p.pid)
-            if entry is None:
-                try:
-                    cmdline = " ".join(p.cmdline())
-                except psutil.Error:
-                    continue
-                kind = (
-                    "driver"
-                    if p.pid == proc.pid
-                    else "resource_tracker"
-                    if "resource_tracker" in cmdline
-                    else "worker"
-                )
-                entry = peaks[p.pid] = {"kind": kind, "peak_kib": 0}
-            hwm = _status_fields(p.pid).get("VmHWM")
-            if hwm is not None:
-                entry["peak_kib"] = max(entry["peak_kib"], hwm)
-        time.sleep(_SAMPLE_S)
-    reader.join(timeout=5)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    procs = [
-        {"pid": pid, "kind": e["kind"], "peak_rss_mib": round(e["peak_kib"] / 1024, 1)}
-        for pid, e in peaks.items()
-        if e["peak_kib"] > 0
-    ]
-    return {
-        "wall_s": round(wall, 2),
-        "cpu_s": round(cpu, 2),
-        "returncode": proc.returncode,
-        "processes": procs,
-        "output_tail": "".join(tail)[-3000:],
-    }
+    """Run ``cmd``; wall s, CPU s of the whole process tree, peak RSS (VmHWM) per process (the one
+    process monitor, :func:`benchmarks.end_to_end.run_monitored`; the plain script's forked pool counts
+    as workers)."""
+    r = run_monitored(cmd, other_is_worker=True, tail_chars=3000)
+    return {**r, "wall_s": round(r["wall_s"], 2), "cpu_s": round(r["cpu_s"], 2)}
 
 
 def _nice() -> list[str]:
