@@ -171,7 +171,10 @@ def decode_seg_frames(path: Path, ct: CtImage, settings: LoaderSettings) -> list
             if seg_type == "LABELMAP":
                 seg.mask[k] |= frame == number
             elif seg_type == "FRACTIONAL":
-                seg.mask[k] |= frame.astype(float) / max_fraction >= settings.fractional_threshold
+                # the fraction as highdicom rescales it (float32 / MaximumFractionalValue), so that a value
+                # at the threshold falls on the same side in both readers
+                fraction = frame.astype(np.float32) / max_fraction
+                seg.mask[k] |= fraction >= settings.fractional_threshold
             else:
                 seg.mask[k] |= frame > 0
     return [segments[n] for n in sorted(segments)]
