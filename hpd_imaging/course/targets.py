@@ -11,6 +11,7 @@ from the course.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from hpd_imaging.course.roles import roles_from_timepoints
 from hpd_imaging.domain import Lesion, LesionMeasurement, LesionRole, PatientCourse
@@ -22,6 +23,65 @@ def _at(course: PatientCourse, lesion_id: str, date: object) -> LesionMeasuremen
         if m.lesion_id == lesion_id and m.scan_date == date:
             return m
     return None
+
+
+def automatic_roles(
+    baseline: Sequence[tuple[Lesion, float | None]], cfg: ResponseConfig
+) -> dict[str, tuple[LesionRole, str]]:
+    """RECIST 1.1 automatic selection over the lesions present at baseline: lesion id -> (role, reason).
+
+    ``baseline``: (lesion, its RECIST diameter at baseline: short axis for nodes, long axis otherwise) of
+    every lesion present on the baseline scan that is neither new nor a fragment. The one rule for the
+    course (:func:`assign_lesion_roles`) and for the label-stability draws, which re-run it on every drawn
+    set of sizes (response/stability.py): a selection that the measurement error could change is then
+    reflected in the labels' probabilities instead of being held fixed."""
+    out: dict[str, tuple[LesionRole, str]] = {}
+    candidates: list[tuple[float, str]] = []
+    organs: dict[str, str] = {}
+    for lesion, diameter in baseline:
+        lid = lesion.lesion_id
+        organs[lid] = lesion.organ
+        size = diameter or 0.0
+        if lesion.is_lymph_node:
+            if size >= cfg.node_measurable_min_sa_mm:
+                candidates.append((size, lid))
+            elif size >= cfg.node_pathological_min_sa_mm:
+                out[lid] = (
+                    LesionRole.NON_TARGET,
+                    f"pathological node, short axis {size:g} mm in "
+                    f"[{cfg.node_pathological_min_sa_mm:g}, {cfg.node_measurable_min_sa_mm:g}) mm",
+                )
+            else:
+                out[lid] = (
+                    LesionRole.NORMAL_NODE,
+                    f"node short axis {size:g} mm < {cfg.node_pathological_min_sa_mm:g} mm is normal",
+                )
+        elif size >= cfg.measurable_min_mm:
+            candidates.append((size, lid))
+        else:
+            out[lid] = (
+                LesionRole.NON_TARGET,
+                f"non-measurable: long axis {size:g} mm < {cfg.measurable_min_mm:g} mm",
+            )
+    per_organ: dict[str, int] = {}
+    n_targets = 0
+    for rank, (_diameter, lid) in enumerate(sorted(candidates, key=lambda c: (-c[0], c[1])), start=1):
+        organ = organs[lid]
+        if n_targets >= cfg.max_targets_total:
+            out[lid] = (
+                LesionRole.NON_TARGET,
+                f"measurable, rank {rank}: already {cfg.max_targets_total} targets",
+            )
+        elif per_organ.get(organ, 0) >= cfg.max_targets_per_organ:
+            out[lid] = (
+                LesionRole.NON_TARGET,
+                f"measurable, rank {rank}: already {cfg.max_targets_per_organ} targets in organ {organ!r}",
+            )
+        else:
+            per_organ[organ] = per_organ.get(organ, 0) + 1
+            n_targets += 1
+            out[lid] = (LesionRole.TARGET, f"measurable, rank {rank} by size")
+    return out
 
 
 def assign_lesion_roles(
@@ -36,7 +96,7 @@ def assign_lesion_roles(
     )
     base = roles.baseline
     out: dict[str, Lesion] = {}
-    candidates: list[tuple[float, str]] = []
+    at_baseline: list[tuple[Lesion, float | None]] = []
 
     def put(lesion: Lesion, role: LesionRole, reason: str) -> None:
         out[lesion.lesion_id] = dataclasses.replace(lesion, role=role, role_reason=reason)
@@ -63,54 +123,9 @@ def assign_lesion_roles(
             else:
                 put(lesion, LesionRole.NON_TARGET, "declared non-target (is_target column)")
             continue
-        if lesion.is_lymph_node:
-            sa = diameter or 0.0
-            if sa >= cfg.node_measurable_min_sa_mm:
-                candidates.append((sa, lid))
-            elif sa >= cfg.node_pathological_min_sa_mm:
-                put(
-                    lesion,
-                    LesionRole.NON_TARGET,
-                    f"pathological node, short axis {sa:g} mm in "
-                    f"[{cfg.node_pathological_min_sa_mm:g}, {cfg.node_measurable_min_sa_mm:g}) mm",
-                )
-            else:
-                put(
-                    lesion,
-                    LesionRole.NORMAL_NODE,
-                    f"node short axis {sa:g} mm < {cfg.node_pathological_min_sa_mm:g} mm is normal",
-                )
-        else:
-            ld = diameter or 0.0
-            if ld >= cfg.measurable_min_mm:
-                candidates.append((ld, lid))
-            else:
-                put(
-                    lesion,
-                    LesionRole.NON_TARGET,
-                    f"non-measurable: long axis {ld:g} mm < {cfg.measurable_min_mm:g} mm",
-                )
-    by_id = {lesion.lesion_id: lesion for lesion in course.lesions}
-    per_organ: dict[str, int] = {}
-    n_targets = 0
-    for rank, (_diameter, lid) in enumerate(sorted(candidates, key=lambda c: (-c[0], c[1])), start=1):
-        lesion = by_id[lid]
-        if n_targets >= cfg.max_targets_total:
-            put(
-                lesion,
-                LesionRole.NON_TARGET,
-                f"measurable, rank {rank}: already {cfg.max_targets_total} targets",
-            )
-        elif per_organ.get(lesion.organ, 0) >= cfg.max_targets_per_organ:
-            put(
-                lesion,
-                LesionRole.NON_TARGET,
-                f"measurable, rank {rank}: already {cfg.max_targets_per_organ} targets "
-                f"in organ {lesion.organ!r}",
-            )
-        else:
-            per_organ[lesion.organ] = per_organ.get(lesion.organ, 0) + 1
-            n_targets += 1
-            put(lesion, LesionRole.TARGET, f"measurable, rank {rank} by size")
+        at_baseline.append((lesion, diameter))
+    by_id = {lesion.lesion_id: lesion for lesion, _ in at_baseline}
+    for lid, (role, reason) in automatic_roles(at_baseline, cfg).items():
+        put(by_id[lid], role, reason)
     lesions = tuple(out[lesion.lesion_id] for lesion in course.lesions)
     return dataclasses.replace(course, lesions=lesions, targets_declared=declared is not None)

@@ -6,16 +6,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from hpd_imaging.response.records import PatientFacts
 from hpd_imaging.settings.hpd import ResponseConfig, Threshold, compare
 
 
-@dataclass(frozen=True)
 class Criterion:
-    value: bool | None
-    text: str
+    """A three-valued criterion and its sentence. The sentence is lazy: a string, or a function that builds
+    it when it is first read. Why: the stability Monte Carlo (response/stability.py) evaluates every rule a
+    few hundred times per patient and needs only the values; formatting the reasons there cost about half of
+    its time. The value is always computed eagerly by the same code, so a label never depends on whether
+    its reason was read."""
+
+    __slots__ = ("_text", "value")
+
+    def __init__(self, value: bool | None, text: str | Callable[[], str]) -> None:
+        self.value = value
+        self._text = text
+
+    @property
+    def text(self) -> str:
+        if not isinstance(self._text, str):
+            self._text = self._text()
+        return self._text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Criterion) and (self.value, self.text) == (other.value, other.text)
+
+    def __hash__(self) -> int:
+        return hash((self.value, self.text))
+
+    def __repr__(self) -> str:
+        return f"Criterion(value={self.value!r}, text={self.text!r})"
 
 
 Rule = Callable[[PatientFacts, ResponseConfig, str], list[Criterion]]
@@ -40,7 +62,7 @@ def pd1(f: PatientFacts, cfg: ResponseConfig, volumetric: bool = False) -> Crite
     resp = f.volumetric_response_first_eval if volumetric else f.recist_first_eval
     if value is None:
         return Criterion(None, f"{what} at first evaluation not evaluable")
-    return Criterion(value, f"{what} at first evaluation {'met' if value else 'not met'} ({resp})")
+    return Criterion(value, lambda: f"{what} at first evaluation {'met' if value else 'not met'} ({resp})")
 
 
 def ratio_criterion(
@@ -58,7 +80,9 @@ def ratio_criterion(
     so a growth within the measurement noise (change <= MDC) is not acceleration (the mdc_guard setting,
     docs/label_stability.md). (None, None): no guard."""
     if exp is None or ref is None:
-        return Criterion(None, f"{name} ratio undefined ({name}_exp {_fmt(exp)}, {name}_ref {_fmt(ref)})")
+        return Criterion(
+            None, lambda: f"{name} ratio undefined ({name}_exp {_fmt(exp)}, {name}_ref {_fmt(ref)})"
+        )
     # A rate within the comparison tolerance of 0 is 0: sums of floats that are mathematically equal (e.g.
     # 10.1 + 20.2 + 0.7 vs 10.2 + 20.1 + 0.7) must not become an "acceleration" of 1e-15 mm/month.
     if compare(ref, ">", 0.0):
@@ -69,9 +93,11 @@ def ratio_criterion(
         else:
             r = exp / ref
         met = thr.holds(r)
-        return Criterion(met, f"{name} ratio {_fmt(r)} {'meets' if met else 'fails'} {thr.text()}")
+        return Criterion(met, lambda: f"{name} ratio {_fmt(r)} {'meets' if met else 'fails'} {thr.text()}")
     if policy == "not_evaluable":
-        return Criterion(None, f"{name}_ref {_fmt(ref)} <= 0: ratio not evaluable (policy not_evaluable)")
+        return Criterion(
+            None, lambda: f"{name}_ref {_fmt(ref)} <= 0: ratio not evaluable (policy not_evaluable)"
+        )
     if policy == "strict_ratio":
         if compare(ref, ">=", 0.0):  # zero within tolerance
             return Criterion(None, f"{name}_ref = 0: ratio undefined (policy strict_ratio)")
@@ -81,8 +107,10 @@ def ratio_criterion(
         r = exp / ref
         return Criterion(
             False,
-            f"{name}_ref {_fmt(ref)} < 0: naive {name} ratio {_fmt(r)} is not an acceleration, "
-            f"ratio form not met (policy strict_ratio)",
+            lambda: (
+                f"{name}_ref {_fmt(ref)} < 0: naive {name} ratio {_fmt(r)} is not an acceleration, "
+                f"ratio form not met (policy strict_ratio)"
+            ),
         )
     met = compare(exp, ">", 0.0)  # an experimental rate of exactly 0 is not acceleration
     form = "inequality form" if policy == "inequality_if_exp_positive" else "infinite acceleration"
@@ -90,14 +118,19 @@ def ratio_criterion(
     if met and change is not None and mdc is not None and mdc > 0 and change <= mdc:
         return Criterion(
             False,
-            f"{name}_ref {_fmt(ref)} <= 0 and {name}_exp {_fmt(exp)} > 0, but the growth {_fmt(change)} is "
-            f"within the minimum detectable change {_fmt(mdc)}: not acceleration ({form}, mdc_guard)",
+            lambda: (
+                f"{name}_ref {_fmt(ref)} <= 0 and {name}_exp {_fmt(exp)} > 0, but the growth "
+                f"{_fmt(change)} is within the minimum detectable change {_fmt(mdc)}: not acceleration "
+                f"({form}, mdc_guard)"
+            ),
         )
     return Criterion(
         met,
-        f"{name}_ref {_fmt(ref)} <= 0 and {name}_exp {_fmt(exp)} {'> 0' if met else '<= 0'}: "
-        f"{form} {'met' if met else 'not met'} ({name}_exp {thr.comparator} "
-        f"{thr.value:g} x {name}_ref, policy {policy})",
+        lambda: (
+            f"{name}_ref {_fmt(ref)} <= 0 and {name}_exp {_fmt(exp)} {'> 0' if met else '<= 0'}: "
+            + f"{form} {'met' if met else 'not met'} ({name}_exp {thr.comparator} "
+            + f"{thr.value:g} x {name}_ref, policy {policy})"
+        ),
     )
 
 
@@ -109,7 +142,9 @@ def value_criterion(label: str, value: float | None, thr: Threshold, unit: str =
         if not math.isinf(value)
         else (thr.comparator in (">", ">=")) == (value > 0)
     )
-    return Criterion(met, f"{label} {_fmt(value)}{unit} {'meets' if met else 'fails'} {thr.text()}{unit}")
+    return Criterion(
+        met, lambda: f"{label} {_fmt(value)}{unit} {'meets' if met else 'fails'} {thr.text()}{unit}"
+    )
 
 
 def ttf_criterion(f: PatientFacts, cfg: ResponseConfig) -> Criterion:
@@ -119,7 +154,7 @@ def ttf_criterion(f: PatientFacts, cfg: ResponseConfig) -> Criterion:
             False, "no treatment stop or death date: on treatment, TTF censored (criterion not met)"
         )
     met = compare(float(f.ttf_days), "<", limit)
-    return Criterion(met, f"TTF {f.ttf_days} d {'<' if met else '>='} {limit:g} d")
+    return Criterion(met, lambda: f"TTF {f.ttf_days} d {'<' if met else '>='} {limit:g} d")
 
 
 def ecog_criterion(f: PatientFacts, thr: Threshold) -> Criterion:
@@ -135,4 +170,4 @@ def _t(cfg: ResponseConfig, key: str, name: str) -> Threshold:
 def _any(items: Sequence[Criterion]) -> Criterion:
     values = [c.value for c in items]
     value = True if True in values else (False if all(v is False for v in values) else None)
-    return Criterion(value, "any of (" + "; ".join(c.text for c in items) + ")")
+    return Criterion(value, lambda: "any of (" + "; ".join(c.text for c in items) + ")")

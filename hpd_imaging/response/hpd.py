@@ -13,7 +13,7 @@ outright, as the spec asks (section 8: "emit NE with a reason instead of False w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hpd_imaging.domain import HpdAssessment, HpdLabel
@@ -41,6 +41,7 @@ __all__ = [
     "ecog_criterion",
     "evaluate",
     "evaluate_all",
+    "evaluate_label",
     "pd1",
     "ratio_criterion",
     "ttf_criterion",
@@ -114,7 +115,10 @@ def _kato(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]:
     pace = ratio_criterion(
         "pace", f.pace_exp, f.pace_ref, _t(cfg, key, "pace_ratio"), cfg.policy(key), _growth(f, cfg, "sld")
     )
-    pace = Criterion(pace.value, f"{pace.text} (pace {_fmt(f.pace_exp, 2)} vs {_fmt(f.pace_ref, 2)}{unit})")
+    raw = pace
+    pace = Criterion(
+        raw.value, lambda: f"{raw.text} (pace {_fmt(f.pace_exp, 2)} vs {_fmt(f.pace_ref, 2)}{unit})"
+    )
     return [
         ttf_criterion(f, cfg),
         value_criterion(
@@ -147,8 +151,14 @@ def _lo_russo(f: PatientFacts, cfg: ResponseConfig, key: str) -> list[Criterion]
         value = False
     else:
         value = None
-    detail = ", ".join(f"{c.text} [{'✓' if c.value else '✗' if c.value is False else '?'}]" for c in items)
-    count = Criterion(value, f"{n_met} of 5 criteria met ({n_unknown} unknown), need {need.text()}: {detail}")
+
+    def text() -> str:
+        detail = ", ".join(
+            f"{c.text} [{'✓' if c.value else '✗' if c.value is False else '?'}]" for c in items
+        )
+        return f"{n_met} of 5 criteria met ({n_unknown} unknown), need {need.text()}: {detail}"
+
+    count = Criterion(value, text)
     return [pd1(f, cfg), count] if cfg.require_pd1(key, True) else [count]
 
 
@@ -481,20 +491,34 @@ if set(DEFINITIONS) != set(DEFINITION_THRESHOLDS):  # the registry and the setti
 
 
 def missing_inputs(f: PatientFacts, required: Sequence[str]) -> list[str]:
-    checks = {
-        "ici_start_date": (f.ici_start is not None, "no ICI start date"),
-        "pre_baseline_scan": (f.pre_baseline_date is not None, "no pre-baseline scan"),
-        "baseline_targets": (
-            f.baseline_date is not None and f.n_targets > 0,
-            "no baseline scan" if f.baseline_date is None else "no target lesion at baseline",
-        ),
-        "first_eval_scan": (f.first_eval_date is not None, "no on-treatment evaluation scan"),
-        "volumes": (f.volume_baseline_mm3 is not None, "no measured volumes"),
-    }
-    return [checks[name][1] for name in required if name in checks and not checks[name][0]]
+    """Why a definition is not evaluable for want of an input (empty: every input it needs is there)."""
+    missing = []
+    for name in required:
+        if name == "ici_start_date":
+            if f.ici_start is None:
+                missing.append("no ICI start date")
+        elif name == "pre_baseline_scan":
+            if f.pre_baseline_date is None:
+                missing.append("no pre-baseline scan")
+        elif name == "baseline_targets":
+            if f.baseline_date is None:
+                missing.append("no baseline scan")
+            elif f.n_targets <= 0:
+                missing.append("no target lesion at baseline")
+        elif name == "first_eval_scan":
+            if f.first_eval_date is None:
+                missing.append("no on-treatment evaluation scan")
+        elif name == "volumes" and f.volume_baseline_mm3 is None:
+            missing.append("no measured volumes")
+    return missing
 
 
-def evaluate(definition: HpdDefinition, f: PatientFacts, cfg: ResponseConfig) -> HpdAssessment:
+def _decide(
+    definition: HpdDefinition, f: PatientFacts, cfg: ResponseConfig
+) -> tuple[HpdLabel, Callable[[], str]]:
+    """The label of one definition and a function that writes its reason. One decision code for the
+    reported label (:func:`evaluate`) and for the stability draws (:func:`evaluate_label`), which never
+    read the reason (formatting it was half of the Monte Carlo's time)."""
     missing = missing_inputs(f, definition.required_inputs)
     if missing:
         if (
@@ -505,27 +529,36 @@ def evaluate(definition: HpdDefinition, f: PatientFacts, cfg: ResponseConfig) ->
             and len(missing) == 1
             and compare(float(f.death_days), "<=", cfg.early_death_window_days)
         ):
-            return HpdAssessment(
-                definition.key,
+            return (
                 HpdLabel.HPD,
-                f"died on day {f.death_days} <= {cfg.early_death_window_days:g} d, before the first "
-                "evaluation scan (early_death_policy = hpd).",
+                lambda: (
+                    f"died on day {f.death_days} <= {cfg.early_death_window_days:g} d, before the first "
+                    "evaluation scan (early_death_policy = hpd)."
+                ),
             )
         extra = (  # issue 16: states the recorded day; claims no order (a 2036 death is no early death)
             f" (death recorded on day {f.death_days} after ICI start)"
             if f.death_days is not None and "no on-treatment evaluation scan" in missing
             else ""
         )
-        return HpdAssessment(definition.key, HpdLabel.NOT_EVALUABLE, "; ".join(missing) + extra + ".")
+        return HpdLabel.NOT_EVALUABLE, lambda: "; ".join(missing) + extra + "."
     criteria = definition.rule(f, cfg, definition.key)
-    values = [c.value for c in criteria]
     failing = [c for c in criteria if c.value is False]
     if failing:
-        return HpdAssessment(definition.key, HpdLabel.NO_HPD, "; ".join(c.text for c in failing) + ".")
-    if all(v is True for v in values):
-        return HpdAssessment(definition.key, HpdLabel.HPD, "; ".join(c.text for c in criteria) + ".")
-    unknown = [c for c in criteria if c.value is None]
-    return HpdAssessment(definition.key, HpdLabel.NOT_EVALUABLE, "; ".join(c.text for c in unknown) + ".")
+        return HpdLabel.NO_HPD, lambda: "; ".join(c.text for c in failing) + "."
+    if all(c.value is True for c in criteria):
+        return HpdLabel.HPD, lambda: "; ".join(c.text for c in criteria) + "."
+    return HpdLabel.NOT_EVALUABLE, lambda: "; ".join(c.text for c in criteria if c.value is None) + "."
+
+
+def evaluate(definition: HpdDefinition, f: PatientFacts, cfg: ResponseConfig) -> HpdAssessment:
+    label, reason = _decide(definition, f, cfg)
+    return HpdAssessment(definition.key, label, reason())
+
+
+def evaluate_label(definition: HpdDefinition, f: PatientFacts, cfg: ResponseConfig) -> HpdLabel:
+    """The label :func:`evaluate` gives, without writing its reason (the stability draws)."""
+    return _decide(definition, f, cfg)[0]
 
 
 def evaluate_all(f: PatientFacts, cfg: ResponseConfig) -> list[HpdAssessment]:

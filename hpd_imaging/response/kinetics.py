@@ -114,19 +114,22 @@ def _burden(
     roles: Roles,
     cfg: ResponseConfig,
     selection: TargetSelection,
+    basis: str | None = None,
 ) -> tuple[float | None, float]:
-    """(burden, exponent) on the kinetic basis; non-target and new lesions absent on a scan count as 0."""
+    """(burden, exponent) on the kinetic basis (``basis``, else the configured one); non-target and new
+    lesions absent on a scan count as 0."""
     if date is None or not ids:
         return None, 3.0
+    basis = basis or cfg.kinetic_basis
     targets = set(selection.targets)
-    if cfg.kinetic_basis in ("sld_power3", "sum_ld_cubed"):
+    if basis in ("sld_power3", "sum_ld_cubed"):
         diameters = [
             sum_over(patient, (lid,), date, roles, cfg)
             if lid in targets
             else (recist_diameter(patient.lesions[lid], patient.size(lid, date)) or 0.0)
             for lid in ids
         ]
-        sld = cfg.kinetic_basis == "sld_power3"
+        sld = basis == "sld_power3"
         exponent = 3.0 if sld else 1.0
         measured = [d for d in diameters if d is not None]
         if len(measured) < len(diameters):  # a target not evaluable on this scan
@@ -142,7 +145,7 @@ def _burden(
         if v is None:
             return None, 1.0
         vols.append(v)
-    if cfg.kinetic_basis == "volume_power1":
+    if basis == "volume_power1":
         return sum(vols), 1.0
     return sum((6.0 * v / math.pi) ** (1.0 / 3.0) for v in vols), 3.0  # sphere-equivalent diameters
 
@@ -200,9 +203,8 @@ def compute_facts(
     f.tgr_exp = tgr_pct_per_month(f.burden_base, f.burden_first, t_exp, exponent)
     f.tgr_ratio, f.delta_tgr = ratio(f.tgr_exp, f.tgr_ref), difference(f.tgr_exp, f.tgr_ref)
     # TGK: linear slope of the diameter burden (mm/month), whatever the TGR basis
-    sld_cfg = cfg.model_copy(update={"kinetic_basis": "sld_power3"})
     d_pre, d_base, d_first = (
-        _burden(patient, ids, d, roles, sld_cfg, selection)[0] for d in (pre, base, first)
+        _burden(patient, ids, d, roles, cfg, selection, "sld_power3")[0] for d in (pre, base, first)
     )
     f.tgk_ref, f.tgk_exp = tgk_per_month(d_pre, d_base, t_ref), tgk_per_month(d_base, d_first, t_exp)
     f.tgk_ratio = ratio(f.tgk_exp, f.tgk_ref)

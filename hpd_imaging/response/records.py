@@ -56,7 +56,7 @@ class IrrcResponse(StrEnum):
 def _coerce(record: Any, enums: dict[str, type[StrEnum]]) -> None:
     for name, enum in enums.items():
         value = getattr(record, name)
-        if value is not None:
+        if value is not None and type(value) is not enum:  # already a member: nothing to check
             object.__setattr__(record, name, coerce_enum(enum, value, f"{type(record).__name__}.{name}"))
 
 

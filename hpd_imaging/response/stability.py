@@ -17,17 +17,21 @@ least ``stable_agreement`` of all draws gave the reported label (``stable``). Do
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import logging
+import math
 from typing import Any
 
 import numpy as np
+from scipy.stats import binom
 
-from hpd_imaging.domain import HpdAssessment, HpdLabel, LesionMeasurement, PatientCourse
+from hpd_imaging.course.targets import automatic_roles
+from hpd_imaging.domain import HpdAssessment, HpdLabel, Lesion, LesionMeasurement, LesionRole, PatientCourse
 from hpd_imaging.measure.uncertainty import resolve_sds
-from hpd_imaging.response.hpd import DEFINITIONS, evaluate, missing_inputs
+from hpd_imaging.response.hpd import DEFINITIONS, evaluate_label
 from hpd_imaging.response.kinetics import compute_facts
-from hpd_imaging.response.patient import PatientData
+from hpd_imaging.response.patient import PatientData, TargetSelection, recist_diameter
 from hpd_imaging.response.recist import assess_recist
 from hpd_imaging.response.records import LabelStability, MetricInterval, PatientFacts, PatientStability
 from hpd_imaging.settings.hpd import ResponseConfig
@@ -130,37 +134,59 @@ def _interval(samples: list[float | None], level: float) -> tuple[float | None, 
     )
 
 
-def selection_is_robust(course: PatientCourse, cfg: ResponseConfig) -> bool:
-    """Whether an automatic target selection would survive the measurement error.
+@functools.cache
+def stop_bounds(
+    draws: int, first_look: int, every: int, stable_agreement: float, alpha: float
+) -> dict[int, tuple[int, int]]:
+    """The sequential stop's bounds: at each look ``k`` (``first_look``, then every ``every`` draws before
+    ``draws``), (most disagreeing draws for a settled stable call, fewest for a settled fragile call).
 
-    The draws perturb sizes but keep the course's lesion roles (set once when the course was built), so a
-    baseline lesion whose RECIST diameter is within ``mdc_z`` SDs of the measurability limit (10 mm; 15 mm
-    short axis for nodes) could have been selected differently from the exact sizes: then the labels cannot
-    be called stable. Declared targets (an ``is_target`` column) are the reader's choice and always robust.
-    (Ranking among more than 5 candidates, or 2 per organ, is not checked.)"""
-    if course.targets_declared:
-        return True
-    patient = PatientData(course)
-    base = patient.roles.baseline
-    if base is None:
-        return True
-    z = cfg.stability.mdc_z
-    for lid, lesion in patient.lesions.items():
-        size = patient.size(lid, base)
-        if lesion.is_new or size is None or not size.is_present:
-            continue
-        sds = resolve_sds(size, cfg.stability)
-        if lesion.is_lymph_node:
-            value, sd, limit = size.short_axis_mm, sds.short_axis_sd_mm, cfg.node_measurable_min_sa_mm
-        else:
-            value, sd, limit = (
-                size.longest_axial_diameter_mm,
-                sds.longest_axial_diameter_sd_mm,
-                cfg.measurable_min_mm,
-            )
-        if value is not None and abs(value - limit) <= z * sd:
-            return False
-    return True
+    A one-sided exact binomial test at level ``alpha`` of the label's disagreement rate against the limit
+    ``p0 = 1 - stable_agreement`` (5 %) in each direction: settled stable when P(X <= d | k, p0) <= alpha
+    (so few disagreements are unlikely for a label at the limit), settled fragile when P(X >= d | k, p0) <=
+    alpha. At k = 60 and alpha = 0.05 the stable bound is d = 0 (0.95^60 = 4.6 %): the previous "unanimous
+    after 60 draws" rule is its first look. Error rates over all looks: docs/label_stability.md section 2."""
+    p0 = 1.0 - stable_agreement
+    bounds = {}
+    for k in range(first_look, draws, every):
+        low = int(binom.ppf(alpha, k, p0))  # smallest d with CDF(d) >= alpha
+        stable_max = low if binom.cdf(low, k, p0) <= alpha else low - 1
+        fragile_min = int(binom.isf(alpha, k, p0)) + 1  # smallest d with P(X >= d) <= alpha
+        # more disagreements than all ``draws`` may have for a stable call: fragile with certainty
+        certain = math.floor((1.0 - stable_agreement) * draws + 1e-9) + 1
+        bounds[k] = (stable_max, min(fragile_min, certain))
+    return bounds
+
+
+CHECK_EVERY = 10  # draws between two looks of the sequential stop
+
+
+class _Selector:
+    """Re-runs the course's own automatic RECIST target selection (course/targets.automatic_roles) on each
+    draw's baseline sizes. The lesions it ranks are the course's: those present at baseline that are
+    neither new nor fragments (draws never change presence)."""
+
+    def __init__(self, patient: PatientData, cfg: ResponseConfig) -> None:
+        self.cfg = cfg
+        self.base = patient.selection
+        self.baseline = patient.roles.baseline
+        ranked = (LesionRole.TARGET, LesionRole.NON_TARGET, LesionRole.NORMAL_NODE)
+        self.lesions: list[Lesion] = sorted(
+            (x for x in patient.course.lesions if x.role in ranked), key=lambda x: x.lesion_id
+        )
+        self.order = [x.lesion_id for x in patient.course.lesions]
+
+    def select(self, sizes: dict[Any, Any]) -> TargetSelection:
+        at_baseline = []
+        for lesion in self.lesions:
+            size = sizes.get((lesion.lesion_id, self.baseline))
+            at_baseline.append((lesion, recist_diameter(lesion, size)))
+        roles = automatic_roles(at_baseline, self.cfg)
+        targets = tuple(lid for lid in self.order if roles.get(lid, (None,))[0] is LesionRole.TARGET)
+        non_targets = tuple(lid for lid in self.order if roles.get(lid, (None,))[0] is LesionRole.NON_TARGET)
+        if targets == self.base.targets and non_targets == self.base.non_targets:
+            return self.base
+        return TargetSelection(targets, non_targets, self.base.new, self.base.automatic)
 
 
 def assess_stability(
@@ -177,42 +203,54 @@ def assess_stability(
     rng = patient_seed(settings.seed, course.patient_id)
     sizes, source = _draw_sizes(course, cfg, rng, n)
     base = PatientData(course)
+    selector = _Selector(base, cfg) if base.selection.automatic and base.roles.baseline else None
     keys = [(m.lesion_id, m.scan_date) for m in course.measurements]
     measurements = course.measurements
-    # a definition not evaluable for want of a scan, a date, a target or volumes is so in every draw (draws
-    # change sizes, never which scans or values exist): not re-evaluated, its agreement is 1 by construction
-    varying = [
-        DEFINITIONS[a.definition]
-        for a in reported
-        if a.definition in DEFINITIONS
-        and not missing_inputs(facts, DEFINITIONS[a.definition].required_inputs)
-    ]
+    # every definition is evaluated in every draw by the same decision code as the reported label (only its
+    # reason sentence is not written): with an automatic selection even "no target lesion at baseline" can
+    # change from draw to draw
+    definitions = [DEFINITIONS[a.definition] for a in reported if a.definition in DEFINITIONS]
+    reported_label = {a.definition: a.label for a in reported}
     metric_draws: dict[str, list[float | None]] = {name: [] for name in METRICS}
     label_draws: dict[str, list[HpdLabel]] = {a.definition: [] for a in reported}
+    disagree = dict.fromkeys(label_draws, 0)
+    same_selection = 0
     done = 0
+    looks = (
+        stop_bounds(n, settings.early_stop_draws, CHECK_EVERY, settings.stable_agreement, settings.stop_alpha)
+        if settings.early_stop_draws > 0
+        else {}
+    )
     for i in range(n):
-        if i and i == settings.early_stop_draws and all(len(set(v)) <= 1 for v in label_draws.values()):
-            break  # every label unanimous so far: more draws would only refine the intervals
+        if i in looks:
+            stable_max, fragile_min = looks[i]
+            if all(d <= stable_max or d >= fragile_min for d in disagree.values()):
+                break  # every label's stable/fragile call is settled (docs: sequential stop)
         done += 1
-        patient = copy.copy(base)  # the index (roles, lesions, selection) is shared; only sizes change
+        patient = copy.copy(base)  # the index (roles, lesions) is shared; only sizes (and selection) change
         drawn = sizes[i].tolist()
         draw_sizes: dict[Any, Any] = {  # duck-typed sizes (see _DrawnSize)
             key: _DrawnSize(m, *drawn[j]) for j, (key, m) in enumerate(zip(keys, measurements, strict=True))
         }
         patient._sizes = draw_sizes
-        recist = assess_recist(patient, patient.roles, patient.selection, cfg)
-        f = compute_facts(patient, patient.roles, patient.selection, recist, cfg)
+        selection = base.selection if selector is None else selector.select(draw_sizes)
+        same_selection += selection is base.selection
+        patient.selection = selection
+        recist = assess_recist(patient, patient.roles, selection, cfg)
+        f = compute_facts(patient, patient.roles, selection, recist, cfg)
         for name, field_name in METRICS.items():
             metric_draws[name].append(getattr(f, field_name))
-        for definition in varying:
-            label_draws[definition.key].append(evaluate(definition, f, cfg).label)
+        for definition in definitions:
+            label = evaluate_label(definition, f, cfg)
+            label_draws[definition.key].append(label)
+            if label is not reported_label[definition.key]:
+                disagree[definition.key] += 1
     intervals = tuple(
         MetricInterval(name, *(_interval(values, settings.confidence)))
         if getattr(facts, METRICS[name]) is not None
         else MetricInterval(name, None, None)
         for name, values in metric_draws.items()
     )
-    robust = selection_is_robust(course, cfg)
     labels = []
     for a in reported:
         drawn = label_draws[a.definition] or [a.label] * done
@@ -225,11 +263,12 @@ def assess_stability(
                 if evaluable
                 else None,
                 agreement=agreement,
-                stable=robust and agreement >= settings.stable_agreement,
+                stable=agreement >= settings.stable_agreement,
                 n_evaluable=len(evaluable),
             )
         )
-    return PatientStability(done, settings.seed, source, intervals, tuple(labels), robust)
+    selection_stable = same_selection / done >= settings.stable_agreement
+    return PatientStability(done, settings.seed, source, intervals, tuple(labels), selection_stable)
 
 
 def stability_columns(stability: PatientStability | None, definitions: list[str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ definition are data here (:data:`DEFINITION_THRESHOLDS`); the registry of rules 
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from pathlib import Path
@@ -172,9 +173,12 @@ class StabilitySettings(Section):
     # Monte Carlo draws per patient (0 turns the stability analysis off); deterministic for a given seed
     draws: int = Field(default=200, ge=0, le=100_000)
     seed: int = Field(default=17, ge=0)
-    # sequential stopping: after this many draws, stop when every definition's draws are unanimous (the
-    # chance that a label with >= 5 % disagreement shows none in 60 draws is 0.95^60 = 4.6 %); 0 = never
+    # sequential stop: from this many draws on, every 20 draws, stop when every label's stable/fragile call
+    # is settled by an exact binomial test of its disagreement rate against 1 - stable_agreement at level
+    # stop_alpha in either direction (at 60 draws: unanimous = stable, 0.95^60 = 4.6 %); 0 = never stop
+    # early (docs/label_stability.md section 2 gives the error rates)
     early_stop_draws: int = Field(default=60, ge=0)
+    stop_alpha: float = Field(default=0.05, gt=0, lt=0.5)
     # worker processes for a table of many patients (1 = in this process; each patient stays independent)
     workers: int = Field(default=1, ge=1, le=64)
     confidence: float = Field(default=0.95, gt=0, lt=1)  # level of the <metric>_ci_low/_ci_high interval
@@ -195,6 +199,13 @@ class StabilitySettings(Section):
     mdc_z: float = Field(default=1.96, gt=0)
     # concordance.csv counts only labels called stable
     concordance_stable_only: bool = False
+
+
+@functools.cache
+def _default_params(key: str) -> DefinitionParams:
+    """The default block of a definition (frozen, so one instance serves every call: the stability draws
+    read the options tens of thousands of times per table)."""
+    return PARAMS_CLASS.get(key, DefinitionParams)()
 
 
 class ResponseConfig(Section):
@@ -303,7 +314,7 @@ class ResponseConfig(Section):
     def options(self, key: str) -> DefinitionParams:
         """The block of definition ``key``: as configured, else its defaults."""
         params = self.definitions.get(key)
-        return params if params is not None else PARAMS_CLASS.get(key, DefinitionParams)()
+        return params if params is not None else _default_params(key)
 
     def threshold(self, key: str, name: str) -> Threshold:
         """The threshold ``name`` of definition ``key``: the override if any, else the published default."""
