@@ -40,33 +40,15 @@ def _exact_sizes(truth: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [5, 8])
-def test_stable_labels_from_images_equal_exact_size_labels(tmp_path, seed):
-    from hpd_imaging.pipeline.study import run_study
-    from hpd_imaging.settings.synth import SynthSettings
-    from hpd_imaging.synth.generate import generate_archive
-
-    archive = tmp_path / "archive"
-    generate_archive(
-        archive,
-        SynthSettings(
-            n_patients=3,
-            matrix=64,
-            n_followups=1,
-            seed=seed,
-            phenotypes=["hyperprogressor", "progressor", "responder"],
-        ),
-    )
-    run_study(archive, tmp_path / "out", FAST_CONFIG, workers=1)
+def _compare(archive: Path, out: Path) -> tuple[int, int, int, int]:
+    """(evaluable labels, called stable, differing from the exact-size label, of those called stable)."""
     truth = json.loads((archive / "ground_truth.json").read_text())
     exact = run_response(
         _exact_sizes(truth), read_table(archive / "clinical.csv"), ResponseConfig(stability={"draws": 0})
     ).kinetics.set_index("patient_id")
-    measured = pd.read_csv(tmp_path / "out" / "kinetics.csv", dtype=str, keep_default_na=False)
-    measured = measured.set_index("patient_id")
+    measured = pd.read_csv(out / "kinetics.csv", dtype=str, keep_default_na=False).set_index("patient_id")
     assert set(measured["uncertainty_source"]) == {"grid"}
-    n_eval = n_stable = n_flips = 0
+    n_eval = n_stable = n_flips = n_wrong = 0
     for key in DEFINITIONS:
         for pid in measured.index:
             label = measured.loc[pid, f"hpd_{key}"]
@@ -77,10 +59,50 @@ def test_stable_labels_from_images_equal_exact_size_labels(tmp_path, seed):
             n_stable += stable
             if label != exact.loc[pid, f"hpd_{key}"]:
                 n_flips += 1  # the grid error changed this label: it must be flagged fragile
-                assert not stable, (pid, key, measured.loc[pid, f"hpd_{key}_probability"])
-    assert n_eval > 20
-    # not vacuous: some label was flipped by the grid (and flagged) or called stable (and right). The stable
-    # share itself is low here: synthetic lesions measure 10-16 mm at baseline, within 1.96 grid SDs of the
-    # RECIST measurability limits, so the target selection (and every label) of most patients is not stable
-    # (0 % at seeds 5 and 8 with 3 patients; 34-50 % at seeds 3 and 4 with 6; docs/label_stability.md)
-    assert n_flips + n_stable > 0
+                n_wrong += stable
+    return n_eval, n_stable, n_flips, n_wrong
+
+
+@pytest.mark.slow
+def test_stable_labels_from_images_equal_exact_size_labels(tmp_path):
+    """Three archives of 6 patients on a 96 x 96 grid (3.75 mm pixels, 5 mm slices; grid SD of a diameter
+    1.5 mm), as docs/label_stability.md section 5 measured them: 0 stable labels differ from the exact-size
+    label, and most evaluable labels are stable (106, 92 and 91 of 128)."""
+    from hpd_imaging.pipeline.study import run_study
+    from hpd_imaging.settings.synth import SynthSettings
+    from hpd_imaging.synth.generate import generate_archive
+
+    config = tmp_path / "no_radiomics.yaml"  # radiomics plays no part in the labels
+    config.write_text("radiomics:\n  enabled: false\nrun:\n  workers: 1\n")
+    totals = [0, 0, 0, 0]
+    for seed in (0, 1, 2):
+        archive, out = tmp_path / f"archive{seed}", tmp_path / f"out{seed}"
+        generate_archive(archive, SynthSettings(n_patients=6, matrix=96, n_followups=1, seed=seed))
+        run_study(archive, out, config, workers=1)
+        n_eval, n_stable, n_flips, n_wrong = _compare(archive, out)
+        assert n_wrong == 0, f"seed {seed}: {n_wrong} stable labels differ from the exact-size label"
+        assert n_eval >= 100 and n_stable / n_eval > 0.6, (seed, n_eval, n_stable)
+        totals = [t + v for t, v in zip(totals, (n_eval, n_stable, n_flips, n_wrong), strict=True)]
+    # not vacuous: the grid error did flip some labels (all of them flagged fragile above)
+    assert totals[2] > 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sample_settings_need_no_hand_picked_seed(tmp_path, seed):
+    """sample_dicom's generator settings (4 patients, 128 x 128 at 2.8 mm pixels, 5 mm slices, two follow-ups,
+    the four phenotypes) at seeds nobody picked: every label of the run that differs from the exact-size label
+    is flagged fragile, so a sample no longer has to be chosen for labels that do not flip."""
+    from hpd_imaging.pipeline.study import run_study
+    from hpd_imaging.settings.synth import SynthSettings
+    from hpd_imaging.synth.generate import generate_archive
+
+    config = tmp_path / "no_radiomics.yaml"
+    config.write_text("radiomics:\n  enabled: false\nrun:\n  workers: 1\n")
+    archive, out = tmp_path / "archive", tmp_path / "out"
+    phenotypes = ["hyperprogressor", "responder", "progressor", "pseudoprogression"]
+    generate_archive(archive, SynthSettings(n_patients=4, seed=seed, phenotypes=phenotypes))
+    run_study(archive, out, config, workers=1)
+    n_eval, n_stable, n_flips, n_wrong = _compare(archive, out)
+    assert n_wrong == 0, f"seed {seed}: {n_wrong} of {n_flips} changed labels called stable"
+    assert n_eval >= 40 and n_stable > 0
