@@ -247,8 +247,9 @@ class PatientStability:
     uncertainty_source: str  # where the SDs came from: grid, table, literature (";"-joined when mixed)
     intervals: tuple[MetricInterval, ...]
     labels: tuple[LabelStability, ...]
-    # False when the automatic RECIST target selection itself is within the noise (see selection_is_robust):
-    # the draws keep the course's targets fixed, so no label is then called stable
+    # whether >= stable_agreement of the draws, each re-running the automatic RECIST target selection on its
+    # drawn baseline sizes, selected the reported targets (always True for declared targets); informative:
+    # the labels' own agreement already carries the selection's effect
     target_selection_stable: bool = True
 
     def label(self, definition: str) -> LabelStability:

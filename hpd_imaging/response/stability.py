@@ -4,9 +4,13 @@ Why Monte Carlo through the stage's own code: an HPD label is a chain of thresho
 +5 mm, TGR ratio >= 2, ΔTGR > 50, ...) over sums, logs and ratios, with policies for zeros and negative
 references; a closed form would re-implement every rule and drift from it. Instead each draw perturbs the
 course's measurements by their SDs (measure/uncertainty.py) and runs the very functions that produced the
-reported label (recist -> kinetics -> hpd). What is cached: the course's index (roles, target selection,
-lesion table) is built once and only its measurement lookup is swapped per draw; the draws themselves are
-one vectorised normal sample per patient. Deterministic: the generator is seeded by (settings seed,
+reported label: the course's automatic target selection (course/targets.automatic_roles), then recist ->
+kinetics -> hpd, where only the labels are read (hpd.evaluate_label: same decision, no reason sentence).
+What is cached: the course's index (timepoint roles, lesion table) is built once and only its measurement
+lookup (and, when the drawn sizes select other targets, its selection) is swapped per draw; the draws
+themselves are one vectorised normal sample per patient, made up front. A sequential stop
+(:func:`stop_bounds`) ends a patient's draws once every label's stable/fragile call is settled.
+Deterministic: the generator is seeded by (settings seed,
 patient id), so a patient's intervals never depend on the other patients of the table.
 
 Outputs per patient: for each kinetic metric a central ``confidence`` interval (percentiles of the draws);

@@ -16,10 +16,10 @@ import pydicom
 import pytest
 from pipeline_helpers import (
     FAST_CONFIG,
-    check_champiat_labels,
     cli,
     read_truth,
     train_test_model,
+    truth_lesions,
 )
 
 OUTPUTS = [
@@ -132,8 +132,41 @@ def test_measurements_and_labels_match_ground_truth(sample_run: Path, sample_dic
                     assert abs(row[col] - m[col]) <= tol["diameter_mm"], (key, col, row[col], m[col])
     assert n_checked >= 20
 
-    _, expected, plausible, n_exact = check_champiat_labels(out_dir, sample_dicom)
-    # the bundled sample is chosen so that no label flips within one pixel (sample_dicom/README.md): there,
-    # every label of the run must equal the label of the exact measurements
-    assert all(len(labels) == 1 for labels in plausible.values()), plausible
-    assert n_exact == len(expected)
+    # sample_dicom is generated with the generator's default seed, not one picked so that no label flips
+    # (issue 17): every label of the run that differs from the label of the exact sizes is flagged fragile,
+    # and the labels the analysis calls stable are the exact-size labels
+    n_eval, n_stable, n_flips = _labels_against_exact_sizes(out_dir, sample_dicom)
+    assert n_eval >= 40 and n_stable >= n_eval // 2, (n_eval, n_stable)
+
+
+def _labels_against_exact_sizes(out_dir: Path, archive: Path) -> tuple[int, int, int]:
+    """(evaluable labels, called stable, differing from the exact-size label); asserts that every label of
+    the run that differs from the label the same code gives from ground_truth.json's exact sizes is fragile
+    and that each patient's scan dates are the truth's."""
+    from hpd_imaging.response import load_response_config, run_response
+    from hpd_imaging.response.hpd import DEFINITIONS
+    from hpd_imaging.settings import REPO_PIPELINES
+
+    clinical = pd.read_csv(archive / "clinical.csv", dtype={"patient_id": str})
+    cfg = load_response_config(REPO_PIPELINES / "hpd_definitions.yaml")
+    exact_cfg = cfg.model_copy(update={"stability": cfg.stability.model_copy(update={"draws": 0})})
+    exact = run_response(truth_lesions(read_truth(archive)), clinical, exact_cfg).kinetics.set_index(
+        "patient_id"
+    )
+    got = pd.read_csv(out_dir / "kinetics.csv", dtype={"patient_id": str}, keep_default_na=False)
+    got = got.astype(str).set_index("patient_id")
+    n_eval = n_stable = n_flips = 0
+    for pid in exact.index:
+        for col in ("baseline_date", "first_eval_date"):
+            assert got.loc[pid, col] == str(exact.loc[pid, col]), (pid, col)
+        for key in DEFINITIONS:
+            label = got.loc[pid, f"hpd_{key}"]
+            if label == "not_evaluable":
+                continue
+            n_eval += 1
+            stable = got.loc[pid, f"hpd_{key}_stable"] == "True"
+            n_stable += stable
+            if label != exact.loc[pid, f"hpd_{key}"]:
+                n_flips += 1
+                assert not stable, (pid, key, label, exact.loc[pid, f"hpd_{key}"])
+    return n_eval, n_stable, n_flips
