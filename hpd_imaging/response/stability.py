@@ -10,8 +10,8 @@ What is cached: the course's index (timepoint roles, lesion table) is built once
 lookup (and, when the drawn sizes select other targets, its selection) is swapped per draw; the draws
 themselves are one vectorised normal sample per patient, made up front. A sequential stop
 (:func:`stop_bounds`) ends a patient's draws once every label's stable/fragile call is settled.
-Deterministic: the generator is seeded by (settings seed,
-patient id), so a patient's intervals never depend on the other patients of the table.
+Deterministic: the generator is seeded by (settings seed, patient id), so a patient's intervals never
+depend on the other patients of the table.
 
 Outputs per patient: for each kinetic metric a central ``confidence`` interval (percentiles of the draws);
 for each definition the share of hpd among the draws that were evaluable (``probability``) and whether at
