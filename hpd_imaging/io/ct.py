@@ -4,9 +4,10 @@ Why our own stacking instead of SimpleITK's ImageSeriesReader: it averages uneve
 tilt as a rotation with only a warning (specs/dicom_io_notes.md 1.2); highdicom refuses blank SOPClassUIDs
 (1.5). Here headers are read with pydicom (``stop_before_pixels``), the stack is checked by
 :mod:`hpd_imaging.io._geometry`, and pixels are decoded one slice at a time straight into one preallocated
-volume (pydicom 3 + pylibjpeg plugins for JPEG 2000 / JPEG lossless / JPEG-LS, native RLE), converted to HU
-with :func:`pydicom.pixels.apply_modality_lut`. Compressed series are decoded on a small process pool, in
-slice order and a few slices ahead at most (:mod:`hpd_imaging.io._pixeldecode`: the decoders hold the GIL).
+volume (uncompressed: read from the file into one reused buffer; JPEG 2000: imagecodecs on a thread pool;
+JPEG lossless / JPEG-LS / RLE: pydicom 3 + pylibjpeg plugins on a process pool), converted to HU as
+:func:`pydicom.pixels.apply_modality_lut` does, in slice order and a few slices ahead at most
+(:mod:`hpd_imaging.io._pixeldecode`).
 
 Irregular stacks (gaps, uneven spacing, gantry tilt) are refused unless ``LoaderSettings.irregular_geometry``
 is ``"resample"``; then they are resampled onto a regular orthogonal grid, recorded in
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
@@ -34,7 +36,7 @@ from hpd_imaging.errors import DicomReadError, GeometryError, InputLimitError
 from hpd_imaging.io._dicomread import BoundedReader, read_dicom
 from hpd_imaging.io._geometry import PlaneHeader, StackGeometry, analyse_stack, regular_direction
 from hpd_imaging.io._limits import check_dicom_pixel_size, check_image_header
-from hpd_imaging.io._pixeldecode import decode_workers, is_compressed, iter_stored
+from hpd_imaging.io._pixeldecode import iter_stored, plan_decode
 from hpd_imaging.io._resample import resample_stack, target_grid
 from hpd_imaging.settings.io import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
@@ -44,6 +46,20 @@ IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 # objects that can share a folder with the CT but are not image slices of it
 _NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "SR", "RTPLAN", "RTDOSE", "KO", "PR", "REG", "RWV"}
 _ENHANCED_CT_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2"}
+# every header attribute this loader, io/_limits and io/_pixeldecode (pydicom's decoders) read: only these are
+# converted (read_dicom only_tags), the rest of a header (vendor blocks, dose reports ...) stays raw
+_CT_HEADER_TAGS: frozenset[int] = frozenset(
+    int(tag_for_keyword(keyword))  # type: ignore[arg-type]
+    for keyword in (
+        "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesInstanceUID", "FrameOfReferenceUID",
+        "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "GantryDetectorTilt",
+        "SpacingBetweenSlices", "SliceThickness", "RescaleSlope", "RescaleIntercept", "RescaleType",
+        "ModalityLUTSequence", "Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored", "HighBit",
+        "PixelRepresentation", "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames",
+        "ExtendedOffsetTable", "ExtendedOffsetTableLengths", "PerFrameFunctionalGroupsSequence",
+        "SharedFunctionalGroupsSequence",
+    )
+)  # fmt: skip
 
 Progress = Callable[[int, int], None]
 
@@ -111,7 +127,9 @@ def _read_headers(files: Sequence[Path], label: str, settings: LoaderSettings) -
     skipped = 0
     for f in files:
         try:
-            ds, offset = read_dicom(f, stop_before_pixels=True, what="a DICOM image header")
+            ds, offset = read_dicom(
+                f, stop_before_pixels=True, what="a DICOM image header", only_tags=_CT_HEADER_TAGS
+            )
             # where the pixel data element starts: the decode pass reads only that element
             ds._hpd_pixel_offset = offset
             modality = str(ds.get("Modality", "")).upper()
@@ -278,19 +296,14 @@ def _load_series(
     shape = (len(ordered), stack.rows, stack.columns)
     _check_size(shape, settings, label)
     hu = np.empty(shape, dtype=dtype)  # allocated once, filled slice by slice
-    # compressed slices are decoded on worker processes (the decoders hold the GIL), in order, at most a few
-    # slices ahead: see hpd_imaging.io._pixeldecode
-    workers = decode_workers(
-        len(ordered),
-        any(is_compressed(ds) for _, ds in ordered),
-        settings.decode_workers,
-        settings.parallel_decode_min_slices,
-    )
-    if workers > 1:
-        log.debug("%s: decoding %d compressed slices on %d processes", label, len(ordered), workers)
-    stored_slices = iter_stored(ordered, workers)
+    # JPEG 2000 decodes on threads (imagecodecs releases the GIL), other compressed syntaxes on processes,
+    # in order and at most a few slices ahead; uncompressed slices are read into one reused buffer: see
+    # hpd_imaging.io._pixeldecode
+    plan = plan_decode(ordered, settings.decode_workers, settings.parallel_decode_min_slices)
+    log.debug("%s: decoding %d slices %s", label, len(ordered), plan.describe())
+    stored_slices = iter_stored(ordered, plan)
     try:
-        hu = _fill_series(hu, ordered, stored_slices, stack, progress)
+        hu = _fill_series(hu, ordered, stored_slices, stack, rescales, progress)
     finally:
         stored_slices.close()  # cancels slices still queued when a slice failed
     sops = tuple(str(ds.get("SOPInstanceUID", "") or "") for _, ds in ordered)
@@ -316,13 +329,13 @@ def _fill_series(
     ordered: Sequence[tuple[Path, Dataset]],
     stored_slices: Iterator[np.ndarray],
     stack: StackGeometry,
+    rescales: Sequence[tuple[float, float]],
     progress: Progress | None,
 ) -> np.ndarray:
     """Write each slice's HU into ``hu`` in stack order; returns ``hu`` (new if widened to float32)."""
     for k, (path, ds) in enumerate(ordered):
         try:
             stored = next(stored_slices)
-            values = apply_modality_lut(stored, ds)
         except Exception as exc:  # decoder plugins raise many types; report the file and the syntax
             raise _decode_error(path, ds, "pixel data", exc) from exc
         if stored.shape != (stack.rows, stack.columns):
@@ -331,10 +344,40 @@ def _fill_series(
                 f"array {stored.shape}",
                 path=str(path),
             )
-        hu = _store_slice(hu, k, values, str(path))
+        if "ModalityLUTSequence" in ds or stored.dtype.kind not in "iu":
+            try:
+                values = apply_modality_lut(stored, ds)
+            except Exception as exc:
+                raise _decode_error(path, ds, "pixel data", exc) from exc
+            hu = _store_slice(hu, k, values, str(path))
+        else:
+            # pydicom's apply_modality_lut rescales only when both attributes are present
+            rescaled = "RescaleSlope" in ds and "RescaleIntercept" in ds
+            hu = _store_rescaled(hu, k, stored, rescales[k] if rescaled else (1.0, 0.0), str(path))
         if progress is not None:
             progress(k + 1, len(ordered))
     return hu
+
+
+def _store_rescaled(
+    hu: np.ndarray, k: int, stored: np.ndarray, rescale: tuple[float, float], label: str
+) -> np.ndarray:
+    """``stored * slope + intercept`` into slice ``k``: the values of pydicom's ``apply_modality_lut``.
+
+    Why not that function: it makes a float64 copy of every slice (8 bytes/voxel) and ``_store_slice`` then
+    scans it twice; for the usual CT (integer stored values, slope 1, integral intercept, int16 volume) the
+    range of the result follows from the stored minimum and maximum, and one integer add writes the slice
+    in place. Other slopes go through one float64 slice of scratch, as pydicom computes them.
+    """
+    slope, intercept = rescale
+    if hu.dtype == np.int16 and slope == 1.0 and abs(intercept) < 2**31 and stored.size:
+        lo, hi = int(stored.min()) + int(intercept), int(stored.max()) + int(intercept)
+        if _INT16.min <= lo and hi <= _INT16.max:
+            np.add(stored, np.int32(intercept), out=hu[k], casting="unsafe")  # exact: int32 arithmetic
+            return hu
+    values = np.multiply(stored, slope, dtype=np.float64)
+    values += intercept
+    return _store_slice(hu, k, values, label)
 
 
 def _decode_error(path: Path, ds: Dataset, what: str, exc: Exception) -> DicomReadError:
