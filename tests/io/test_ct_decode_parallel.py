@@ -7,6 +7,7 @@ message as the serial path; at most ``2 x workers`` slices are in flight.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +47,19 @@ def compressed_series(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
     return folder
 
 
-def test_synthetic_compressed_series_parallel_equals_serial_and_ground_truth(compressed_series: Path) -> None:
-    serial = load_ct(compressed_series, SERIAL)
-    parallel = load_ct(compressed_series, PARALLEL)
-    assert _pixeldecode._pool is not None and _pixeldecode._pool_workers == 2  # the pool really decoded
+def _decoded_on(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage().split(" slices ")[-1] for r in caplog.records if "decoding" in r.getMessage()]
+
+
+def test_synthetic_compressed_series_parallel_equals_serial_and_ground_truth(
+    compressed_series: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="hpd_imaging.io.ct"):
+        serial = load_ct(compressed_series, SERIAL)
+        parallel = load_ct(compressed_series, PARALLEL)
+    # JPEG 2000 on imagecodecs' threads (GIL released), RLE on processes (pydicom's decoder holds the GIL)
+    pool = "threads" if "jpeg" in compressed_series.name else "processes"
+    assert _decoded_on(caplog) == ["serially", f"on 2 {pool}"]
     expected = np.stack([_pixels(n) for n in range(N_SLICES)]).astype(np.int32) - 1024
     np.testing.assert_array_equal(serial.hu, expected)
     np.testing.assert_array_equal(parallel.hu, expected)
@@ -143,14 +153,34 @@ def test_daemonic_process_decodes_serially(monkeypatch: pytest.MonkeyPatch) -> N
     assert _pixeldecode.decode_workers(96, compressed=True, workers=8, min_slices=16) == 1
 
 
-def test_totalsegmentator_j2k_series_parallel_equals_serial(real_data: Path) -> None:
+def test_totalsegmentator_j2k_series_parallel_equals_serial(
+    real_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder = real_data / "totalseg_ct_jpeg2000" / "tests" / "reference_files" / "example_ct_dicom"
-    serial = load_ct(folder, SERIAL)
-    parallel = load_ct(folder, LoaderSettings(decode_workers=2))  # 20 slices >= default min of 16
-    assert _pixeldecode._pool_workers == 2
+    with caplog.at_level(logging.DEBUG, logger="hpd_imaging.io.ct"):
+        serial = load_ct(folder, SERIAL)
+        parallel = load_ct(folder, LoaderSettings(decode_workers=2))
+    assert _decoded_on(caplog) == ["serially", "on 2 threads"]
     assert parallel.hu.shape == (20, 512, 512)
     assert parallel.hu.dtype == serial.hu.dtype
     np.testing.assert_array_equal(parallel.hu, serial.hu)
     assert parallel.geometry == serial.geometry
     # a real CT: air and soft tissue present (the volume is not blank or garbage)
     assert serial.hu.min() <= -1000 and 0 <= float(np.median(serial.hu[serial.hu > -500])) <= 100
+
+
+def test_totalsegmentator_j2k_imagecodecs_equals_pylibjpeg_and_simpleitk(
+    real_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real JPEG 2000 series: imagecodecs (threads) = pydicom + pylibjpeg-openjpeg = SimpleITK (GDCM)."""
+    sitk = pytest.importorskip("SimpleITK")
+    folder = real_data / "totalseg_ct_jpeg2000" / "tests" / "reference_files" / "example_ct_dicom"
+    ours = load_ct(folder, LoaderSettings(decode_workers=2))
+    monkeypatch.setattr(_pixeldecode, "_jpeg2k_decode", lambda: None)  # today's decoder on processes
+    pylibjpeg = load_ct(folder, LoaderSettings(decode_workers=2))
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    itk = sitk.GetArrayFromImage(reader.Execute())
+    np.testing.assert_array_equal(ours.hu, pylibjpeg.hu)
+    assert ours.hu.shape == itk.shape
+    np.testing.assert_array_equal(ours.hu, itk)
