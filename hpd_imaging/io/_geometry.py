@@ -179,7 +179,7 @@ def analyse_stack(
         return stack
 
     median = float(np.median(gaps))
-    stack.slice_spacing_mm = median
+    stack.slice_spacing_mm = _without_float_noise(median)
     gap_tol = max(tol_mm, tol_rel * median)
     uneven = np.abs(gaps - median) > gap_tol
     if np.any(uneven):
@@ -234,6 +234,18 @@ def analyse_stack(
             stack.gantry_tilt_hint_deg,
         )
     return stack
+
+
+def _without_float_noise(gap_mm: float) -> float:
+    """The median gap without the float noise of subtracting positions (1.2, not 1.200000000000001).
+
+    Why: positions are decimal strings (DS), so a regular gap is a short decimal, but the difference of two
+    parsed positions carries ~1e-15 mm of binary rounding, which then differed from SimpleITK's spacing and
+    from the SEG's SpacingBetweenSlices in the last bits. Only a change below 1e-9 mm is taken (rounding to
+    1e-6 mm), so a genuinely long decimal gap stays as measured; the regularity checks use the raw gaps.
+    """
+    rounded = round(gap_mm, 6)
+    return rounded if abs(rounded - gap_mm) <= 1e-9 else gap_mm
 
 
 def regular_direction(stack: StackGeometry) -> tuple[float, ...]:

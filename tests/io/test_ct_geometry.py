@@ -15,7 +15,7 @@ import pytest
 from io_dicom_writers import write_ct_series
 
 from hpd_imaging.errors import DicomReadError, GeometryError, InputLimitError
-from hpd_imaging.io import LoaderSettings, load_ct
+from hpd_imaging.io import LoaderSettings, _geometry, load_ct
 
 RESAMPLE = LoaderSettings(irregular_geometry="resample")
 ROWS, COLS = 6, 7
@@ -302,3 +302,28 @@ def test_nifti_ct_round_trip(tmp_path: Path) -> None:
     assert ct.geometry.spacing_mm == pytest.approx((0.7, 0.8, 2.5))
     assert ct.geometry.origin_mm == pytest.approx((1.0, 2.0, 3.0))
     assert ct.geometry.direction == pytest.approx((1, 0, 0, 0, -1, 0, 0, 0, 1))
+
+
+def test_regular_decimal_spacing_is_the_clean_decimal(tmp_path: Path) -> None:
+    """Positions -163.5 + 1.2 k as DS strings: their float differences are 1.2 +- 1e-14, the spacing is 1.2.
+
+    (SimpleITK reports 1.199999999999999 here: it keeps the noise of its own arithmetic.)"""
+    sitk = pytest.importorskip("SimpleITK")
+    zs = [round(-163.5 + 1.2 * k, 4) for k in range(12)]
+    gaps = np.diff(np.array(zs))
+    assert not np.all(gaps == 1.2)  # the float noise this is about is really there
+    write_ct_series(tmp_path, axial(zs), z_slices(zs))
+    ct = load_ct(tmp_path)
+    assert ct.geometry.spacing_mm[2] == 1.2
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(tmp_path)))
+    assert reader.Execute().GetSpacing()[2] == pytest.approx(1.2, abs=1e-12)
+
+
+def test_only_float_noise_is_removed_from_the_spacing() -> None:
+    """A gap that is not a 6-decimal number is kept as measured; noise below 1e-9 mm is removed."""
+    clean = _geometry._without_float_noise
+    assert clean(1.2000000000000028) == 1.2
+    assert clean(0.6249999999999991) == 0.625
+    assert clean(0.70312491) == 0.70312491  # 1e-8 mm from 0.703125: a real decimal, not noise
+    assert clean(2.5000000015) == 2.5000000015
