@@ -44,11 +44,13 @@ class LoaderSettings(Section):
     # safety limit on the masks one segmentation file becomes: masks x CT voxels (one byte each), checked
     # before they are built (a label map with thousands of values, or of noise split into components)
     max_mask_bytes: int = Field(default=8 * 2**30, gt=0)
-    # processes that decode a compressed (JPEG 2000, JPEG, RLE ...) series; None = the usable cores (CPU
-    # affinity, i.e. os.cpu_count() unless restricted). The decoders hold the GIL, hence processes, not
-    # threads (hpd_imaging/io/_pixeldecode.py); 1 decodes serially in the calling process
+    # threads (JPEG 2000: imagecodecs releases the GIL, also inside Dask workers) or processes (JPEG, JPEG-LS,
+    # RLE: pydicom's decoders hold the GIL; not inside daemonic processes) that decode a compressed series;
+    # None = the usable cores (CPU affinity, i.e. os.cpu_count() unless restricted); 1 decodes serially in
+    # the calling thread (hpd_imaging/io/_pixeldecode.py)
     decode_workers: int | None = Field(default=None, ge=1)
-    # series with fewer slices decode serially: the pool's start-up and hand-over would not pay
+    # series with fewer slices decode serially on the process pool's path (its start-up and hand-over would
+    # not pay); the JPEG 2000 thread pool starts from 2 slices
     parallel_decode_min_slices: int = Field(default=16, ge=2)
 
     # --- which structures of a segmentation are lesions (io/structures.py; order: type, category, name) ---
