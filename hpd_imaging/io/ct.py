@@ -46,20 +46,15 @@ IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 # objects that can share a folder with the CT but are not image slices of it
 _NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "SR", "RTPLAN", "RTDOSE", "KO", "PR", "REG", "RWV"}
 _ENHANCED_CT_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2"}
-# every header attribute this loader, io/_limits and io/_pixeldecode (pydicom's decoders) read: only these are
-# converted (read_dicom only_tags), the rest of a header (vendor blocks, dose reports ...) stays raw
-_CT_HEADER_TAGS: frozenset[int] = frozenset(
-    int(tag_for_keyword(keyword))  # type: ignore[arg-type]
-    for keyword in (
-        "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesInstanceUID", "FrameOfReferenceUID",
-        "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "GantryDetectorTilt",
-        "SpacingBetweenSlices", "SliceThickness", "RescaleSlope", "RescaleIntercept", "RescaleType",
-        "ModalityLUTSequence", "Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored", "HighBit",
-        "PixelRepresentation", "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames",
-        "ExtendedOffsetTable", "ExtendedOffsetTableLengths", "PerFrameFunctionalGroupsSequence",
-        "SharedFunctionalGroupsSequence",
-    )
-)  # fmt: skip
+# what this loader, io/_limits and pydicom's decoders read: only these are converted (read_dicom only_tags)
+_CT_HEADER_TAGS: frozenset[int] = frozenset(int(tag_for_keyword(k)) for k in [  # type: ignore[arg-type]
+    "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesInstanceUID", "FrameOfReferenceUID",
+    "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "GantryDetectorTilt",
+    "SpacingBetweenSlices", "SliceThickness", "RescaleSlope", "RescaleIntercept", "ModalityLUTSequence",
+    "Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+    "PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames", "ExtendedOffsetTable",
+    "ExtendedOffsetTableLengths", "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
+])  # fmt: skip
 
 Progress = Callable[[int, int], None]
 
