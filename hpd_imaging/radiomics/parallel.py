@@ -147,6 +147,14 @@ def largest_first(units: Sequence[Unit]) -> list[int]:
     return sorted(range(len(units)), key=lambda n: -_cost(units[n]))
 
 
+def plan_units(extractor: Any, region_voxels: int, split_min_voxels: int | None, elsewhere: bool,
+               slots: int) -> list[Unit]:
+    """A region's units: split by image type when it runs ``elsewhere`` (pool, cluster) and has at least
+    ``split_min_voxels`` voxels; else one unit, as pyradiomics runs it."""
+    split = elsewhere and split_min_voxels is not None and region_voxels >= split_min_voxels
+    return units_of(extractor, split, slots)
+
+
 def execute_unit(extractor: Any, prepared: Prepared, unit: Unit) -> OrderedDict[str, Any]:
     """Step 4 (shape) and/or step 6 (image types) of ``execute`` for one unit of a prepared region."""
     settings = prepared.settings
@@ -243,11 +251,7 @@ def run_regions(
     if where == "dask":
         slots = _dask_slots()
 
-    def units_for(task: Task) -> list[Unit]:
-        split = split_min_voxels is not None and int(task[2].sum()) >= split_min_voxels and where != "here"
-        return units_of(extractor, split, slots)
-
-    plans = [units_for(t) for t in tasks]
+    plans = [plan_units(extractor, int(t[2].sum()), split_min_voxels, where != "here", slots) for t in tasks]
     if where == "here" or sum(len(p) for p in plans) <= 1:
         for task, units in zip(tasks, plans, strict=True):
             yield _run_here(task, units, prepare_region, extractor)

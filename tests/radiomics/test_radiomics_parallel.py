@@ -117,6 +117,15 @@ def test_units_of_radiomics_ct_yaml() -> None:
     assert [split[n].keep for n in order[:2]] == [(0, 1, 2, 3), (4, 5, 6, 7)] and order[-1] == 0
 
 
+def test_split_threshold_both_ways() -> None:
+    extractor = _Extractor(PARAMS)
+    # shape, Original, 2 LoG sigmas, 2 wavelet groups
+    assert len(parallel.plan_units(extractor, 5000, 5000, True, 2)) == 1 + 1 + 2 + 2
+    assert len(parallel.plan_units(extractor, 4999, 5000, True, 2)) == 1
+    assert len(parallel.plan_units(extractor, 10**6, 5000, False, 2)) == 1  # in this process: never split
+    assert len(parallel.plan_units(extractor, 10**6, None, True, 2)) == 1
+
+
 def test_units_run_here_equal_plain_pyradiomics(ct_and_lesions) -> None:
     ct, masks = ct_and_lesions
     result = extract_lesion_features(ct, masks[:2], PARAMS)
