@@ -337,7 +337,7 @@ def extract_lesion_features(
     scan_date: dt.date | None = None,
     body_threshold_hu: float = -500.0,
     workers: int = 1,
-    start_method: str = "spawn",
+    start_method: str = "forkserver",
     fast_shape: bool = True,
     crop: bool = True,
     ibsi_tags: bool = False,
@@ -358,8 +358,9 @@ def extract_lesion_features(
     pyradiomics' loading, resampling and mask check run here, per region; the rest (shape, then every image
     type) runs here, or, when called inside a Dask worker and ``dask`` is true, as tasks on that cluster
     (regions of one exam spread over the workers), or, with ``workers > 1`` outside a daemonic process, on a
-    process pool (``concurrent.futures``, ``start_method`` "spawn" by default because forking a process that
-    runs threads can deadlock). A region of at least ``split_min_voxels`` mask voxels (None: never) is
+    process pool (``concurrent.futures``; ``start_method`` "forkserver" by default: children forked from a
+    clean server process that imported pyradiomics once, not from this process, whose threads could
+    deadlock a fork). A region of at least ``split_min_voxels`` mask voxels (None: never) is
     further split by image type (shape, Original, each LoG sigma, groups of wavelet sub-bands) when it runs
     on a pool or cluster; smaller regions are one task each, and with one task in all it runs here.
     ``fast_shape=False`` uses pyradiomics' own O(n^2) diameter search (same
