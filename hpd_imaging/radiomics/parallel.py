@@ -240,8 +240,8 @@ def run_regions(
 
     ``prepare_region`` runs here (it needs the CT) with ``extractor``; units run here, on a pool of
     ``workers`` processes (each builds its extractor from ``params``, the pyradiomics parameter mapping of
-    ``extractor``) or on the Dask cluster (see the module docstring). A
-    region whose mask has at least ``split_min_voxels`` voxels (None: never) is split by image type."""
+    ``extractor``) or on the Dask cluster (see the module docstring). A region whose mask has at least
+    ``split_min_voxels`` voxels (None: never) is split by image type there."""
     where = "here"
     slots = max(1, workers)
     if use_dask and on_dask_worker():
@@ -260,10 +260,11 @@ def run_regions(
         yield from _run_on_dask(tasks, plans, prepare_region, params, fast_shape)
         return
     context = _pool_context(start_method)
-    n = min(workers, sum(len(p) for p in plans))
-    with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
-        # start the processes (spawn + imports: seconds) now, while this process prepares the first region
-        warm = [pool.submit(_warm_up) for _ in range(n)]
+    n_processes = min(workers, sum(len(p) for p in plans))
+    with ProcessPoolExecutor(max_workers=n_processes, mp_context=context) as pool:
+        # start the processes now (the fork server's imports on first use: seconds), while this process
+        # prepares the first region
+        warm = [pool.submit(_warm_up) for _ in range(n_processes)]
         submitted: list[tuple[Task, OrderedDict[str, Any] | str, list[Future]]] = []
         for task, units in zip(tasks, plans, strict=True):
             try:
