@@ -156,6 +156,27 @@ def test_unusable_region_is_an_error_row_on_a_pool_too(ct_and_lesions) -> None:
     assert pooled.features.equals(serial.features)
 
 
+def test_daemonic_process_runs_here_instead_of_a_pool(ct_and_lesions, monkeypatch) -> None:
+    """A daemonic process (e.g. a Dask worker without the cluster path) may not have children: workers=2
+    then runs in-process, with the same values, instead of failing."""
+    import multiprocessing
+
+    ct, masks = ct_and_lesions
+    params = params_from_dict({"imageType": {"Original": {}}}, source="t")
+    serial = extract_lesion_features(ct, masks[2:], params, ring_widths_mm=[3])
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a daemonic process started a pool")
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)
+    here = extract_lesion_features(ct, masks[2:], params, ring_widths_mm=[3], workers=2, split_min_voxels=1)
+    assert here.errors == [] and here.features.equals(serial.features)
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", False)
+    with pytest.raises(AssertionError, match="started a pool"):  # the same call outside a daemon uses one
+        extract_lesion_features(ct, masks[2:], params, ring_widths_mm=[3], workers=2, split_min_voxels=1)
+
+
 def test_merge_keeps_unit_order_and_reports_the_first_failure() -> None:
     head = OrderedDict(diagnostics_a=1)
     task = (0, "lesion", None, ())
