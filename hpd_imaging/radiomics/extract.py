@@ -437,9 +437,7 @@ def extract_lesion_features(
             progress(done, len(tasks))
 
     engine = params.engine
-    if engine == "mirp":
-        pass
-    else:
+    if engine != "mirp":
         saved = dict(_WORKER_STATE)
         _init_worker(ct.hu, ct.geometry, params, fast_shape, crop)
         try:
