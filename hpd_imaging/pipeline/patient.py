@@ -379,6 +379,8 @@ def _radiomics(job: PatientJob, exams: list, base_exam: Any, label_to_id: dict) 
             workers=cfg.lesion_workers,
             fast_shape=cfg.fast_shape,
             ibsi_tags=cfg.ibsi_tags,
+            dask=cfg.distribute_on_dask,  # lesions as tasks of the cluster this patient runs on (issue 21)
+            split_min_voxels=cfg.split_min_voxels,
         )
         feats.append(result.features)
         diags.append(result.diagnostics)

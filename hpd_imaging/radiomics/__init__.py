@@ -7,6 +7,10 @@ Modules:
 * :mod:`.extract` - features per lesion and peritumoral ring (pyradiomics, MIRP via :mod:`.ibsi`, provenance);
 * :mod:`.ibsi` - IBSI-conformant features with MIRP (preprocessing settings, feature names by IBSI tag);
 * :mod:`.tags` - column names by IBSI feature tag (``--ibsi-tags``);
+* :mod:`.parallel` - a region's extraction cut into units (shape, each image type) run here, on a process
+  pool or as tasks of the Dask cluster a patient runs on (issue 21), merged in pyradiomics' order;
+* :mod:`._extractor` - pyradiomics' extractor with the hull shape and :mod:`._binning` (one discretisation
+  per image), importable by pool processes and Dask workers without the rest of hpd-imaging;
 * :mod:`._hull_shape` - value-identical fast replacement of pyradiomics' shape coefficients;
 * :mod:`.regions` - body mask and peritumoral rings (no pyradiomics);
 * :mod:`.aggregate` - per-patient aggregation of per-lesion features (no pyradiomics).

@@ -22,10 +22,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import multiprocessing
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,13 +30,14 @@ import numpy as np
 import pandas as pd
 import radiomics  # pyradiomics
 import SimpleITK as sitk  # noqa: N813 (the universal alias)
-from radiomics import featureextractor, imageoperations, shape
+from radiomics import featureextractor, imageoperations
 
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask
 from hpd_imaging.errors import ConfigError, GeometryError
-from hpd_imaging.radiomics._hull_shape import shape_coefficients
+from hpd_imaging.radiomics._extractor import HullExtractor
 from hpd_imaging.radiomics.aggregate import aggregate_patient
 from hpd_imaging.radiomics.ibsi import mirp_version, run_mirp
+from hpd_imaging.radiomics.parallel import Prepared, prepare, run_regions
 from hpd_imaging.radiomics.params import (
     RadiomicsParams,
     _quiet_pykwalify,
@@ -65,46 +63,19 @@ PYRADIOMICS_VERSION: str = str(radiomics.__version__)
 
 
 # --------------------------------------------------------------------------------------------------
-# pyradiomics with the fast shape path
+# pyradiomics with the fast shape path (hull shape and shared binning: ._extractor) and the crop's grid
 # --------------------------------------------------------------------------------------------------
 
 
-class _HullShape(shape.RadiomicsShape):
-    """pyradiomics' 3D shape class, with the mesh coefficients from :func:`shape_coefficients` (same
-    values)."""
-
-    def _initSegmentBasedCalculation(self) -> None:  # noqa: N802 (pyradiomics' name)
-        # Same preparation as pyradiomics' RadiomicsShape: pad by one voxel, then mesh + PCA on that mask.
-        self.pixelSpacing = np.array(self.inputImage.GetSpacing()[::-1])
-        self.inputMask = sitk.ConstantPad(self.inputMask, [1, 1, 1], [1, 1, 1], 0)
-        self.maskArray = sitk.GetArrayFromImage(self.inputMask) == self.label
-        self.labelledVoxelCoordinates = np.where(self.maskArray != 0)
-        self.SurfaceArea, self.Volume, self.diameters = shape_coefficients(
-            self.maskArray, self.pixelSpacing, radiomics.cShape.calculate_coefficients)
-        n_voxels = len(self.labelledVoxelCoordinates[0])
-        coords = np.array(self.labelledVoxelCoordinates, dtype=int).T * self.pixelSpacing[None, :]
-        coords -= coords.mean(axis=0)
-        coords /= np.sqrt(n_voxels)
-        eigen = np.linalg.eigvals(coords.T.copy() @ coords)
-        eigen[(eigen < 0) & (eigen > -1e-10)] = 0  # machine-precision negatives, as pyradiomics does
-        eigen.sort()
-        self.eigenValues = eigen
-
-
-class _Extractor(featureextractor.RadiomicsFeatureExtractor):
-    """RadiomicsFeatureExtractor whose 3D shape class is :class:`_HullShape` (when ``fast_shape``)."""
+class _Extractor(HullExtractor):
+    """:class:`~hpd_imaging.radiomics._extractor.HullExtractor` whose ``loadImage`` resamples a crop on the
+    whole CT's grid (:func:`_resample_on_full_grid`)."""
 
     def __init__(self, params: RadiomicsParams, fast_shape: bool = True) -> None:
-        with _quiet_pykwalify():
-            super().__init__(params.as_dict())
-        self.fast_shape = fast_shape
-        if "shape2D" in self.enabledFeatures and not self.settings.get("force2D", False):
-            # pyradiomics enables every class when featureClass is empty, then skips shape2D with a warning on
-            # every case; dropping it here gives the same features without the noise
-            del self.enabledFeatures["shape2D"]
+        super().__init__(params.as_dict(), fast_shape=fast_shape)
 
-    # Set by _run_region when it hands pyradiomics a crop: the whole CT (grid reference) and the crop's first
-    # voxel (i, j, k) in it. None: pyradiomics receives the whole CT.
+    # Set by _prepare_region when it hands pyradiomics a crop: the whole CT (grid reference) and the crop's
+    # first voxel (i, j, k) in it. None: pyradiomics receives the whole CT.
     full_image: sitk.Image | None = None
     crop_offset: np.ndarray | None = None
 
@@ -131,25 +102,6 @@ class _Extractor(featureextractor.RadiomicsFeatureExtractor):
                 mask = corrected
             image, mask = imageoperations.cropToTumorMask(image, mask, bb, **kwargs)
         return image, mask
-
-    def computeShape(self, image, mask, boundingBox, **kwargs):  # noqa: N802, ANN001, ANN201 (pyradiomics API)
-        if not self.fast_shape or "shape" not in self.enabledFeatures or mask.GetDimension() != 3:
-            return super().computeShape(image, mask, boundingBox, **kwargs)
-        vector: OrderedDict[str, Any] = OrderedDict()
-        cropped_image, cropped_mask = imageoperations.cropToTumorMask(image, mask, boundingBox)
-        shape_class = _HullShape(cropped_image, cropped_mask, **kwargs)
-        for name in self.enabledFeatures["shape"] or []:
-            shape_class.enableFeatureByName(name)
-        for name, value in shape_class.execute().items():
-            vector[f"original_shape_{name}"] = value
-        if "shape2D" in self.enabledFeatures:
-            saved = self.enabledFeatures
-            self.enabledFeatures = {"shape2D": saved["shape2D"]}
-            try:
-                vector.update(super().computeShape(image, mask, boundingBox, **kwargs))
-            finally:
-                self.enabledFeatures = saved
-        return vector
 
 
 # --------------------------------------------------------------------------------------------------
@@ -320,24 +272,12 @@ def _mask_on_full_grid(mask: sitk.Image, full: sitk.Image, offset: np.ndarray) -
     return out
 
 
-class _DropNotice(logging.Filter):
-    """Drops pyradiomics' per-lesion "GLCM is symmetrical" notice (one per image type and lesion)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "GLCM is symmetrical" not in record.getMessage()
-
-
-_GLCM_NOTICE_FILTER = _DropNotice()
-
-# one extractor + SimpleITK image per worker process (set by _init_worker), or per call in-process
+# one extractor + SimpleITK image per call (set by _init_worker)
 _WORKER_STATE: dict[str, Any] = {}
 
 
 def _init_worker(hu: np.ndarray, geometry: ImageGeometry, params: RadiomicsParams, fast_shape: bool,
                  crop: bool = True) -> None:
-    glcm_logger = logging.getLogger("radiomics.glcm")
-    if _GLCM_NOTICE_FILTER not in glcm_logger.filters:
-        glcm_logger.addFilter(_GLCM_NOTICE_FILTER)
     image = sitk.GetImageFromArray(hu)
     geometry.apply_to_sitk(image)
     margin = _crop_margin_voxels(params, geometry.spacing_mm) if crop else None
@@ -370,18 +310,14 @@ def _region_images(crop: np.ndarray, box: tuple[slice, ...],
     return cropped_image, mask, lo[::-1].astype(int)
 
 
-def _run_region(task: _Task) -> tuple[int, str, dict[str, Any] | str]:
-    """Extract one (lesion, region): returns the pyradiomics output, or the error message."""
-    index, region, crop, box = task
+def _prepare_region(task: _Task) -> Prepared:
+    """pyradiomics' load / resampling / mask check of one (lesion, region), on its crop of the CT."""
+    _index, _region, crop, box = task
     extractor: _Extractor = _WORKER_STATE["extractor"]
-    try:
-        image, mask, offset = _region_images(crop, box)
-        extractor.full_image = _WORKER_STATE["image"] if offset is not None else None
-        extractor.crop_offset = offset
-        out = extractor.execute(image, mask, label=1)
-    except Exception as exc:  # pyradiomics raises ValueError/AssertionError/RuntimeError for unusable ROIs
-        return index, region, f"{type(exc).__name__}: {exc}"
-    return index, region, dict(out)
+    image, mask, offset = _region_images(crop, box)
+    extractor.full_image = _WORKER_STATE["image"] if offset is not None else None
+    extractor.crop_offset = offset
+    return prepare(extractor, image, mask, label=1)
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
@@ -401,11 +337,13 @@ def extract_lesion_features(
     scan_date: dt.date | None = None,
     body_threshold_hu: float = -500.0,
     workers: int = 1,
-    start_method: str = "spawn",
+    start_method: str = "forkserver",
     fast_shape: bool = True,
     crop: bool = True,
     ibsi_tags: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    split_min_voxels: int | None = 50_000,
+    dask: bool = True,
 ) -> RadiomicsResult:
     """pyradiomics features of each lesion (region ``lesion``) and of its peritumoral rings (``ring<N>mm``).
 
@@ -416,9 +354,16 @@ def extract_lesion_features(
     kept while air outside the patient is not). A lesion or ring that pyradiomics cannot use (one voxel, empty
     ring, mask off the CT grid) becomes an entry of ``errors``; the other lesions go on.
 
-    ``workers > 1`` runs lesions in a process pool (``concurrent.futures``, spawn context; each worker
-    receives the CT once; ``start_method`` is "spawn" by default because forking a process that runs threads,
-    e.g. a Dask worker, can deadlock). ``fast_shape=False`` uses pyradiomics' own O(n^2) diameter search (same
+    Where the work runs (:mod:`hpd_imaging.radiomics.parallel`; values and column order never depend on it):
+    pyradiomics' loading, resampling and mask check run here, per region; the rest (shape, then every image
+    type) runs here, or, when called inside a Dask worker and ``dask`` is true, as tasks on that cluster
+    (regions of one exam spread over the workers), or, with ``workers > 1`` outside a daemonic process, on a
+    process pool (``concurrent.futures``; ``start_method`` "forkserver" by default: children forked from a
+    clean server process that imported pyradiomics once, not from this process, whose threads could
+    deadlock a fork). A region of at least ``split_min_voxels`` mask voxels (None: never) is
+    further split by image type (shape, Original, each LoG sigma, groups of wavelet sub-bands) when it runs
+    on a pool or cluster; smaller regions are one task each, and with one task in all it runs here.
+    ``fast_shape=False`` uses pyradiomics' own O(n^2) diameter search (same
     values, slower).
 
     ``crop=True`` hands pyradiomics the region's bounding box plus a margin instead of the whole CT whenever
@@ -492,24 +437,18 @@ def extract_lesion_features(
             progress(done, len(tasks))
 
     engine = params.engine
-    if engine == "mirp":
-        pass
-    elif workers == 1 or len(tasks) <= 1:
+    if engine != "mirp":
         saved = dict(_WORKER_STATE)
         _init_worker(ct.hu, ct.geometry, params, fast_shape, crop)
         try:
-            for task in tasks:
-                collect(_run_region(task))
+            for result in run_regions(
+                tasks, _prepare_region, _WORKER_STATE["extractor"], params.as_dict(), fast_shape=fast_shape,
+                workers=workers, split_min_voxels=split_min_voxels, use_dask=dask, start_method=start_method,
+            ):
+                collect(result)
         finally:
             _WORKER_STATE.clear()
             _WORKER_STATE.update(saved)
-    else:
-        context = multiprocessing.get_context(start_method)
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
-                                 initializer=_init_worker,
-                                 initargs=(ct.hu, ct.geometry, params, fast_shape, crop)) as pool:
-            for result in pool.map(_run_region, tasks):
-                collect(result)
     if engine != "pyradiomics":
         _add_mirp(ct, tasks, params, outputs, failed, progress)
 

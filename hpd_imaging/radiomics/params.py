@@ -13,13 +13,10 @@ lower it.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
-import logging
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +25,10 @@ import pykwalify.core
 import radiomics  # pyradiomics
 
 from hpd_imaging.errors import ConfigError
+from hpd_imaging.radiomics._extractor import quiet_pykwalify
 from hpd_imaging.radiomics.ibsi import IbsiSettings, ibsi_settings_from_dict, require_mirp
 
-_radiomics_logger = logging.getLogger("radiomics")
-for _handler in list(_radiomics_logger.handlers):
-    _radiomics_logger.removeHandler(_handler)
-# pyradiomics logs per-voxel-class debug records; a WARNING floor avoids building them (the CLI may lower it)
-_radiomics_logger.setLevel(logging.WARNING)
+# importing ._extractor (above) detached pyradiomics' logging handler and set its WARNING floor
 
 
 _TOP_LEVEL_KEYS = ("imageType", "featureClass", "setting", "voxelSetting")
@@ -88,22 +82,7 @@ class RadiomicsParams:
         return list(self.as_dict().get("imageType") or {"Original": {}})
 
 
-@contextlib.contextmanager
-def _quiet_pykwalify() -> Iterator[None]:
-    """pykwalify logs every schema error at ERROR before raising; we report the exception ourselves instead.
-    (A NullHandler is also what pyradiomics needs to find there when the root logger has no handler.)"""
-    log = pykwalify.core.log
-    null = logging.NullHandler()
-    saved = (log.propagate, log.disabled)
-    log.addHandler(null)
-    log.propagate, log.disabled = False, True
-    try:
-        with warnings.catch_warnings():  # pykwalify loads its schema extension with deprecated load_module()
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            yield
-    finally:
-        log.removeHandler(null)
-        log.propagate, log.disabled = saved
+_quiet_pykwalify = quiet_pykwalify  # the one definition lives with the extractor (light import)
 
 
 def _feature_names(feature_class: str) -> dict[str, bool]:

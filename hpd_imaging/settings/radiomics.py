@@ -29,8 +29,16 @@ class RadiomicsSettings(Section):
     body_threshold_hu: float = -500.0
     #: hull-based shape coefficients (identical values to pyradiomics' O(n^2) search, much faster)
     fast_shape: bool = True
-    #: processes per patient for lesions (the pipeline already parallelises over patients)
+    #: processes per patient for lesions and image types when the patient runs in-process (--workers 1);
+    #: on Dask the cluster's workers are used instead (``distribute_on_dask``)
     lesion_workers: int = Field(default=1, ge=1)
+    #: on a Dask cluster, run a patient's lesions (and a large lesion's image types) as tasks of their own,
+    #: so that the cluster's workers share a patient with many or large lesions; values do not change
+    distribute_on_dask: bool = True
+    #: lesions (or rings) of at least this many voxels (CT grid) are split by image type (shape, Original,
+    #: each LoG sigma, groups of wavelet sub-bands) when they run on a pool or cluster; below it a region is
+    #: one task, as pyradiomics runs it (process and task start-up would outweigh the work)
+    split_min_voxels: int = Field(default=50_000, ge=1)
     #: calculator: pyradiomics, mirp (IBSI-conformant, needs an ``ibsi:`` section in params_file, e.g.
     #: pipelines/ibsi/ct_config_c.yaml, and ``uv sync --extra ibsi``) or both; None: as params_file says
     engine: Literal["pyradiomics", "mirp", "both"] | None = None
