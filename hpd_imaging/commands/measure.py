@@ -56,7 +56,7 @@ def measure_study(
     ]
     for mask in masks:
         warnings.extend(f"{mask_path}: {mask.label}: {note}" for note in mask.notes)
-        if not mask.mask.any():
+        if mask.is_empty:
             warnings.append(
                 f"{mask_path}: lesion {mask.lesion_id or mask.label!r} is empty on this CT; skipped"
             )

@@ -110,13 +110,16 @@ def load_masks(
 
     out: list[LesionMask] = []
     for m in masks:
-        parts = connected_components(m.mask, settings, str(path))
+        parts = connected_components(m.crop, settings, str(path), grid_shape=m.geometry.shape)
         if len(parts) == 1:
             out.append(m)
             continue
         out.extend(
             replace(
-                m, mask=part, label=f"{m.label}.{n}", lesion_id=f"{m.lesion_id}.{n}" if m.lesion_id else None
+                m,
+                crop=part,  # a part of the crop: same offset, trimmed to its own box by LesionMask
+                label=f"{m.label}.{n}",
+                lesion_id=f"{m.lesion_id}.{n}" if m.lesion_id else None,
             )
             for n, part in enumerate(parts, start=1)
         )

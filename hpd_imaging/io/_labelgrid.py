@@ -87,11 +87,19 @@ def place_on_ct_grid(
 
 
 def connected_components(
-    mask: np.ndarray, settings: LoaderSettings = DEFAULT_LOADER_SETTINGS, where: str = "mask"
+    mask: np.ndarray,
+    settings: LoaderSettings = DEFAULT_LOADER_SETTINGS,
+    where: str = "mask",
+    *,
+    grid_shape: tuple[int, ...] | None = None,
 ) -> list[np.ndarray]:
-    """26-connected components of a boolean mask, largest first (scipy.ndimage.label)."""
+    """26-connected components of a boolean mask, largest first (scipy.ndimage.label), each an array of
+    ``mask``'s shape (pass a lesion's crop: the parts are crops with the same offset).
+
+    ``grid_shape``: the CT grid the mask is cut from, for the limit on the number of masks (default: the
+    mask's own shape)."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
-    check_mask_count(n, mask.shape, settings, where, "connected components")
+    check_mask_count(n, grid_shape or mask.shape, settings, where, "connected components")
     if n <= 1:
         return [mask] if n == 1 else []
     sizes = np.bincount(labels.ravel())[1:]

@@ -50,8 +50,22 @@ def match_to_grid(
     """
     import highdicom as hd
 
-    # match_geometry also accepts integer strides (it would subsample a finer grid): refuse those here, a
-    # different spacing is a different lattice. An axis of length 1 has no meaningful spacing.
+    check_same_spacing(geometry, target, tol)
+    vol = hd.Volume(array=array, affine=hd_affine(geometry), coordinate_system="PATIENT")
+    try:
+        matched = vol.match_geometry(hd_volume_geometry(target), tol=tol)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(str(exc)) from exc
+    return np.asarray(matched.array)
+
+
+def check_same_spacing(geometry: ImageGeometry, target: ImageGeometry, tol: float) -> None:
+    """Raise ``ValueError`` when an axis of ``geometry`` has another spacing than the matching ``target``
+    axis.
+
+    match_geometry also accepts integer strides (it would subsample a finer grid): refused here, a different
+    spacing is a different lattice. An axis of length 1 has no meaningful spacing.
+    """
     src_dirs, dst_dirs = geometry.direction_matrix, target.direction_matrix
     src_shape_ijk = geometry.shape[::-1]
     for axis in range(3):
@@ -64,9 +78,57 @@ def match_to_grid(
                 f"spacing {geometry.spacing_mm[match]:.6g} mm vs {target.spacing_mm[axis]:.6g} mm "
                 f"along axis {axis}"
             )
-    vol = hd.Volume(array=array, affine=hd_affine(geometry), coordinate_system="PATIENT")
-    try:
-        matched = vol.match_geometry(hd_volume_geometry(target), tol=tol)
-    except (RuntimeError, ValueError) as exc:
-        raise ValueError(str(exc)) from exc
-    return np.asarray(matched.array)
+
+
+def sub_geometry(
+    geometry: ImageGeometry, start_kji: tuple[int, int, int], shape: tuple[int, ...]
+) -> ImageGeometry:
+    """The grid of the box of ``geometry`` starting at index ``start_kji`` with ``shape`` (same lattice)."""
+    origin = geometry.index_to_lps(np.asarray(start_kji[::-1], dtype=float))
+    return ImageGeometry(
+        shape=(int(shape[0]), int(shape[1]), int(shape[2])),
+        spacing_mm=geometry.spacing_mm,
+        origin_mm=(float(origin[0]), float(origin[1]), float(origin[2])),
+        direction=geometry.direction,
+    )
+
+
+def match_crop_to_grid(
+    crop: np.ndarray,
+    source: ImageGeometry,
+    crop_start_kji: tuple[int, int, int],
+    target: ImageGeometry,
+    tol: float,
+) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """A box of a mask volume put onto ``target`` as a crop: (array on target's axes, its (k, j, i) offset).
+
+    ``crop`` is ``volume[box]`` of a volume on ``source`` (``crop_start_kji`` the box's first index). Why not
+    :func:`match_to_grid` on the whole volume: that returns the whole target grid (65 MB a lesion on a
+    512x512x250 CT); here highdicom's ``match_geometry`` maps the crop onto the target box it covers only, so
+    the work and the result are lesion-sized. Voxels outside the target grid are dropped (the caller counts
+    them). The spacings are checked on the whole ``source`` grid (a crop one voxel thin would skip an axis).
+    Raises ``ValueError`` when the grids are not the same lattice.
+    """
+    check_same_spacing(source, target, tol)
+    if crop.size == 0:
+        return np.zeros((0, 0, 0), dtype=crop.dtype), (0, 0, 0)
+    box_geometry = sub_geometry(source, crop_start_kji, crop.shape)
+    corners_ijk = np.array(
+        [
+            [i, j, k]
+            for k in (0, crop.shape[0] - 1)
+            for j in (0, crop.shape[1] - 1)
+            for i in (0, crop.shape[2] - 1)
+        ],
+        dtype=float,
+    )
+    on_target = target.lps_to_index(box_geometry.index_to_lps(corners_ijk))[:, ::-1]  # (8, [k, j, i])
+    lo = np.rint(on_target.min(axis=0)).astype(int)
+    hi = np.rint(on_target.max(axis=0)).astype(int) + 1
+    lo_c = np.maximum(lo, 0)
+    hi_c = np.minimum(hi, np.asarray(target.shape))
+    if np.any(hi_c <= lo_c):  # wholly outside the target grid
+        return np.zeros((0, 0, 0), dtype=crop.dtype), (0, 0, 0)
+    start = (int(lo_c[0]), int(lo_c[1]), int(lo_c[2]))
+    placed = match_to_grid(crop, box_geometry, sub_geometry(target, start, tuple(hi_c - lo_c)), tol)
+    return placed, start

@@ -35,8 +35,43 @@ class FallbackSegment:
     property_meaning: str = ""
     tracking_id: str = ""
     tracking_uid: str = ""
-    mask: np.ndarray | None = None  # bool on the CT grid
+    # CT slice k -> (first row, first column, bool crop of the frame's voxels of this segment): only the
+    # frames' content boxes are kept, so a segment costs its extent, not the CT grid (issue 21)
+    frames: dict[int, tuple[int, int, np.ndarray]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    def add(self, k: int, voxels: np.ndarray) -> None:
+        """OR one frame's voxels (bool rows x columns on CT slice ``k``) into the segment."""
+        rows = np.flatnonzero(voxels.any(axis=1))
+        if rows.size == 0:
+            return
+        cols = np.flatnonzero(voxels.any(axis=0))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        if k in self.frames:  # a second frame on the same slice (LABELMAP / overlapping frames): merge boxes
+            pr0, pc0, prev = self.frames[k]
+            nr0, nc0 = min(r0, pr0), min(c0, pc0)
+            nr1, nc1 = max(r1, pr0 + prev.shape[0]), max(c1, pc0 + prev.shape[1])
+            merged = np.zeros((nr1 - nr0, nc1 - nc0), dtype=bool)
+            merged[pr0 - nr0 : pr0 - nr0 + prev.shape[0], pc0 - nc0 : pc0 - nc0 + prev.shape[1]] = prev
+            merged[r0 - nr0 : r1 - nr0, c0 - nc0 : c1 - nc0] |= voxels[r0:r1, c0:c1]
+            self.frames[k] = (nr0, nc0, merged)
+        else:
+            self.frames[k] = (r0, c0, voxels[r0:r1, c0:c1].copy())
+
+    def crop(self) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """The segment as a bounding-box crop and its (k, j, i) offset on the CT grid ((0, 0, 0) crop when
+        no frame has a voxel)."""
+        if not self.frames:
+            return np.zeros((0, 0, 0), dtype=bool), (0, 0, 0)
+        ks = sorted(self.frames)
+        r0 = min(f[0] for f in self.frames.values())
+        c0 = min(f[1] for f in self.frames.values())
+        r1 = max(f[0] + f[2].shape[0] for f in self.frames.values())
+        c1 = max(f[1] + f[2].shape[1] for f in self.frames.values())
+        out = np.zeros((ks[-1] - ks[0] + 1, r1 - r0, c1 - c0), dtype=bool)
+        for k, (fr, fc, voxels) in self.frames.items():
+            out[k - ks[0], fr - r0 : fr - r0 + voxels.shape[0], fc - c0 : fc - c0 + voxels.shape[1]] = voxels
+        return out, (ks[0], r0, c0)
 
 
 def _first(item: Dataset | None, sequence: str) -> Dataset | None:
@@ -166,15 +201,13 @@ def decode_seg_frames(path: Path, ct: CtImage, settings: LoaderSettings) -> list
             values = [int(ident.ReferencedSegmentNumber)]
         for number in values:
             seg = segments.setdefault(number, FallbackSegment(number=number, label=str(number)))
-            if seg.mask is None:
-                seg.mask = np.zeros(geometry.shape, dtype=bool)
             if seg_type == "LABELMAP":
-                seg.mask[k] |= frame == number
+                seg.add(k, frame == number)
             elif seg_type == "FRACTIONAL":
                 # the fraction as highdicom rescales it (float32 / MaximumFractionalValue), so that a value
                 # at the threshold falls on the same side in both readers
                 fraction = frame.astype(np.float32) / max_fraction
-                seg.mask[k] |= fraction >= settings.fractional_threshold
+                seg.add(k, fraction >= settings.fractional_threshold)
             else:
-                seg.mask[k] |= frame > 0
+                seg.add(k, frame > 0)
     return [segments[n] for n in sorted(segments)]

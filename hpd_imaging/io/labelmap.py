@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from hpd_imaging.domain import CtImage, LesionMask, MaskSource
+from hpd_imaging.domain import CtImage, LesionMask, MaskSource, tight_box
 from hpd_imaging.errors import DicomReadError, MaskError
 from hpd_imaging.io._labelgrid import (  # re-exported: the readers' public helpers
     LabelTable,
@@ -116,10 +116,10 @@ def read_labelmap(
     for v in present:
         if boxes is not None and v - 1 < len(boxes) and boxes[v - 1] is not None:
             box = boxes[v - 1]
-            mask = np.zeros(values.shape, dtype=bool)
-            mask[box] = values[box] == v  # compare only inside the label's bounding box
-        else:
-            mask = values == v
+        else:  # labels beyond find_objects' range: the box of this value's voxels
+            box = tight_box(values == v) or (slice(0, 0), slice(0, 0), slice(0, 0))
+        crop = values[box] == v  # compare only inside the label's bounding box: a lesion-sized mask
+        offset = (box[0].start, box[1].start, box[2].start)
         lesion_id, organ, is_ln = table.get(v, (None, "", False))
         if lesion_id is not None:
             is_lesion, rule = True, f"label {v} listed in the manifest as lesion {lesion_id}"
@@ -139,13 +139,19 @@ def read_labelmap(
             lesion_rule=rule,
         )
         if not split_components:
-            masks.append(LesionMask(mask=mask, label=str(v), lesion_id=lesion_id, **base))
+            masks.append(LesionMask(crop=crop, offset=offset, label=str(v), lesion_id=lesion_id, **base))
             continue
         masks.extend(
             LesionMask(
-                mask=part, label=f"{v}.{n}", lesion_id=f"{lesion_id}.{n}" if lesion_id else None, **base
+                crop=part,
+                offset=offset,
+                label=f"{v}.{n}",
+                lesion_id=f"{lesion_id}.{n}" if lesion_id else None,
+                **base,
             )
-            for n, part in enumerate(connected_components(mask, settings, str(path)), start=1)
+            for n, part in enumerate(
+                connected_components(crop, settings, str(path), grid_shape=ct.geometry.shape), start=1
+            )
         )
     return masks
 

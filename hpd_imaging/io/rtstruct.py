@@ -188,12 +188,12 @@ def read_rtstruct(
         name = names.get(number, f"ROI {number}")
         if roi_names is not None and name not in roi_names:
             continue
-        mask, notes = _rasterise_roi(roi, ct, name, sop_to_k, settings, where, fill_work)
+        crop, offset, notes = _rasterise_roi(roi, ct, name, sop_to_k, settings, where, fill_work)
         for note in notes:
             log.warning("%s: %s", path, note)
         interpreted, obs_label = observations.get(number, ("", ""))
         is_lesion, rule = classify_structure(name=name, rt_roi_type=interpreted, settings=settings)
-        if not mask.any():
+        if not crop.any():
             report_problem(
                 problems,
                 StructureProblem(
@@ -210,7 +210,8 @@ def read_rtstruct(
         is_ln = "lymph" in name.lower() or "lymph" in obs_label.lower()
         masks.append(
             LesionMask(
-                mask=mask,
+                crop=crop,
+                offset=offset,
                 geometry=ct.geometry,
                 label=name,
                 source=MaskSource.RTSTRUCT,
@@ -249,11 +250,11 @@ def _rasterise_roi(
     settings: LoaderSettings,
     where: str,
     fill_work: list[int],
-) -> tuple[np.ndarray, list[str]]:
+) -> tuple[np.ndarray, tuple[int, int, int], list[str]]:
     geometry = ct.geometry
     n_k, n_j, n_i = geometry.shape
     spacing_k = geometry.spacing_mm[2]
-    mask = np.zeros(geometry.shape, dtype=bool)
+    polygons: list[tuple[int, np.ndarray, np.ndarray]] = []  # (slice, rows, columns) to fill, in order
     notes: list[str] = []
     off_plane_mm: list[float] = []
     outside_volume: list[str] = []
@@ -317,9 +318,8 @@ def _rasterise_roi(
                 f"over {n_j} x {n_i} pixels); pass roi_names to read only the lesion ROIs or raise the limit",
                 path=where,
             )
-        rr, cc = fill_polygon(rows, cols, shape=(n_j, n_i))  # pixel centres inside the polygon
-        if rr.size:
-            mask[k, rr, cc] ^= True  # even-odd rule across the polygons of this slice
+        polygons.append((k, rows, cols))
+    crop, offset = _fill_polygons(polygons, n_j, n_i)
     if outside_volume:
         notes.append(
             f"ROI {name}: {len(outside_volume)} contour(s) at {', '.join(outside_volume[:5])} mm "
@@ -349,4 +349,34 @@ def _rasterise_roi(
             "their position; "
             "the position was used"
         )
-    return mask, notes
+    return crop, offset, notes
+
+
+def _fill_polygons(
+    polygons: list[tuple[int, np.ndarray, np.ndarray]], n_j: int, n_i: int
+) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Fill the polygons (slice k, row and column indices) into the box they cover, not the CT grid.
+
+    Each polygon is filled at pixel centres (``skimage.draw.polygon``) and XORed into its slice (even-odd
+    rule). The box spans the contours' slices and their rows/columns clipped to the grid: every pixel centre
+    skimage returns for a polygon lies within its vertices' extent, so the crop holds the same voxels as the
+    whole-grid fill (issue 21: lesion-sized work arrays). Returns the crop and its (k, j, i) offset.
+    """
+    if not polygons:
+        return np.zeros((0, 0, 0), dtype=bool), (0, 0, 0)
+    ks = [k for k, _, _ in polygons]
+    r0 = max(0, min(int(np.floor(rows.min())) for _, rows, _ in polygons))
+    r1 = min(n_j, max(int(np.ceil(rows.max())) + 1 for _, rows, _ in polygons))
+    c0 = max(0, min(int(np.floor(cols.min())) for _, _, cols in polygons))
+    c1 = min(n_i, max(int(np.ceil(cols.max())) + 1 for _, _, cols in polygons))
+    k0 = min(ks)
+    if r1 <= r0 or c1 <= c0:
+        return np.zeros((0, 0, 0), dtype=bool), (0, 0, 0)
+    crop = np.zeros((max(ks) - k0 + 1, r1 - r0, c1 - c0), dtype=bool)
+    for k, rows, cols in polygons:
+        # pixel centres inside the polygon, filled in grid coordinates (the very arithmetic of a whole-grid
+        # fill: shifted vertices could round a centre on an edge the other way), stored in the box
+        rr, cc = fill_polygon(rows, cols, shape=(n_j, n_i))
+        if rr.size:
+            crop[k - k0, rr - r0, cc - c0] ^= True  # even-odd rule across the polygons of this slice
+    return crop, (k0, r0, c0)

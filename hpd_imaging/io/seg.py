@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 from pydicom.errors import InvalidDicomError
 
-from hpd_imaging.domain import CtImage, LesionMask, MaskSource
+from hpd_imaging.domain import CtImage, LesionMask, MaskSource, tight_box
 from hpd_imaging.errors import DicomReadError, GeometryError, MaskError
 from hpd_imaging.io._dicomread import BoundedReader, read_dicom
 from hpd_imaging.io._limits import check_dicom_pixel_size, check_mask_count
-from hpd_imaging.io._placement import geometry_from_hd_affine, match_to_grid
+from hpd_imaging.io._placement import geometry_from_hd_affine, match_crop_to_grid
 from hpd_imaging.io.structures import StructureProblem, classify_structure, report_problem
 from hpd_imaging.settings.io import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
@@ -186,6 +186,7 @@ def read_seg(
             path=str(path),
         ) from exc
     check_mask_count(len(segment_numbers), ct.geometry.shape, settings, str(path), "segments")
+    slice_ranges = _segment_slice_ranges(seg)
     for number in segment_numbers:
         try:
             description = seg.get_segment_description(number)
@@ -204,8 +205,16 @@ def read_seg(
             log.info("%s: segment %d (%s) is the background; not a structure", path, number, label)
             continue
         notes: list[str] = list(file_notes)
+        first, last = slice_ranges.get(int(number), (None, None))
         try:
-            volume = seg.get_volume(segment_numbers=[number], combine_segments=False, rescale_fractional=True)
+            volume = seg.get_volume(
+                segment_numbers=[number],
+                combine_segments=False,
+                rescale_fractional=True,
+                slice_start=first,
+                slice_end=last,
+                as_indices=True,
+            )
         except Exception as exc:  # no frames for this segment, or frames not forming a volume
             if "no frames" in str(exc).lower() or "not found" in str(exc).lower():
                 _empty_segment(problems, path, number, label, category, prop, settings)
@@ -217,8 +226,9 @@ def read_seg(
         values = values[..., 0] if values.ndim == 4 else values
         threshold_fraction = settings.fractional_threshold if seg_type == "FRACTIONAL" else None
         binary = values >= threshold_fraction if threshold_fraction is not None else values > 0
-        n_before = int(np.count_nonzero(binary))
-        if n_before == 0:
+        box = tight_box(binary)
+        n_before = 0 if box is None else int(np.count_nonzero(binary[box]))
+        if n_before == 0 or box is None:
             got = (
                 f"0 voxels at or above fractional_threshold={threshold_fraction} (largest fraction "
                 f"{float(values.max()):.3f})"
@@ -232,16 +242,22 @@ def read_seg(
         except GeometryError as exc:
             raise MaskError(f"{path}: segment {number} ({label}): {exc}", path=str(path)) from exc
         try:
-            placed = match_to_grid(
-                binary.astype(np.uint8), source_geometry, ct.geometry, tol=settings.labelmap_tolerance_mm
-            ).astype(bool)
+            # only the segment's bounding box is placed: lesion-sized work and result (issue 21)
+            placed, offset = match_crop_to_grid(
+                binary[box].astype(np.uint8),
+                source_geometry,
+                (box[0].start, box[1].start, box[2].start),
+                ct.geometry,
+                tol=settings.labelmap_tolerance_mm,
+            )
         except ValueError as exc:
             raise MaskError(
                 f"{path}: segment {number} ({label}): SEG grid is not the CT grid: "
                 f"{ct.geometry.describe_difference(source_geometry)} ({exc})",
                 path=str(path),
             ) from exc
-        n_after = int(np.count_nonzero(placed))
+        crop = placed.astype(bool)
+        n_after = int(np.count_nonzero(crop))
         if n_after < n_before:
             lost = n_before - n_after
             note = f"segment {number} ({label}): {lost} of {n_before} voxels lie outside the CT volume"
@@ -256,7 +272,8 @@ def read_seg(
         )
         masks.append(
             LesionMask(
-                mask=placed,
+                crop=crop,
+                offset=offset,
                 geometry=ct.geometry,
                 label=label,
                 source=MaskSource.SEG,
@@ -278,6 +295,37 @@ def read_seg(
             f"{path}: expected at least one non-empty segment, got none on the CT grid", path=str(path)
         )
     return masks
+
+
+def _segment_slice_ranges(seg: Any) -> dict[int, tuple[int, int]]:
+    """Segment number -> (first, last + 1) slice of highdicom's SEG volume that holds its frames.
+
+    Why: ``get_volume`` of one segment otherwise decodes and allocates the SEG's whole extent (every slice
+    of the SEG, rows x columns each) although a lesion spans a few of them; with the range it reads only
+    the segment's frames (issue 21). Positions come from the per-frame functional groups; an absent or
+    unusual layout returns {} (the whole extent is read, as before).
+    """
+    try:
+        geometry = seg.get_volume_geometry()
+        if geometry is None:
+            return {}
+        to_index = np.linalg.inv(np.asarray(geometry.affine, dtype=float))
+        shared = (seg.get("SharedFunctionalGroupsSequence", None) or [None])[0]
+        shared_ident = shared.get("SegmentIdentificationSequence", None) if shared is not None else None
+        ranges: dict[int, tuple[int, int]] = {}
+        for item in seg.PerFrameFunctionalGroupsSequence:
+            ident = item.get("SegmentIdentificationSequence", None) or shared_ident
+            number = int(ident[0].ReferencedSegmentNumber)
+            position = np.asarray([float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient])
+            k = int(np.rint(to_index[0, :3] @ position + to_index[0, 3]))
+            lo, hi = ranges.get(number, (k, k + 1))
+            ranges[number] = (min(lo, k), max(hi, k + 1))
+        n_slices = int(geometry.spatial_shape[0])
+        return {
+            n: (max(lo, 0), min(hi, n_slices)) for n, (lo, hi) in ranges.items() if lo < n_slices and hi > 0
+        }
+    except Exception:  # noqa: BLE001 - an optimisation only: read the whole extent instead
+        return {}
 
 
 def _terminology(category: tuple[str, str], prop: tuple[str, str]) -> str:
@@ -348,7 +396,8 @@ def _read_seg_fallback(
     for s in segments:
         if _is_background(s.number, seg_type, "", s.label):
             continue
-        if s.mask is None or not s.mask.any():
+        crop, offset = s.crop()
+        if crop.size == 0:
             _empty_segment(
                 problems,
                 path,
@@ -368,7 +417,8 @@ def _read_seg_fallback(
         )
         masks.append(
             LesionMask(
-                mask=s.mask,
+                crop=crop,
+                offset=offset,
                 geometry=ct.geometry,
                 label=s.label,
                 source=MaskSource.SEG,

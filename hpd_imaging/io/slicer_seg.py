@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hpd_imaging.domain import CtImage, LesionMask, MaskSource
+from hpd_imaging.domain import CtImage, LesionMask, MaskSource, tight_box
 from hpd_imaging.errors import MaskError
 from hpd_imaging.io._limits import check_mask_count
 from hpd_imaging.io.structures import classify_structure
@@ -107,7 +107,9 @@ def read_slicer_segmentation(
             scalar = image if n_layers == 1 else sitk.VectorIndexSelectionCast(image, layer)
             placed_layers[layer] = place_on_ct_grid(scalar, path, ct, settings)
         values, notes = placed_layers[layer]
-        mask = values == value
+        box = tight_box(values == value)
+        crop = values[box] == value if box is not None else np.zeros((0, 0, 0), dtype=bool)
+        offset = (box[0].start, box[1].start, box[2].start) if box is not None else (0, 0, 0)
         category, prop = parse_terminology(_meta(image, prefix + "Tags"))
         colour = None
         try:
@@ -115,7 +117,7 @@ def read_slicer_segmentation(
             colour = (rgb[0], rgb[1], rgb[2]) if len(rgb) == 3 else None
         except ValueError:
             colour = None
-        if not mask.any():
+        if crop.size == 0:
             log.warning(
                 "%s: segment %r (value %d, layer %d) has no voxel on the CT grid", where, name, value, layer
             )
@@ -146,12 +148,14 @@ def read_slicer_segmentation(
             color_rgb=colour,
         )
         if not split_components:
-            masks.append(LesionMask(mask=mask, label=name, lesion_id=lesion_id, **base))
+            masks.append(LesionMask(crop=crop, offset=offset, label=name, lesion_id=lesion_id, **base))
             continue
-        for k, part in enumerate(connected_components(mask, settings, where), start=1):
+        parts = connected_components(crop, settings, where, grid_shape=ct.geometry.shape)
+        for k, part in enumerate(parts, start=1):
             masks.append(
                 LesionMask(
-                    mask=part,
+                    crop=part,
+                    offset=offset,
                     label=f"{name}.{k}",
                     lesion_id=f"{lesion_id}.{k}" if lesion_id else None,
                     **base,

@@ -108,16 +108,10 @@ def duplicate_masks(
     label map of the same ROI): both are then measured as separate lesions and the tumour burden (sum of
     diameters) doubles. We do not guess which one to drop; the pipeline reports a warning instead.
     """
-    boxes: list[tuple[tuple[int, int], ...] | None] = []
-    for m in masks:
-        idx = (
-            np.nonzero(m.mask.any(axis=(1, 2)))[0],
-            np.nonzero(m.mask.any(axis=(0, 2)))[0],
-            np.nonzero(m.mask.any(axis=(0, 1)))[0],
-        )
-        boxes.append(
-            None if any(len(a) == 0 for a in idx) else tuple((int(a[0]), int(a[-1]) + 1) for a in idx)
-        )
+    boxes: list[tuple[tuple[int, int], ...] | None] = [
+        None if m.is_empty else tuple((o, o + n) for o, n in zip(m.offset, m.crop.shape, strict=True))
+        for m in masks
+    ]
     out = []
     for i in range(len(masks)):
         for j in range(i + 1, len(masks)):
@@ -128,8 +122,10 @@ def duplicate_masks(
             hi = [min(p[1], q[1]) for p, q in zip(box_a, box_b, strict=True)]
             if any(h <= lo_ for lo_, h in zip(lo, hi, strict=True)):
                 continue
-            window = tuple(slice(lo_, h) for lo_, h in zip(lo, hi, strict=True))
-            inter = int(np.count_nonzero(a.mask[window] & b.mask[window]))
+            # the two crops over the boxes' intersection (grid window lo:hi, shifted to each crop)
+            win_a = tuple(slice(lo_ - o, h - o) for lo_, h, o in zip(lo, hi, a.offset, strict=True))
+            win_b = tuple(slice(lo_ - o, h - o) for lo_, h, o in zip(lo, hi, b.offset, strict=True))
+            inter = int(np.count_nonzero(a.crop[win_a] & b.crop[win_b]))
             dice = 2.0 * inter / (a.voxel_count + b.voxel_count)
             if dice >= threshold:
                 out.append((i, j, dice))

@@ -44,7 +44,7 @@ from hpd_imaging.radiomics.params import (
     load_params,
     params_from_dict,
 )
-from hpd_imaging.radiomics.regions import body_mask, region_name, ring_mask
+from hpd_imaging.radiomics.regions import body_mask, region_name, ring_crop
 from hpd_imaging.radiomics.tags import with_ibsi_tags
 
 __all__ = [
@@ -131,6 +131,25 @@ def _sha256_array(array: np.ndarray, geometry: ImageGeometry) -> str:
     h.update(json.dumps([str(array.dtype), list(array.shape), geometry.spacing_mm, geometry.origin_mm,
                          geometry.direction]).encode())
     h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def _sha256_crop(crop: np.ndarray, box: tuple[slice, ...], geometry: ImageGeometry) -> str:
+    """:func:`_sha256_array` of the whole-grid mask that is ``crop`` at ``box``, hashed slice by slice
+    without building the whole grid (the same bytes in the same order, so the same digest)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([str(np.dtype(bool)), list(geometry.shape), geometry.spacing_mm, geometry.origin_mm,
+                         geometry.direction]).encode())
+    n_k, n_j, n_i = geometry.shape
+    empty = bytes(n_j * n_i)
+    plane = np.zeros((n_j, n_i), dtype=bool)
+    for k in range(n_k):
+        if box[0].start <= k < box[0].stop:
+            plane[box[1], box[2]] = crop[k - box[0].start]
+            h.update(plane.tobytes())
+            plane[box[1], box[2]] = False
+        else:
+            h.update(empty)
     return h.hexdigest()
 
 
@@ -320,12 +339,6 @@ def _prepare_region(task: _Task) -> Prepared:
     return prepare(extractor, image, mask, label=1)
 
 
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    idx = np.argwhere(mask)
-    lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-
-
 def extract_lesion_features(
     ct: CtImage,
     masks: Sequence[LesionMask],
@@ -407,19 +420,21 @@ def extract_lesion_features(
             errors.append((ids[i], f"lesion: mask {m.source_path or m.label} is not on the CT grid: "
                                    f"{ct.geometry.describe_difference(m.geometry)}"))
             continue
-        if not m.mask.any():
+        if m.is_empty:
             errors.append((ids[i], f"lesion: mask {m.source_path or m.label} is empty"))
             continue
-        regions = [("lesion", m.mask)]
+        # regions as bounding-box crops (the mask's own crop; rings from it): lesion-sized (issue 21)
+        regions = [("lesion", m.crop, m.offset)]
         for w in widths:
             assert body is not None
-            regions.append((region_name(w), ring_mask(m.mask, ct.geometry.spacing_mm, w, body)))
-        for region, region_mask in regions:
-            if not region_mask.any():
+            regions.append((region_name(w), *ring_crop(m.crop, m.offset, ct.geometry.shape,
+                                                       ct.geometry.spacing_mm, w, body)))
+        for region, region_crop, start in regions:
+            if not region_crop.size:
                 errors.append((ids[i], f"{region}: empty region (lesion fills the body mask around it)"))
                 continue
-            box = _bounding_box(region_mask)
-            tasks.append((i, region, region_mask[box], box))
+            box = tuple(slice(o, o + n) for o, n in zip(start, region_crop.shape, strict=True))
+            tasks.append((i, region, region_crop, box))
 
     outputs: dict[tuple[int, str], dict[str, Any]] = {}
     failed: dict[tuple[int, str], str] = {}
@@ -468,10 +483,8 @@ def extract_lesion_features(
             head["scan_date"] = scan_date
         head.update(lesion_id=ids[i], region=region)
         feats = {k: _scalar(v) for k, v in out.items() if not k.startswith("diagnostics_")}
-        region_mask = np.zeros(ct.geometry.shape, dtype=bool)
-        region_mask[_box] = _crop
         prov: dict[str, Any] = {"pyradiomics_version": PYRADIOMICS_VERSION, "params_sha256": params.sha256,
-                "image_sha256": image_hash, "mask_sha256": _sha256_array(region_mask, ct.geometry)}
+                "image_sha256": image_hash, "mask_sha256": _sha256_crop(_crop, _box, ct.geometry)}
         if engine != "pyradiomics":
             prov["mirp_version"] = mirp_version()
         feature_rows.append({**head, **feats, **prov})

@@ -47,22 +47,49 @@ def ring_mask(lesion: np.ndarray, spacing_mm: Sequence[float], width_mm: float,
     given.
 
     ``lesion`` is a boolean [k, j, i] array; ``spacing_mm`` is in (i, j, k) order as in ImageGeometry. The
-    distance transform runs on the lesion's bounding box grown by the ring width only (same result, much less
-    work).
+    whole-grid form of :func:`ring_crop` (same voxels).
     """
     lesion = np.asarray(lesion, dtype=bool)
     ring = np.zeros(lesion.shape, dtype=bool)
     if not lesion.any():
         return ring
-    spacing_zyx = np.asarray(spacing_mm, dtype=float)[::-1]
     idx = np.argwhere(lesion)
-    margin = [math.ceil(width_mm / s) + 1 for s in spacing_zyx]
-    lo = [max(int(a) - m, 0) for a, m in zip(idx.min(axis=0), margin, strict=True)]
-    hi = [min(int(b) + m + 1, n) for b, m, n in zip(idx.max(axis=0), margin, lesion.shape, strict=True)]
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    sub = lesion[box]
-    distance = ndimage.distance_transform_edt(~sub, sampling=spacing_zyx)
-    ring[box] = (distance <= width_mm) & ~sub
-    if body is not None:
-        ring &= body
+    lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    crop, start = ring_crop(lesion[box], (int(lo[0]), int(lo[1]), int(lo[2])), lesion.shape, spacing_mm,
+                            width_mm, body)
+    if crop.size:
+        ring[tuple(slice(o, o + n) for o, n in zip(start, crop.shape, strict=True))] = crop
     return ring
+
+
+def ring_crop(lesion_crop: np.ndarray, offset: Sequence[int], grid_shape: Sequence[int],
+              spacing_mm: Sequence[float], width_mm: float, body: np.ndarray | None = None,
+              ) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The ring of a lesion given as its crop (``offset`` = grid index of ``lesion_crop[0, 0, 0]`` on a grid
+    of ``grid_shape``), as the ring's own tight crop and offset ((0, 0, 0) shape when empty).
+
+    The distance transform runs on the lesion's box grown by the ring width only (same result as on the
+    whole grid, much less work); ``body`` is the whole-grid body mask (read in that box only).
+    """
+    lesion_crop = np.asarray(lesion_crop, dtype=bool)
+    empty = np.zeros((0, 0, 0), dtype=bool), (0, 0, 0)
+    if not lesion_crop.any():
+        return empty
+    spacing_zyx = np.asarray(spacing_mm, dtype=float)[::-1]
+    margin = [math.ceil(width_mm / s) + 1 for s in spacing_zyx]
+    lo = [max(int(o) - m, 0) for o, m in zip(offset, margin, strict=True)]
+    hi = [min(int(o) + n + m, g)
+          for o, n, m, g in zip(offset, lesion_crop.shape, margin, grid_shape, strict=True)]
+    sub = np.zeros(tuple(b - a for a, b in zip(lo, hi, strict=True)), dtype=bool)
+    sub[tuple(slice(int(o) - a, int(o) - a + n)
+              for o, a, n in zip(offset, lo, lesion_crop.shape, strict=True))] = lesion_crop
+    distance = ndimage.distance_transform_edt(~sub, sampling=spacing_zyx)
+    ring = (distance <= width_mm) & ~sub
+    if body is not None:
+        ring &= body[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+    hits = [np.flatnonzero(ring.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    if any(h.size == 0 for h in hits):
+        return empty
+    box = tuple(slice(int(h[0]), int(h[-1]) + 1) for h in hits)
+    return ring[box].copy(), (lo[0] + box[0].start, lo[1] + box[1].start, lo[2] + box[2].start)

@@ -305,15 +305,19 @@ def make_snapshot(
             f"{mask.source_path or mask.label}: expected the mask on the CT grid, got "
             f"{ct.geometry.describe_difference(mask.geometry)}"
         )
-    if not mask.mask.any():
+    if mask.is_empty:
         raise MeasurementError(
             f"lesion {measurement.lesion_id}: expected a non-empty mask for a snapshot, got 0 voxels"
         )
+    k0, j0, i0 = mask.offset
     k = measurement.long_axis_slice_index
     if k is None:
-        k = int(np.argmax(mask.mask.sum(axis=(1, 2))))
+        k = k0 + int(np.argmax(mask.crop.sum(axis=(1, 2))))
     sx, sy = ct.geometry.spacing_mm[0], ct.geometry.spacing_mm[1]
-    rows, cols = np.nonzero(mask.mask[k]) if mask.mask[k].any() else np.nonzero(mask.mask.any(axis=0))
+    # the key slice of the crop (all-False outside the crop's slices), indices shifted to the grid
+    in_crop = 0 <= k - k0 < mask.crop.shape[0] and bool(mask.crop[k - k0].any())
+    rows, cols = np.nonzero(mask.crop[k - k0]) if in_crop else np.nonzero(mask.crop.any(axis=0))
+    rows, cols = rows + j0, cols + i0
     r0 = max(int(rows.min() - margin_mm / sy), 0)
     r1 = min(int(rows.max() + margin_mm / sy) + 1, ct.geometry.shape[1])
     c0 = max(int(cols.min() - margin_mm / sx), 0)
@@ -330,7 +334,7 @@ def make_snapshot(
         lesion_id=measurement.lesion_id,
         scan_date=measurement.scan_date or dt.date.min,
         hu=np.asarray(ct.hu[k, r0:r1, c0:c1], dtype=np.float32),
-        mask=np.asarray(mask.mask[k, r0:r1, c0:c1], dtype=bool),
+        mask=_window(mask, k, r0, r1, c0, c1),
         pixel_spacing_mm=(sy, sx),
         long_axis_xy=to_xy(measurement.long_axis_endpoints_mm),
         short_axis_xy=to_xy(measurement.short_axis_endpoints_mm),
@@ -338,3 +342,17 @@ def make_snapshot(
         short_axis_mm=measurement.short_axis_mm,
         slice_index=int(k),
     )
+
+
+def _window(mask: LesionMask, k: int, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """Rows r0:r1, columns c0:c1 of slice ``k`` of the whole-grid mask, cut from the crop."""
+    out = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+    k0, j0, i0 = mask.offset
+    n_k, n_j, n_i = mask.crop.shape
+    if not 0 <= k - k0 < n_k:
+        return out
+    a, b = max(r0, j0), min(r1, j0 + n_j)
+    c, d = max(c0, i0), min(c1, i0 + n_i)
+    if a < b and c < d:
+        out[a - r0 : b - r0, c - c0 : d - c0] = mask.crop[k - k0, a - j0 : b - j0, c - i0 : d - i0]
+    return out

@@ -88,25 +88,35 @@ class _Track:
 # --------------------------------------------------------------------------------------------------
 
 
+#: samples mapped at once when building a footprint (~100 MB of work arrays)
+_FOOTPRINT_SAMPLES = 1 << 21
+
+
 def _footprint(
     mask: LesionMask, kji: np.ndarray, registration: Registration, reference: CtImage, spacing_mm: float
 ) -> np.ndarray:
     """Evidence-grid cells covered by the mask once mapped into the reference space.
 
-    ``kji`` are the mask's voxel indices (``np.argwhere(mask.mask)``, computed once by the caller). Each voxel
+    ``kji`` are the mask's voxel indices (``mask.voxel_indices()``, computed once by the caller). Each voxel
     is supersampled so that samples are at most ``spacing_mm`` apart (thick slices leave no gaps), then mapped
     with the registration and binned on a grid aligned with the reference CT.
     """
     spacing = np.asarray(mask.geometry.spacing_mm[::-1])
     steps = np.maximum(1, np.ceil(spacing / spacing_mm)).astype(int)
     offsets = np.stack(np.meshgrid(*[(np.arange(n) + 0.5) / n - 0.5 for n in steps], indexing="ij"), -1)
-    samples = (kji[:, None, :] + offsets.reshape(-1, 3)[None, :, :]).reshape(-1, 3)
-    lps = registration.map_points(mask.geometry.index_to_lps(samples[:, ::-1]))
+    offsets = offsets.reshape(-1, 3)
     ref = reference.geometry
-    local = (lps - np.asarray(ref.origin_mm)) @ ref.direction_matrix  # reference-aligned mm
-    cells = np.floor(local / spacing_mm).astype(np.int64) + _KEY_BASE // 2
-    keys = (cells[:, 0] * _KEY_BASE + cells[:, 1]) * _KEY_BASE + cells[:, 2]
-    return np.unique(keys)
+    # voxels in chunks, so that the work arrays (samples x 3 doubles, several of them) stay bounded for a
+    # multi-litre lesion (issue 21); the cells are the same, np.unique of their union is the same set
+    chunk = max(1, _FOOTPRINT_SAMPLES // len(offsets))
+    parts = []
+    for start in range(0, len(kji), chunk):
+        samples = (kji[start : start + chunk, None, :] + offsets[None, :, :]).reshape(-1, 3)
+        lps = registration.map_points(mask.geometry.index_to_lps(samples[:, ::-1]))
+        local = (lps - np.asarray(ref.origin_mm)) @ ref.direction_matrix  # reference-aligned mm
+        cells = np.floor(local / spacing_mm).astype(np.int64) + _KEY_BASE // 2
+        parts.append(np.unique((cells[:, 0] * _KEY_BASE + cells[:, 1]) * _KEY_BASE + cells[:, 2]))
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _dilate(footprint: np.ndarray, radius_cells: int) -> np.ndarray:
@@ -169,6 +179,21 @@ def _reference_index(exams: Sequence[ExamMasks]) -> int:
     return 0
 
 
+def _union_crop(masks: list[LesionMask]) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The union of masks on one grid as a crop over the box enclosing theirs, and its (k, j, i) offset."""
+    present = [m for m in masks if not m.is_empty]
+    if not present:
+        return np.zeros((0, 0, 0), dtype=bool), (0, 0, 0)
+    lo = np.min([m.offset for m in present], axis=0)
+    hi = np.max([np.add(m.offset, m.crop.shape) for m in present], axis=0)
+    union = np.zeros(tuple(int(n) for n in hi - lo), dtype=bool)
+    for m in present:
+        union[tuple(slice(o - a, o - a + n) for o, a, n in zip(m.offset, lo, m.crop.shape, strict=True))] |= (
+            m.crop
+        )
+    return union, (int(lo[0]), int(lo[1]), int(lo[2]))
+
+
 def _measure(
     track: _Track,
     masks: list[LesionMask],
@@ -179,15 +204,14 @@ def _measure(
     if len(masks) == 1:
         merged = masks[0]
     else:  # fragments: one mask with several pieces; measure_lesion sums their long axes
-        union = np.zeros(masks[0].mask.shape, dtype=bool)
         for m in masks:
             if not m.geometry.is_close(masks[0].geometry):
                 raise MaskError(
                     f"{m.source_path or m.label}: fragments of lesion {track.lesion_id} are on "
                     f"different grids: {masks[0].geometry.describe_difference(m.geometry)}"
                 )
-            union |= m.mask
-        merged = replace(masks[0], mask=union, label="+".join(m.label for m in masks))
+        union, start = _union_crop(masks)
+        merged = replace(masks[0], crop=union, offset=start, label="+".join(m.label for m in masks))
     m = measure_lesion(merged, lesion_id=track.lesion_id, settings=measure_settings)
     return replace(
         m,
@@ -289,7 +313,7 @@ def track_lesions(
             reg = Registration(matrix=np.eye(4), method="none", note="registration not run")
         obs = []
         for m, (key, kind) in zip(exam.masks, keyed[n], strict=True):
-            kji = np.argwhere(m.mask)
+            kji = m.voxel_indices()  # = np.argwhere of the whole-grid mask, from the crop
             if not len(kji):
                 logger.warning("%s: empty mask %r skipped", m.source_path or exam.ct.source, m.label)
                 continue

@@ -40,9 +40,12 @@ def build_segmentation(
     """``segments`` = (lesion, its mask on the CT grid, its position in the patient's lesion list), in
     order."""
     descriptions = []
+    # a SEG of the CT's slices holds one frame per source image: the whole grid is needed here (highdicom
+    # omits the empty frames when it encodes); each mask's crop is written into its box
     pixels = np.zeros((*ct.geometry.shape, len(segments)), dtype=np.uint8)
     for n, (lesion, mask, index) in enumerate(segments, start=1):
-        pixels[..., n - 1] = mask.mask
+        if not mask.is_empty:
+            pixels[(*mask.box, n - 1)] = mask.crop
         region = sr_codes.organ_code(lesion)
         descriptions.append(
             hd.seg.SegmentDescription(
