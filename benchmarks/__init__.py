@@ -14,6 +14,7 @@ from benchmarks import (
     ct_load,
     end_to_end,
     label_stability,
+    mask_load,
     measure_diameters,
     radiomics_overhead,
     real_size,
@@ -23,6 +24,7 @@ from benchmarks._common import BenchOptions
 #: name -> run function, in the order ``python -m benchmarks`` runs them
 BENCHMARKS: dict[str, Callable[[BenchOptions], dict[str, Any]]] = {
     ct_load.NAME: ct_load.run,
+    mask_load.NAME: mask_load.run,  # SEG reading + the 7-litre memory-budget case (minutes)
     archive_index.NAME: archive_index.run,
     measure_diameters.NAME: measure_diameters.run,
     radiomics_overhead.NAME: radiomics_overhead.run,

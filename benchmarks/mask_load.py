@@ -9,6 +9,11 @@ segment, matched to the slices by SOP Instance UID, no geometry check).
 Same answer: every segment of ours, put back on the whole grid, equals highdicom's array voxel for voxel.
 The CT is loaded once, outside the timing (both readers need it or its UIDs). Memory: the bytes each reader
 keeps per exam (our crops vs the whole-grid arrays) are reported next to the times.
+
+Second part, the memory budget's large case (issue 21): one 512x512x400 CT (0.8 x 0.8 x 1 mm) whose SEG holds
+a 7-litre ellipsoid. ``hpd-imaging run`` with the default budget must either process it within the budget or
+skip what does not fit with an error row; the peak RSS of the run and the error rows are recorded, once with
+the default settings and once with the 1-litre radiomics region rule lifted, so that the budget decides.
 """
 
 from __future__ import annotations
@@ -124,6 +129,116 @@ def bench_exam(ct_dir: Path, seg_path: Path, repeats: int) -> dict[str, Any]:
     }
 
 
+def big_region_archive(data_dir: Path, litres: float = 7.0, slices: int = 400, matrix: int = 512) -> Path:
+    """One patient, one exam: a ``matrix`` x ``matrix`` x ``slices`` CT (0.8 mm pixels, 1 mm slices; a water
+    cylinder in air) with a SEG of one ellipsoid of ``litres`` (semi-axes 1.2 : 1.2 : 1)."""
+    import datetime as dt
+
+    from hpd_imaging.synth.dicom_writer import ExamIds, SegmentSpec, make_uid, write_ct_series, write_seg
+    from hpd_imaging.synth.render import RESCALE_INTERCEPT, ExamGrid
+
+    out = data_dir / f"big_region_{litres:g}l_{matrix}x{slices}"
+    if (out / "done").exists():
+        return out
+    px, dz = 0.8, 1.0
+    half = matrix * px / 2
+    grid = ExamGrid(
+        shape=(slices, matrix, matrix),
+        spacing_mm=(px, px, dz),
+        origin_mm=(-half + px / 2, -half + px / 2, 0.0),
+    )
+    c = (litres * 1e6 * 3 / (4 * np.pi * 1.2 * 1.2)) ** (1 / 3)  # semi-axes a = b = 1.2 c (mm)
+    a = 1.2 * c
+    y, x = np.mgrid[:matrix, :matrix] * px - half + px / 2
+    body = x**2 + y**2 <= (0.95 * half) ** 2
+    z = np.arange(slices) * dz - slices * dz / 2
+    stored = np.zeros((slices, matrix, matrix), dtype=np.uint16)
+    mask = np.zeros((slices, matrix, matrix), dtype=bool)
+    for k in range(slices):
+        inside = (x / a) ** 2 + (y / a) ** 2 + (z[k] / c) ** 2 <= 1.0
+        mask[k] = inside
+        stored[k] = np.where(inside, 60, np.where(body, 20, -1000)) - RESCALE_INTERCEPT
+    date = dt.date(2024, 1, 10)
+    ids = ExamIds(
+        patient_id="BIG001",
+        patient_name="SYNTHETIC^BIG001",
+        birth_date="19600101",
+        sex="F",
+        age=64,
+        scan_date=date,
+        study_uid=make_uid("big", "study"),
+        series_uid=make_uid("big", "series"),
+        frame_of_reference_uid=make_uid("big", "for"),
+        accession="A1",
+        uid_salt="big",
+    )
+    exam = out / "BIG001" / "20240110"
+    datasets = write_ct_series(exam / "CT", stored, grid, ids)
+    del stored
+    segment = SegmentSpec(
+        number=1,
+        label="L01",
+        organ="liver",
+        mask=mask,
+        tracking_id="L01",
+        tracking_uid=make_uid("big", "L01"),
+    )
+    write_seg(exam / "SEG" / "seg.dcm", datasets, [segment], ids)
+    (out / "truth.json").write_text(
+        json.dumps({"voxels": int(mask.sum()), "litres": mask.sum() * px * px * dz / 1e6})
+    )
+    (out / "done").write_text("")
+    return out
+
+
+def run_big_region(archive: Path, lift_region_rule: bool) -> dict[str, Any]:
+    """``hpd-imaging run`` (1 worker, default settings, radiomics_ct.yaml, no rings) on the big-region case:
+    peak RSS per process, wall time, exit code and the error rows."""
+    import shutil
+    import tempfile
+
+    import yaml
+
+    from benchmarks._common import hpd_imaging_command
+    from benchmarks.end_to_end import run_monitored
+    from benchmarks.real_size import ours_config
+
+    tmp = Path(tempfile.mkdtemp(prefix="hpd_bench_big_"))
+    try:
+        config = ours_config(tmp)
+        if lift_region_rule:
+            cfg = yaml.safe_load(config.read_text())
+            cfg.setdefault("loader", {})["max_radiomics_region_mm3"] = 1e9
+            config.write_text(yaml.safe_dump(cfg))
+        cmd = [
+            "nice",
+            *hpd_imaging_command(),
+            "run",
+            str(archive),
+            "--out",
+            str(tmp / "out"),
+            "--workers",
+            "1",
+            "--quiet",
+            "--config",
+            str(config),
+        ]
+        r = run_monitored(cmd)
+        errors = (tmp / "out" / "errors.csv").read_text() if (tmp / "out" / "errors.csv").exists() else ""
+        lesions = (tmp / "out" / "lesions.csv").read_text() if (tmp / "out" / "lesions.csv").exists() else ""
+        return {
+            "lift_region_rule": lift_region_rule,
+            "returncode": r["returncode"],
+            "wall_s": r["wall_s"],
+            "peak_rss_mib": max(p["peak_rss_mib"] for p in r["processes"]),
+            "processes": r["processes"],
+            "errors_csv": errors,
+            "lesions_csv": lesions,
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run(opts: BenchOptions) -> dict[str, Any]:
     started = timestamp()
     archive = mask_archive(opts)
@@ -134,12 +249,34 @@ def run(opts: BenchOptions) -> dict[str, Any]:
             continue
         log(f"{NAME}: {tp['scan_date']}, {opts.repeats} repeats")
         cases.append(bench_exam(archive / tp["ct_dir"], archive / tp["mask_path"], opts.repeats))
+    figures = [f for c in cases for f in c["figures"]]
+    big = big_region_archive(opts.data_dir)
+    truth_big = json.loads((big / "truth.json").read_text())
+    big_runs = []
+    for lift in (False, True):
+        log(f"{NAME}: 7-litre case, region rule {'lifted' if lift else 'default'}")
+        r = run_big_region(big, lift)
+        big_runs.append(r)
+        rows = [line for line in r["errors_csv"].splitlines()[1:] if line.strip()]
+        figures.append(
+            figure(
+                f"512x512x400 CT with a {truth_big['litres']:.1f}-litre region"
+                f"{' (1-litre radiomics rule lifted)' if lift else ''}: peak RSS of the run",
+                r["peak_rss_mib"],
+                unit="MiB",
+                goal="<= 2048 (budget 1536 + interpreter); what does not fit is an error row",
+                met=r["returncode"] in (0, 1) and r["peak_rss_mib"] <= 1536 + 512,
+                context=f"exit {r['returncode']}, {len(rows)} error row(s): "
+                + "; ".join(row[:160] for row in rows[:2]),
+            )
+        )
     payload = {
         **result_head(NAME, "DICOM SEG reading: ours (bounding-box crops) vs highdicom whole-grid", started),
+        "big_region": {"truth": truth_big, "runs": big_runs},
         "options": {"repeats": opts.repeats, "matrix": opts.real_matrix, "slices": opts.real_slices},
         "cases": cases,
         "checks": {c["seg"]: c["checks"] for c in cases},
-        "figures": [f for c in cases for f in c["figures"]],
+        "figures": figures,
         "notes": [
             "CT loaded once outside the timing; warm page cache for both readers.",
             "Timed interleaved (ours, highdicom, ours, ...); figures are ratios of medians.",

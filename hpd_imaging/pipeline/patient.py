@@ -3,10 +3,11 @@
 A worker receives a :class:`PatientJob` (paths and settings, never pixel arrays) and returns a small status
 dict; the tables are stored under ``job.result_dir``, so a remote worker sends back kilobytes, not images.
 
-Memory: one patient's images at a time per worker process (every timepoint's CT as int16/float32 plus one
-boolean array per lesion mask on the CT grid; a 512x512x300 CT is ~160 MB as int16, each mask ~80 MB), plus
-pyradiomics' working copies of the baseline lesion crops. Size ``--workers`` so that workers x (timepoints x
-CT size x ~2) fits in memory.
+Memory: one patient's images at a time per worker process (every timepoint's CT as int16/float32, a
+512x512x300 CT is ~160 MB as int16, plus each lesion mask as its bounding-box crop), plus pyradiomics' working
+copies of the baseline lesion regions; ``loader.memory_budget_mib`` bounds it (pipeline/memory.py: an exam or
+a radiomics region that would pass it is an error row). Size ``--workers`` so that workers x (budget +
+~0.4 GiB) fits in memory.
 
 Resume: ``done.json`` is written last, atomically; a result folder without it is an unfinished attempt.
 """
@@ -31,6 +32,15 @@ from hpd_imaging.course.roles import scan_roles
 from hpd_imaging.course.targets import assign_lesion_roles
 from hpd_imaging.domain import LesionMask, MaskSource, Timepoint, TimepointRole
 from hpd_imaging.errors import EnvironmentFaultError, HpdImagingError
+from hpd_imaging.pipeline.memory import (
+    BODY_MASK_BYTES_PER_VOXEL,
+    MemoryBudgetError,
+    check_budget,
+    ct_estimate_bytes,
+    held_bytes,
+    radiomics_region_bytes,
+    without_voxels,
+)
 from hpd_imaging.pipeline.ruler_exams import check_ruler_identities as _check_ruler_identities
 from hpd_imaging.pipeline.ruler_exams import ruler_rows as _ruler_rows
 from hpd_imaging.pipeline.ruler_exams import with_rulers as _with_rulers
@@ -168,7 +178,22 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
             )
             tp = dataclasses.replace(tp, masks=segmentations)
         try:
+            # memory budget (issue 21): the CTs held + this one, from its headers, before decoding it
+            check_budget(
+                held_bytes(exams) + ct_estimate_bytes(tp.ct),
+                cfg.loader.memory_budget_mib,
+                f"exam {tp.scan_date}: its CT ({tp.ct.columns}x{tp.ct.rows}x{tp.ct.n_slices}) with the "
+                f"{len(exams)} exam(s) already loaded",
+                folder,
+            )
             ct = load_ct(list(tp.ct.files), cfg.loader)
+            check_budget(  # a float32 CT is twice the estimate: count it at its real size
+                held_bytes(exams) + int(ct.hu.nbytes),
+                cfg.loader.memory_budget_mib,
+                f"exam {tp.scan_date}: its CT ({ct.hu.dtype}, {ct.hu.nbytes / 2**20:.1f} MiB) with the "
+                f"{len(exams)} exam(s) already loaded",
+                folder,
+            )
         except HpdImagingError as exc:
             errors.append(error_row(pid, "load_ct", exc.path or folder, exc))
             failed_load = True
@@ -248,6 +273,19 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
 
     label_to_id = _label_to_lesion_id(course)
     base_tp = _baseline(job.timepoints)
+
+    t3 = time.perf_counter()
+    snapshot_errors: list[dict[str, str]] = []
+    snapshots = _snapshots(job, exams, course, label_to_id, snapshot_errors) if job.snapshots else []
+    outputs_s = time.perf_counter() - t3
+    # one timepoint's volume where possible (issue 21): tracking (registration) and the snapshots are done,
+    # so only the CTs radiomics reads keep their voxels; the others keep their grid for the DICOM outputs
+    keep = (
+        {e.scan_date for e in exams}
+        if cfg.radiomics.enabled and cfg.radiomics.timepoints == "all"
+        else ({base_tp.scan_date} if cfg.radiomics.enabled else set())
+    )
+    exams = [e if e.scan_date in keep else e._replace(ct=without_voxels(e.ct)) for e in exams]
     base_exam = next((e for e in exams if e.scan_date == base_tp.scan_date), None)
 
     t2 = time.perf_counter()
@@ -270,11 +308,11 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
             errors.append(error_row(pid, "radiomics", base_exam.ct.source, exc))
     timings["radiomics_s"] = time.perf_counter() - t2
 
+    errors.extend(snapshot_errors)  # after the radiomics rows, as before the snapshots moved up
     t3 = time.perf_counter()
-    snapshots = _snapshots(job, exams, course, label_to_id, errors) if job.snapshots else []
     if job.dicom_out_dir is not None:
         _dicom_outputs(job, exams, course, label_to_id, errors)
-    timings["outputs_s"] = time.perf_counter() - t3
+    timings["outputs_s"] = outputs_s + time.perf_counter() - t3
 
     rd = job.result_dir
     atomic.write_parquet(rd / "lesions.parquet", lesions)
@@ -341,8 +379,13 @@ def _radiomics(job: PatientJob, exams: list, base_exam: Any, label_to_id: dict) 
     diags: list[pd.DataFrame] = []
     errors: list[dict[str, str]] = []
     limit_mm3 = job.config.loader.max_radiomics_region_mm3
+    budget_mib = job.config.loader.memory_budget_mib
     for exam in chosen:
         masks = []
+        # held during extraction: every loaded exam, pyradiomics' SimpleITK copy of this CT, the body mask
+        held = held_bytes(exams) + int(exam.ct.hu.nbytes)
+        if cfg.ring_widths_mm:
+            held += BODY_MASK_BYTES_PER_VOXEL * int(exam.ct.hu.size)
         for m in exam.masks:
             if (exam.scan_date, m.label) not in label_to_id:
                 continue
@@ -358,6 +401,17 @@ def _radiomics(job: PatientJob, exams: list, base_exam: Any, label_to_id: dict) 
                         "radiomics skipped for it (raise the limit to extract it)",
                     )
                 )
+                continue
+            try:
+                check_budget(
+                    held + _region_work_bytes(m, exam.ct, params, cfg.ring_widths_mm),
+                    budget_mib,
+                    f"lesion {label_to_id[(exam.scan_date, m.label)]} ({m.label!r}, {m.voxel_count} voxels "
+                    f"in a {'x'.join(str(n) for n in m.crop.shape[::-1])} box): radiomics",
+                    m.source_path,
+                )
+            except MemoryBudgetError as exc:
+                errors.append(error_row(job.patient_id, "radiomics", m.source_path, exc))
                 continue
             masks.append(m)
         if not masks:
@@ -387,6 +441,20 @@ def _radiomics(job: PatientJob, exams: list, base_exam: Any, label_to_id: dict) 
     features = pd.concat(feats, ignore_index=True) if feats else pd.DataFrame()
     diagnostics = pd.concat(diags, ignore_index=True) if diags else pd.DataFrame()
     return features, diagnostics, errors
+
+
+def _region_work_bytes(mask: LesionMask, ct: Any, params: Any, ring_widths_mm: Any) -> int:
+    """Estimated pyradiomics bytes of a lesion's largest region (the lesion, or its widest ring's box)."""
+    from hpd_imaging.radiomics.extract import _crop_margin_voxels
+
+    spacing = ct.geometry.spacing_mm
+    if _crop_margin_voxels(params, spacing) is None:  # pyradiomics gets the whole CT: whole-image filters
+        box = ct.geometry.shape
+    else:
+        widest = max((float(w) for w in ring_widths_mm), default=0.0)
+        grow = [2 * (int(np.ceil(widest / s)) + 1) if widest else 0 for s in spacing[::-1]]
+        box = tuple(min(n + g, t) for n, g, t in zip(mask.crop.shape, grow, ct.geometry.shape, strict=True))
+    return radiomics_region_bytes(box, spacing, params.as_dict())
 
 
 def _snapshots(job: PatientJob, exams: list, course: Any, label_to_id: dict, errors: list) -> list:

@@ -111,6 +111,14 @@ class LoaderSettings(Section):
     unclassified_structures: Literal["lesion", "not_lesion"] = "lesion"
     # --- memory bound per region: radiomics of a larger region is skipped with an error row ---
     max_radiomics_region_mm3: float = Field(default=1_000_000.0, gt=0)  # 1 litre
+    # --- per-worker memory budget (MiB) for one patient's data (issue 21; docs/robustness.md) ---
+    # what a worker may hold at once for the patient it processes: the CT volumes loaded (an exam whose CT
+    # would pass it is an error row naming the file, the rule and the value: the patient is not assessed)
+    # and, at radiomics, the CT, its working copy and the region's estimated pyradiomics arrays (a region
+    # that would pass it is skipped with an error row, the other lesions go on). Masks are lesion-sized
+    # crops and count too. The interpreter and its libraries (~0.4 GiB measured) come on top. None = no
+    # budget. Estimates: hpd_imaging/pipeline/memory.py.
+    memory_budget_mib: float | None = Field(default=1536.0, gt=0)
 
 
 # the defaults, as one frozen instance usable as a keyword default

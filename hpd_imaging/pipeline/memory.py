@@ -1,0 +1,118 @@
+"""The per-worker memory budget of one patient's work (issue 21; setting ``loader.memory_budget_mib``).
+
+Checked *before* the allocation it bounds, from headers and shapes, so that a series or a region that would
+not fit is an error row (file, rule, value) instead of a worker killed by the operating system:
+
+* loading an exam: the CT volumes already held plus the new one (rows x columns x slices x 2 bytes, int16 as
+  integer rescaling gives; a float32 CT is counted at its real size once decoded) plus the mask crops;
+* radiomics of a region: what is held, pyradiomics' whole-CT working copy (a SimpleITK image of the CT), the
+  body mask and its labels when rings are asked for, and the region's own arrays
+  (:func:`radiomics_region_bytes`).
+
+The estimates count the patient's data, not the interpreter and its libraries (~0.4 GiB, measured), which
+come on top of the budget. A need equal to the budget runs; one byte more does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from hpd_imaging.domain import CtImage, LesionMask, SeriesRef
+from hpd_imaging.errors import HpdImagingError
+
+MIB = 2**20
+#: bytes per decoded CT voxel assumed before decoding (int16: CTs with integer rescale slope/intercept)
+CT_BYTES_PER_VOXEL = 2
+#: body mask for peritumoral rings: the bool mask, ndimage.label's int32 labels and the ``HU > t`` array
+BODY_MASK_BYTES_PER_VOXEL = 6
+#: pyradiomics' arrays per voxel of the (resampled) region box: the image and mask as float64 / arrays,
+#: the current filtered image, and the feature classes' per-voxel arrays ...
+RADIOMICS_BASE_BYTES_PER_VOXEL = 48
+#: ... plus the 8 coif1 sub-bands pywt computes at once (float64) when Wavelet is an image type ...
+RADIOMICS_WAVELET_BYTES_PER_VOXEL = 64
+#: ... plus the LoG-filtered image (float64) when LoG is
+RADIOMICS_LOG_BYTES_PER_VOXEL = 8
+
+
+class MemoryBudgetError(HpdImagingError):
+    """A series or region whose estimated memory passes ``loader.memory_budget_mib``."""
+
+
+def mib(n_bytes: float) -> float:
+    return n_bytes / MIB
+
+
+def ct_estimate_bytes(ref: SeriesRef) -> int:
+    """Bytes of the decoded CT of ``ref`` from its headers (rows x columns x slices, int16)."""
+    return int(ref.rows) * int(ref.columns) * int(ref.n_slices) * CT_BYTES_PER_VOXEL
+
+
+def held_bytes(exams: Iterable[Any]) -> int:
+    """What the loaded exams hold: each CT's voxels (none once released) and its masks' crops."""
+    return sum(voxel_bytes(e.ct) + sum(int(m.crop.nbytes) for m in e.masks) for e in exams)
+
+
+def voxel_bytes(ct: CtImage) -> int:
+    """Bytes a CT's voxels occupy: 0 after :func:`without_voxels` (a zero-stride view)."""
+    return 0 if 0 in ct.hu.strides else int(ct.hu.nbytes)
+
+
+def without_voxels(ct: CtImage) -> CtImage:
+    """The CT with its voxels released: same grid, UIDs, source and provenance; ``hu`` a read-only zero-stride
+    view of one zero (no memory), for stages that need only the grid (DICOM SEG/SR outputs, geometry checks).
+    The provenance says so, so that a reader of ``hu`` can tell."""
+    empty = np.broadcast_to(np.zeros((), dtype=ct.hu.dtype), ct.hu.shape)
+    return dataclasses.replace(
+        ct, hu=empty, provenance={**ct.provenance, "voxels": "released after tracking (memory budget)"}
+    )
+
+
+def radiomics_region_bytes(
+    box_shape_kji: Sequence[int], spacing_mm: Sequence[float], params: Mapping[str, Any]
+) -> int:
+    """Estimated bytes pyradiomics holds for one region whose box (plus the crop margin) is
+    ``box_shape_kji`` on a grid of ``spacing_mm`` (i, j, k), with the parameter file's ``params``.
+
+    The region is resampled to ``resampledPixelSpacing`` (when set) and padded by ``padDistance`` voxels on
+    each side, as pyradiomics does; each of its voxels costs the bytes of the constants above.
+    """
+    setting = params.get("setting") or {}
+    pad = int(setting.get("padDistance", 5))
+    resampled = setting.get("resampledPixelSpacing")
+    n = 1
+    for axis, size in enumerate(box_shape_kji):
+        spacing = float(spacing_mm[2 - axis])
+        new = (
+            float(resampled[2 - axis])
+            if resampled is not None and float(resampled[2 - axis]) > 0
+            else spacing
+        )
+        n *= math.ceil(size * spacing / new) + 2 * pad
+    image_types = set(params.get("imageType") or {"Original": {}})
+    per_voxel = RADIOMICS_BASE_BYTES_PER_VOXEL
+    if "Wavelet" in image_types:
+        per_voxel += RADIOMICS_WAVELET_BYTES_PER_VOXEL
+    if "LoG" in image_types:
+        per_voxel += RADIOMICS_LOG_BYTES_PER_VOXEL
+    return n * per_voxel
+
+
+def check_budget(need_bytes: int, budget_mib: float | None, what: str, path: str | None) -> None:
+    """Raise :class:`MemoryBudgetError` when ``need_bytes`` passes the budget (equal is allowed)."""
+    if budget_mib is None or need_bytes <= budget_mib * MIB:
+        return
+    raise MemoryBudgetError(
+        f"{path + ': ' if path else ''}{what} needs an estimated {mib(need_bytes):.1f} MiB ({need_bytes} "
+        f"bytes); expected at most "
+        f"loader.memory_budget_mib={budget_mib:g} (raise it where the machine has the memory)",
+        path=path,
+    )
+
+
+def masks_bytes(masks: Iterable[LesionMask]) -> int:
+    return sum(int(m.crop.nbytes) for m in masks)
