@@ -315,6 +315,8 @@ def _segment_slice_ranges(seg: Any) -> dict[int, tuple[int, int]]:
         ranges: dict[int, tuple[int, int]] = {}
         for item in seg.PerFrameFunctionalGroupsSequence:
             ident = item.get("SegmentIdentificationSequence", None) or shared_ident
+            if not ident:
+                return {}
             number = int(ident[0].ReferencedSegmentNumber)
             position = np.asarray([float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient])
             k = int(np.rint(to_index[0, :3] @ position + to_index[0, 3]))

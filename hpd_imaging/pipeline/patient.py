@@ -177,16 +177,18 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
                 "patient %s: exam %s has segmentations; its ruler SRs are not used", pid, tp.scan_date
             )
             tp = dataclasses.replace(tp, masks=segmentations)
+        series = tp.ct
+        assert series is not None  # checked above
         try:
             # memory budget (issue 21): the CTs held + this one, from its headers, before decoding it
             check_budget(
-                held_bytes(exams) + ct_estimate_bytes(tp.ct),
+                held_bytes(exams) + ct_estimate_bytes(series),
                 cfg.loader.memory_budget_mib,
-                f"exam {tp.scan_date}: its CT ({tp.ct.columns}x{tp.ct.rows}x{tp.ct.n_slices}) with the "
+                f"exam {tp.scan_date}: its CT ({series.columns}x{series.rows}x{series.n_slices}) with the "
                 f"{len(exams)} exam(s) already loaded",
                 folder,
             )
-            ct = load_ct(list(tp.ct.files), cfg.loader)
+            ct = load_ct(list(series.files), cfg.loader)
             check_budget(  # a float32 CT is twice the estimate: count it at its real size
                 held_bytes(exams) + int(ct.hu.nbytes),
                 cfg.loader.memory_budget_mib,
