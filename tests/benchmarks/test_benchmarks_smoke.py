@@ -124,3 +124,14 @@ def test_process_monitor_sees_the_child_peak_memory(tmp_path: Path) -> None:
     assert workers and max(p["peak_rss_mib"] for p in workers) >= 200
     driver = [p for p in result["processes"] if p["kind"] == "driver"]
     assert driver and driver[0]["peak_rss_mib"] < 200
+
+
+@pytest.mark.slow  # a tiny synth archive, a tiny big-region case and two `hpd-imaging run`s: ~1-2 minutes
+def test_mask_load_benchmark_runs_and_same_answer_holds(tiny: BenchOptions) -> None:
+    payload = BENCHMARKS["mask_load"](tiny)
+    _check_schema(payload, tiny.results_dir, "mask_load")
+    for checks in payload["checks"].values():
+        assert checks["voxels_equal_highdicom"] and checks["ours_bytes"] < checks["highdicom_bytes"]
+    runs = payload["big_region"]["runs"]
+    assert [r["lift_region_rule"] for r in runs] == [False, True]
+    assert all(r["returncode"] == 0 for r in runs)  # small enough to fit the default budget: no error rows
