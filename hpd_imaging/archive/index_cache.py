@@ -147,7 +147,7 @@ def _code_fingerprint() -> str:
     """
     digest = hashlib.sha256(hpd_imaging.__version__.encode())
     root = Path(hpd_imaging.__file__).parent
-    for source in [*sorted((root / "archive").glob("*.py")), root / "domain.py"]:
+    for source in [*sorted((root / "archive").glob("*.py")), *sorted((root / "domain").glob("*.py"))]:
         try:
             digest.update(source.name.encode() + b"\0" + source.read_bytes())
         except OSError:
