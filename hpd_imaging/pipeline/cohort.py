@@ -158,7 +158,9 @@ def write_report(
     versions: dict[str, str | None],
     errors: pd.DataFrame | None = None,
     not_produced: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> dict[str, Path]:
+    """report.html and its patient pages (rendered by ``workers`` processes), from the written tables."""
     if "kinetics" not in outputs:
         return {}
     from hpd_imaging.report import write_report
@@ -184,7 +186,9 @@ def write_report(
         if f"hpd_{config.model.definition}" in kinetics_columns
         else None,
     )
-    return {"report": write_report(out_dir, inputs, issues=errors, not_produced=not_produced)}
+    return {
+        "report": write_report(out_dir, inputs, issues=errors, not_produced=not_produced, workers=workers)
+    }
 
 
 def _keys(df: pd.DataFrame) -> list[tuple[str, str]]:

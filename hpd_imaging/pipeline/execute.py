@@ -83,7 +83,17 @@ def run_job(job: PatientJob) -> dict[str, Any]:
         )
         status = {**status, "ok": False, "errors": [*status.get("errors", []), row]}
         atomic.write_json(rd / "errors.json", status["errors"])
-    return {**status, "resources": _resources(time.perf_counter() - wall0, _cpu_s() - cpu0)}
+    res = _resources(time.perf_counter() - wall0, _cpu_s() - cpu0)
+    logger.info(
+        "patient %s %s in %.1f s (%.1f CPU s) on %s; process peak RSS %.0f MiB",
+        job.patient_id,
+        "done" if status.get("ok") else "failed",
+        res["wall_s"],
+        res["cpu_s"],
+        res["worker"],
+        res["peak_rss_mib"],
+    )
+    return {**status, "resources": res}
 
 
 def _cpu_s() -> float:

@@ -101,6 +101,7 @@ def run_info(
     execution: Execution,
     out_dir: Path,
     outputs: dict[str, Path],
+    written: list[Path],
     not_produced: dict[str, str],
     stale: list[str],
 ) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def run_info(
         "resources": resources(execution.statuses),
         "dask": dask_info(execution, out_dir),
         "outputs": {k: str(v.relative_to(out_dir)) for k, v in sorted(outputs.items())},
-        "manifest": outdir.manifest(out_dir, outputs.values()),
+        "manifest": outdir.manifest(out_dir, written),
         "not_produced": not_produced,
         "removed_stale": stale,
     }

@@ -8,7 +8,7 @@ Per patient (on a worker, :mod:`hpd_imaging.pipeline.patient`)::
 Per cohort (here, in the driver, from the stored per-patient results)::
 
     lesions.csv/.parquet -> kinetics, response, concordance (response) -> radiomics_patient (aggregation)
-    -> predictions (model, when given) -> errors.csv, run.json, report.html
+    -> predictions (model, when given) -> errors.csv, run.json, report.html + report_patients/*.html
 
 Resume: a patient's results live in ``OUT/.work/patients/<patient_id>/<key>/`` where ``key`` hashes the input
 files (path, size, mtime), the config, the package versions and the output flags; ``done.json`` is written
@@ -41,7 +41,7 @@ from hpd_imaging.domain import Timepoint
 from hpd_imaging.errors import ConfigError, HpdImagingError
 from hpd_imaging.pipeline import cohort, identity, outdir, runinfo
 from hpd_imaging.pipeline.cluster import LOG_DIR
-from hpd_imaging.pipeline.execute import SCANNED_FILE, execute, verified_resume
+from hpd_imaging.pipeline.execute import SCANNED_FILE, default_workers, execute, verified_resume
 from hpd_imaging.pipeline.patient import (
     ERROR_COLUMNS,
     PatientJob,
@@ -377,12 +377,27 @@ def _run_owned(
     t = time.perf_counter()
     not_produced = outdir.not_produced(outputs, TABLES, clinical is not None, model is not None)
     outputs.update(
-        cohort.write_report(out_dir, outputs, clinical, snapshots, config, versions, errors_df, not_produced)
+        cohort.write_report(
+            out_dir,
+            outputs,
+            clinical,
+            snapshots,
+            config,
+            versions,
+            errors_df,
+            not_produced,
+            workers=workers or config.run.workers or default_workers(len(plan)),
+        )
     )
     timings["report_s"] = time.perf_counter() - t
     if "report" not in outputs:
         not_produced["report.html"] = "the report needs kinetics.csv (see kinetics.csv above)"
-    stale = outdir.remove_stale(out_dir, [*OWNED_FILES, *previous_manifest], outputs.values())
+    # the report's patient pages are files of this run too (manifest, kept from the stale sweep), but not
+    # listed one by one among the outputs
+    from hpd_imaging.report.html import patient_pages
+
+    written = [*outputs.values(), *(patient_pages(out_dir) if "report" in outputs else [])]
+    stale = outdir.remove_stale(out_dir, [*OWNED_FILES, *previous_manifest], written)
 
     n_patients = len(plan) + len(lost)
     run_info = runinfo.run_info(
@@ -411,6 +426,7 @@ def _run_owned(
         execution=ran,
         out_dir=out_dir,
         outputs=outputs,
+        written=written,
         not_produced=not_produced,
         stale=stale,
     )

@@ -135,3 +135,41 @@ def test_run_json_records_stage_times_and_worker_memory(run_with_a_failure: tupl
         "mode": "in-process", "scheduler": None, "workers": 1, "dashboard": None,
         "dashboard_missing": None, "worker_log": None,
     }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_local_cluster_cost_dashboard_and_worker_logs(
+    tiny_archive: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """2 LocalCluster workers: each patient's cost comes from the process that ran it, the dashboard link is
+    recorded (bokeh is a dev dependency), the workers' output goes to OUT/logs, not to the console."""
+    out = tmp_path / "out"
+    summary = run_study(tiny_archive, out, FAST_CONFIG, workers=2)
+    assert summary.exit_code == 0, summary.errors.to_string()
+    info = json.loads((out / "run.json").read_text())
+    dask = info["dask"]
+    assert dask["mode"] == "local-cluster" and dask["workers"] == 2
+    assert dask["scheduler"].startswith("tcp://127.0.0.1:")
+    assert dask["dashboard"].startswith("http://127.0.0.1:") and dask["dashboard_missing"] is None
+    per_patient = info["resources"]["per_patient"]
+    assert set(per_patient) == {"SYN001", "SYN002"}
+    import os
+
+    assert all(r["pid"] != os.getpid() and r["worker"].startswith("tcp://") for r in per_patient.values())
+    workers = info["resources"]["workers"]
+    assert sum(w["patients"] for w in workers) == 2
+    for w in workers:  # a worker's peak is the largest VmHWM its patients saw
+        mine = [r for r in per_patient.values() if r["pid"] == w["pid"]]
+        assert w["peak_rss_mib"] == max(r["peak_rss_mib"] for r in mine) > 50
+        assert w["busy_s"] == pytest.approx(sum(r["wall_s"] for r in mine), abs=2e-3)
+    raw = sorted((out / "logs").glob("worker-*.log"))
+    assert len(raw) == 2  # each worker process's stdout/stderr, from the moment it joined
+    markers = [line for f in raw for line in f.read_text().splitlines() if line.endswith(" output")]
+    assert len(markers) == 2
+    gathered = (out / "logs" / "dask_workers.log").read_text()
+    for pid, r in per_patient.items():
+        assert f"[{r['worker']}] [{pid}] " in gathered and f"patient {pid} done in" in gathered
+    console = capfd.readouterr()
+    assert not any(m in console.err + console.out for m in markers)  # never printed on the console
+    progress = json.loads((out / PROGRESS_FILE).read_text())
+    assert progress["workers"] == 2 and progress["patients"]["done"] == 2
