@@ -33,7 +33,10 @@ def run(
         Path | None, typer.Option(help="HPD risk model (.skops with its card) -> predictions.csv.")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Dask worker processes (default: cores).")
+        int | None,
+        typer.Option(
+            min=1, help="Worker processes for the patients (Dask) and the report pages (default: cores)."
+        ),
     ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786.")

@@ -52,8 +52,7 @@ def connect(scheduler: str | None, n_workers: int, log_dir: Path | None) -> tupl
             )
             client = Client(cluster)
             if log_dir is not None:
-                log_dir.mkdir(parents=True, exist_ok=True)
-                client.register_plugin(WorkerOutputToFile(str(log_dir)))
+                _redirect_worker_output(client, log_dir)
             return client, cluster
         logger.info("connecting to the Dask scheduler at %s", scheduler)
         return Client(scheduler, timeout="30s"), None
@@ -73,6 +72,17 @@ def connect(scheduler: str | None, n_workers: int, log_dir: Path | None) -> tupl
         raise EnvironmentFaultError(
             f"cannot start {where}: {type(exc).__name__}: {exc}; {todo}", path=scheduler
         ) from exc
+
+
+def _redirect_worker_output(client: Any, log_dir: Path) -> None:
+    """Worker output to ``log_dir/worker-<pid>.log`` (earlier runs' files removed first: pids recur)."""
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for old in log_dir.glob("worker-*.log"):
+            old.unlink()
+        client.register_plugin(WorkerOutputToFile(str(log_dir)))
+    except Exception:  # noqa: BLE001 - output on the console is noise, not a reason to fail the run
+        logger.warning("could not send the Dask workers' output to %s; it goes to the console", log_dir)
 
 
 try:  # a WorkerPlugin subclass when distributed is importable (it is a dependency; the guard keeps

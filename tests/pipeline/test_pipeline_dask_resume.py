@@ -4,6 +4,7 @@ full recompute (--force) all give the reference (in-process) run's bytes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -65,6 +66,7 @@ def dask_cluster(tmp_path: Path):
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the nanny's worker processes are stopped with it
         )
         procs.append(worker)
         address = json.loads(scheduler_file.read_text())["address"]
@@ -72,6 +74,7 @@ def dask_cluster(tmp_path: Path):
 
         with Client(address, timeout="30s") as client:
             client.wait_for_workers(2, timeout=120)
+            worker_pids = set(client.run(os.getpid).values())
         yield address, procs
     finally:
         for proc in reversed(procs):
@@ -81,6 +84,21 @@ def dask_cluster(tmp_path: Path):
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if len(procs) > 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(procs[1].pid, signal.SIGKILL)  # anything of the worker group still alive
+    # stopped, all of them: the scheduler, the `dask worker` nanny and its two worker processes
+    assert all(proc.poll() is not None for proc in procs)
+    _wait_for(lambda: not any(_alive(pid) for pid in worker_pids), 20, "the worker processes to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())  # a zombie has exited
 
 
 @pytest.mark.slow
