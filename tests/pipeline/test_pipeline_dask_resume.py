@@ -51,7 +51,7 @@ def dask_cluster(tmp_path: Path):
     )
     procs = [scheduler]
     try:
-        _wait_for(scheduler_file.exists, 60, "the scheduler file", scheduler)
+        _scheduler_address(scheduler_file, scheduler)
         worker = subprocess.Popen(
             [
                 str(VENV_BIN / "dask"),
@@ -69,7 +69,7 @@ def dask_cluster(tmp_path: Path):
             start_new_session=True,  # its own process group: the nanny's worker processes are stopped with it
         )
         procs.append(worker)
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = _scheduler_address(scheduler_file, scheduler)
         from dask.distributed import Client
 
         with Client(address, timeout="30s") as client:
@@ -90,6 +90,20 @@ def dask_cluster(tmp_path: Path):
     # stopped, all of them: the scheduler, the `dask worker` nanny and its two worker processes
     assert all(proc.poll() is not None for proc in procs)
     _wait_for(lambda: not any(_alive(pid) for pid in worker_pids), 20, "the worker processes to exit")
+
+
+def _scheduler_address(scheduler_file: Path, proc: subprocess.Popen) -> str:
+    """The address in the scheduler file, once the scheduler has finished writing it (the file appears
+    empty first: reading it at once raced with the write)."""
+
+    def address() -> str | None:
+        try:
+            return json.loads(scheduler_file.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    _wait_for(lambda: address() is not None, 60, "the scheduler file", proc)
+    return str(address())
 
 
 def _alive(pid: int) -> bool:
@@ -202,13 +216,13 @@ def test_scheduler_that_loses_every_worker_ends_with_exit_1(tmp_path: Path) -> N
     )  # fmt: skip
     worker = run = None
     try:
-        _wait_for(scheduler_file.exists, 60, "the scheduler file", scheduler)
+        _scheduler_address(scheduler_file, scheduler)
         worker = subprocess.Popen(
             [str(VENV_BIN / "dask"), "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "1",
              "--nthreads", "1", "--no-dashboard"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = _scheduler_address(scheduler_file, scheduler)
         from dask.distributed import Client
 
         with Client(address, timeout="30s") as client:
