@@ -73,8 +73,11 @@ def run(
     errors.csv); 2: bad usage or configuration."""
     import time
 
-    # pyradiomics (and our module around it) set the "radiomics" logger's level on import: import first, so
-    # that configure_logging has the last word (per-lesion notices would flood a cohort run's console)
+    # pyradiomics (and our module around it) set the "radiomics" logger's level on import, and so does Dask
+    # (its config sets "distributed" to INFO on first import: every scheduler/nanny lifecycle message of a
+    # cluster run would reach the console): import both first, so that configure_logging has the last word
+    import distributed  # noqa: F401
+
     import hpd_imaging.radiomics.extract  # noqa: F401
 
     configure_logging(log_level, log_file, quiet)
