@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +33,10 @@ def run(
         Path | None, typer.Option(help="HPD risk model (.skops with its card) -> predictions.csv.")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Dask worker processes (default: cores).")
+        int | None,
+        typer.Option(
+            min=1, help="Worker processes for the patients (Dask) and the report pages (default: cores)."
+        ),
     ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786.")
@@ -68,8 +73,11 @@ def run(
     errors.csv); 2: bad usage or configuration."""
     import time
 
-    # pyradiomics (and our module around it) set the "radiomics" logger's level on import: import first, so
-    # that configure_logging has the last word (per-lesion notices would flood a cohort run's console)
+    # pyradiomics (and our module around it) set the "radiomics" logger's level on import, and so does Dask
+    # (its config sets "distributed" to INFO on first import: every scheduler/nanny lifecycle message of a
+    # cluster run would reach the console): import both first, so that configure_logging has the last word
+    import distributed  # noqa: F401
+
     import hpd_imaging.radiomics.extract  # noqa: F401
 
     configure_logging(log_level, log_file, quiet)
@@ -90,17 +98,20 @@ def run(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[counts]}"),
         console=console,
         disable=quiet,
         transient=False,
     ) as bar:
-        stage_task = bar.add_task("stages", total=len(stages))
-        patient_task = bar.add_task("patients", total=None)
+        stage_task = bar.add_task("stages", total=len(stages), counts="")
+        patient_task = bar.add_task("patients", total=None, counts="")
 
         def progress(event: str, detail: str) -> None:
             if event == "stage":
                 done = stages.index(detail) if detail in stages else 0
                 bar.update(stage_task, completed=done, description=f"stage: {detail}")
+            elif event == "progress":  # counts and ETA, as written to OUT/progress.json
+                bar.update(patient_task, counts=_counts_text(json.loads(detail)))
             elif event == "patients":
                 bar.update(patient_task, total=int(detail))
             elif event == "patient_start":
@@ -141,6 +152,21 @@ def run(
             f"[red]failed patients:[/red] {', '.join(summary.failed_patients)} (details in errors.csv)"
         )
     raise typer.Exit(summary.exit_code)
+
+
+def _counts_text(snap: dict) -> str:
+    """The console's patient counts from a progress.json snapshot, e.g.
+    "done 12 · failed 1 · left 87 · ETA 0:41:10 (21.3 s/patient, 4 at once)"."""
+    p = snap.get("patients", {})
+    if p.get("total") is None:
+        return ""
+    text = f"done {p['done']} · failed {p['failed']} · left {p['remaining']}"
+    eta = snap.get("eta_s")
+    if eta is not None and p.get("remaining"):
+        text += f" · ETA {dt.timedelta(seconds=round(eta))}"
+        if snap.get("seconds_per_patient") is not None:
+            text += f" ({snap['seconds_per_patient']:.1f} s/patient, {snap['workers']} at once)"
+    return text
 
 
 def register(app: typer.Typer) -> None:

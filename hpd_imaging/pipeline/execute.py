@@ -16,15 +16,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hpd_imaging import atomic
 from hpd_imaging.errors import EnvironmentFaultError
+from hpd_imaging.pipeline import cluster
 from hpd_imaging.pipeline.patient import PatientJob, error_row, safe_process
 from hpd_imaging.provenance import file_records
 from hpd_imaging.pseudonym import replace_token
@@ -49,6 +53,7 @@ def run_job(job: PatientJob) -> dict[str, Any]:
     when they changed (a result must describe the bytes it was computed from, see study._verified_resume)."""
     rd = job.result_dir
     rd.mkdir(parents=True, exist_ok=True)
+    wall0, cpu0 = time.perf_counter(), _cpu_s()
     atomic.write_json(rd / STARTED_FILE, {"started_unix_s": time.time(), "pid": os.getpid()})
     files = [f for tp in job.timepoints if tp.ct is not None for f in tp.ct.files] + [
         m.path for tp in job.timepoints for m in tp.masks
@@ -78,7 +83,66 @@ def run_job(job: PatientJob) -> dict[str, Any]:
         )
         status = {**status, "ok": False, "errors": [*status.get("errors", []), row]}
         atomic.write_json(rd / "errors.json", status["errors"])
-    return status
+    res = _resources(time.perf_counter() - wall0, _cpu_s() - cpu0)
+    logger.info(
+        "patient %s %s in %.1f s (%.1f CPU s) on %s; process peak RSS %.0f MiB",
+        job.patient_id,
+        "done" if status.get("ok") else "failed",
+        res["wall_s"],
+        res["cpu_s"],
+        res["worker"],
+        res["peak_rss_mib"],
+    )
+    return {**status, "resources": res}
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _proc_status_kib(field_name: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _resources(wall_s: float, cpu_s: float) -> dict[str, Any]:
+    """What this patient cost the process that ran it (run.json ``resources``, issue 21).
+
+    ``peak_rss_mib`` is the process's kernel high-water mark of resident memory (``VmHWM``; where /proc is
+    absent, ``getrusage`` ``ru_maxrss``) read after the patient: the worker's peak so far, this patient
+    included. It is not reset between patients (resetting it would hide the peak from outside monitors), so
+    a worker's peak is the largest value over its patients.
+    """
+    hwm_kib = _proc_status_kib("VmHWM")
+    if hwm_kib is None:
+        hwm_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    rss_kib = _proc_status_kib("VmRSS")
+    return {
+        "worker": _worker_name(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "wall_s": round(wall_s, 3),
+        "cpu_s": round(cpu_s, 3),
+        "peak_rss_mib": round(hwm_kib / 1024, 1),
+        "rss_mib": None if rss_kib is None else round(rss_kib / 1024, 1),
+    }
+
+
+def _worker_name() -> str:
+    """The Dask worker's address, or "in-process" when the patient ran in the driver."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return "in-process"
 
 
 def _on_dask_worker(job: PatientJob) -> dict:
@@ -87,7 +151,34 @@ def _on_dask_worker(job: PatientJob) -> dict:
     import hpd_imaging.radiomics.extract  # noqa: F401 - it sets the "radiomics" logger's level on import
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)
-    return run_job(job)
+    records: list[str] = []
+    handler = _ListHandler(records)
+    package = logging.getLogger("hpd_imaging")
+    level = package.level
+    package.addHandler(handler)
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
+    try:
+        status = run_job(job)
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+    return {**status, "log": records}
+
+
+class _ListHandler(logging.Handler):
+    """Collects a task's hpd_imaging log records (INFO and up) as lines for OUT/logs/dask_workers.log."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # noqa: BLE001 - never fail a patient over a log line
+            self.handleError(record)
 
 
 def default_workers(n_jobs: int) -> int:
@@ -135,6 +226,19 @@ def _timeout_message(limit_s: float | None) -> str:
     )
 
 
+@dataclass
+class Execution:
+    """Where the patients ran and what each cost (run.json ``dask`` and ``resources``)."""
+
+    statuses: list[dict] = field(default_factory=list)  # in completion order
+    mode: str = "in-process"  # in-process | local-cluster | scheduler
+    scheduler: str | None = None  # the scheduler's address (LocalCluster's too)
+    workers: int = 1  # patients that could run at once (worker threads)
+    dashboard: str | None = None
+    dashboard_missing: str | None = None  # why there is no dashboard link
+    worker_log: Path | None = None  # OUT/logs/dask_workers.log
+
+
 def execute(
     jobs: list[PatientJob],
     workers: int | None,
@@ -143,73 +247,69 @@ def execute(
     *,
     time_limit_s: float | None = None,
     cluster_lost_after_s: float = 60.0,
-) -> list[dict]:
-    """Run patient jobs and return their status dicts (in completion order).
+    on_status: Callable[[dict], None] | None = None,
+    log_dir: Path | None = None,
+) -> Execution:
+    """Run patient jobs; each finished patient's status goes to ``on_status`` before its
+    ``patient_done``/``patient_failed`` event. ``log_dir``: where Dask workers' logs are gathered.
 
     In-process when one worker is asked for or there is a single job and no scheduler: a small study then
     needs no cluster start-up (a few seconds) and keeps tracebacks local.
     """
+    run = Execution()
     if not jobs:
-        return []
+        return run
+
+    def finished(status: dict, job: PatientJob) -> None:
+        run.statuses.append(status)
+        if on_status is not None:
+            on_status(status)
+        notify("patient_done" if status["ok"] else "patient_failed", job.patient_id)
+
     n_workers = workers or default_workers(len(jobs))
     if scheduler is None and (n_workers == 1 or len(jobs) == 1):
         logger.info("running %d patient(s) in-process", len(jobs))
-        statuses = []
+        notify("workers", "1")
         for job in jobs:
             notify("patient_start", job.patient_id)
-            statuses.append(_in_process(job, time_limit_s))
-            notify("patient_done" if statuses[-1]["ok"] else "patient_failed", job.patient_id)
-        return statuses
+            finished(_in_process(job, time_limit_s), job)
+        return run
 
-    client, cluster = _connect(scheduler, n_workers)
+    client, local = cluster.connect(scheduler, n_workers, log_dir)
+    run.mode = "scheduler" if scheduler else "local-cluster"
     try:
-        try:  # worker log records (warnings from the stages) land in this process's handlers and log file
-            client.forward_logging("hpd_imaging", level=logging.INFO)
+        run.scheduler = str(client.scheduler.address)
+        run.dashboard, run.dashboard_missing = cluster.dashboard_link(client)
+        threads = _n_threads(client)
+        run.workers = threads or n_workers
+        notify("workers", str(run.workers))
+        logger.info(
+            "Dask %s at %s: %d worker thread(s); dashboard: %s",
+            "LocalCluster" if local is not None else "scheduler",
+            run.scheduler,
+            run.workers,
+            run.dashboard or f"none ({run.dashboard_missing})",
+        )
+        try:  # stage warnings from the workers reach the console as they happen (INFO goes to the log file)
+            client.forward_logging("hpd_imaging", level=logging.WARNING)
         except Exception:  # noqa: BLE001 - logging is a convenience, never a reason to fail a run
             logger.debug("could not forward worker logs", exc_info=True)
-        return _run_on_cluster(client, jobs, notify, time_limit_s, cluster_lost_after_s, scheduler)
+        _run_on_cluster(client, jobs, notify, time_limit_s, cluster_lost_after_s, scheduler, finished)
+        if log_dir is not None:
+            run.worker_log = cluster.write_worker_log(client, run.statuses, log_dir / cluster.WORKER_LOG)
+        return run
     finally:
         client.close()
-        if cluster is not None:
-            cluster.close()
+        if local is not None:
+            local.close()
 
 
-def _connect(scheduler: str | None, n_workers: int) -> tuple[Any, Any]:
-    """A Dask client (and the LocalCluster it owns, if any); EnvironmentFaultError when none can be had."""
-    from dask.distributed import Client, LocalCluster
-
-    cluster = None
+def _n_threads(client: Any) -> int | None:
     try:
-        if scheduler is None:
-            # one thread per worker process: the stages are CPU-bound numpy/ITK code, and processes keep
-            # pyradiomics/SimpleITK state apart; memory is one patient's images per worker at a time
-            logger.info("starting a Dask LocalCluster of %d worker process(es)", n_workers)
-            cluster = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.WARNING,
-            )
-            return Client(cluster), cluster
-        logger.info("connecting to the Dask scheduler at %s", scheduler)
-        return Client(scheduler, timeout="30s"), None
-    except Exception as exc:  # noqa: BLE001 - any start-up failure is the machine's, reported in one sentence
-        if cluster is not None:
-            cluster.close()
-        where = (
-            f"the Dask scheduler at {scheduler}"
-            if scheduler
-            else f"a Dask LocalCluster of {n_workers} workers"
-        )
-        todo = (
-            "check the address and that the scheduler runs"
-            if scheduler
-            else "run with --workers 1 (in-process) or free memory/processes"
-        )
-        raise EnvironmentFaultError(
-            f"cannot start {where}: {type(exc).__name__}: {exc}; {todo}", path=scheduler
-        ) from exc
+        workers = client.scheduler_info().get("workers", {})
+        return sum(int(w.get("nthreads", 1)) for w in workers.values()) or None
+    except Exception:  # noqa: BLE001 - a count for the ETA only
+        return None
 
 
 def _run_on_cluster(
@@ -219,7 +319,8 @@ def _run_on_cluster(
     time_limit_s: float | None,
     cluster_lost_after_s: float,
     scheduler: str | None,
-) -> list[dict]:
+    finished: Callable[[dict, PatientJob], None],
+) -> None:
     from dask.distributed import wait
 
     futures: dict[Any, PatientJob] = {}
@@ -229,7 +330,6 @@ def _run_on_cluster(
         )
         futures[future] = job
         notify("patient_start", job.patient_id)
-    statuses: list[dict] = []
     pending = set(futures)
     no_workers_since: float | None = None
     while pending:
@@ -239,8 +339,7 @@ def _run_on_cluster(
             done = set()
         for future in done:
             pending.discard(future)
-            statuses.append(_collect(future, futures[future]))
-            notify("patient_done" if statuses[-1]["ok"] else "patient_failed", futures[future].patient_id)
+            finished(_collect(future, futures[future]), futures[future])
         if not pending:
             break
         if time_limit_s is not None:
@@ -250,8 +349,7 @@ def _run_on_cluster(
                 if started is not None and time.time() - started > time_limit_s:
                     future.cancel()
                     pending.discard(future)
-                    statuses.append(_failed(job, "time_limit", _timeout_message(time_limit_s)))
-                    notify("patient_failed", job.patient_id)
+                    finished(_failed(job, "time_limit", _timeout_message(time_limit_s)), job)
         n_workers = _n_workers(client)
         if n_workers == 0:
             no_workers_since = no_workers_since or time.monotonic()
@@ -266,12 +364,10 @@ def _run_on_cluster(
                 logger.error("%s; %d patient(s) left unprocessed", message, len(pending))
                 for future in sorted(pending, key=lambda f: futures[f].patient_id):
                     future.cancel()
-                    statuses.append(_failed(futures[future], "cluster", message))
-                    notify("patient_failed", futures[future].patient_id)
+                    finished(_failed(futures[future], "cluster", message), futures[future])
                 pending.clear()
         else:
             no_workers_since = None
-    return statuses
 
 
 def _collect(future: Any, job: PatientJob) -> dict[str, Any]:

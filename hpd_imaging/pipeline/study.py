@@ -8,7 +8,7 @@ Per patient (on a worker, :mod:`hpd_imaging.pipeline.patient`)::
 Per cohort (here, in the driver, from the stored per-patient results)::
 
     lesions.csv/.parquet -> kinetics, response, concordance (response) -> radiomics_patient (aggregation)
-    -> predictions (model, when given) -> errors.csv, run.json, report.html
+    -> predictions (model, when given) -> errors.csv, run.json, report.html + report_patients/*.html
 
 Resume: a patient's results live in ``OUT/.work/patients/<patient_id>/<key>/`` where ``key`` hashes the input
 files (path, size, mtime), the config, the package versions and the output flags; ``done.json`` is written
@@ -29,7 +29,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,9 @@ import pandas as pd
 from hpd_imaging import atomic
 from hpd_imaging.domain import Timepoint
 from hpd_imaging.errors import ConfigError, HpdImagingError
-from hpd_imaging.pipeline import identity, outdir
-from hpd_imaging.pipeline.execute import SCANNED_FILE, execute, verified_resume
+from hpd_imaging.pipeline import cohort, identity, outdir, runinfo
+from hpd_imaging.pipeline.cluster import LOG_DIR
+from hpd_imaging.pipeline.execute import SCANNED_FILE, default_workers, execute, verified_resume
 from hpd_imaging.pipeline.patient import (
     ERROR_COLUMNS,
     PatientJob,
@@ -48,16 +49,14 @@ from hpd_imaging.pipeline.patient import (
     error_row,
     load_snapshots,
 )
+from hpd_imaging.pipeline.progress import PROGRESS_FILE, Progress, ProgressTracker
 from hpd_imaging.provenance import file_records, files_fingerprint, package_versions, resume_key
 from hpd_imaging.pseudonym import PatientIds, resolve_key
-from hpd_imaging.settings import PipelineConfig, load_config, resolve_resource
+from hpd_imaging.settings import PipelineConfig, load_config
 
 logger = logging.getLogger(__name__)
 
 WORK_DIR = ".work"
-#: progress(event, detail): ("stage", name), ("patients", total), ("patient_start" | "patient_done" |
-#: "patient_failed" | "patient_resumed", patient_id as written in the outputs)
-Progress = Callable[[str, str], None]
 TABLES = (
     "series.csv",
     "lesions.csv",
@@ -152,7 +151,6 @@ def run_study(
         config = load_config(Path(config) if config is not None else None)
     study_dir, out_dir = outdir.check_folders(study_dir, out_dir)
     key = resolve_key(pseudonym_key) if pseudonymize else None
-    notify = progress or (lambda event, detail: None)
     started = dt.datetime.now(dt.UTC)
     model = None
     if model_path is not None:  # load (and verify) the model before any work, so a bad file fails fast
@@ -167,23 +165,31 @@ def run_study(
     except OSError as exc:
         raise atomic.environment_fault(exc, out_dir) from exc
     with outdir.claim_out_dir(out_dir, out_dir / WORK_DIR):
-        return _run_owned(
-            study_dir,
-            out_dir,
-            config,
-            config_dir=config_dir,
-            clinical_path=clinical_path,
-            model=model,
-            model_path=model_path,
-            workers=workers,
-            scheduler=scheduler,
-            force=force,
-            dicom_out=dicom_out,
-            pseudonymize=pseudonymize,
-            key=key,
-            notify=notify,
-            started=started,
-        )
+        # progress.json (issue 21): counts and ETA for the user, rewritten atomically as patients finish
+        notify = ProgressTracker(out_dir / PROGRESS_FILE, progress)
+        try:
+            summary = _run_owned(
+                study_dir,
+                out_dir,
+                config,
+                config_dir=config_dir,
+                clinical_path=clinical_path,
+                model=model,
+                model_path=model_path,
+                workers=workers,
+                scheduler=scheduler,
+                force=force,
+                dicom_out=dicom_out,
+                pseudonymize=pseudonymize,
+                key=key,
+                notify=notify,
+                started=started,
+            )
+        except BaseException as exc:
+            notify.stop(f"{type(exc).__name__}: {exc}"[:300])
+            raise
+        notify.finish(summary.n_patients, summary.failed_patients, summary.exit_code)
+        return summary
 
 
 def _run_owned(
@@ -201,7 +207,7 @@ def _run_owned(
     dicom_out: bool,
     pseudonymize: bool,
     key: Any,
-    notify: Progress,
+    notify: ProgressTracker,
     started: dt.datetime,
 ) -> RunSummary:
     """run_study's work once OUT is claimed (created, writable, locked)."""
@@ -305,14 +311,18 @@ def _run_owned(
 
     notify("stage", "patients")
     t = time.perf_counter()
-    execute(
+    ran = execute(
         jobs,
         workers if workers is not None else config.run.workers,
         scheduler or config.run.scheduler,
         notify,
         time_limit_s=config.run.patient_time_limit_s,
         cluster_lost_after_s=config.run.cluster_lost_after_s,
+        on_status=notify.patient_status,
+        log_dir=out_dir / LOG_DIR,
     )
+    if ran.worker_log is not None:
+        outputs["worker_log"] = ran.worker_log
     timings["patients_s"] = time.perf_counter() - t
 
     # collect every patient's stored result (fresh or resumed) in a stable order
@@ -343,14 +353,14 @@ def _run_owned(
         if row.get("stage") == "load_masks" and row.get("file") in baseline_masks.get(row["patient_id"], ())
     }
     unmeasured = identity.unmeasured_baseline_lesions(
-        _concat(frames["lesions"], None, ["patient_id"]), baseline_dates, faulty
+        cohort.concat(frames["lesions"], None, ["patient_id"]), baseline_dates, faulty
     )
     errors.extend(unmeasured)
     withheld = {row["patient_id"] for row in unmeasured}
     failed |= withheld
     errors = [outdir.relative_paths(row, study_dir, out_dir) for row in errors]
     outputs.update(
-        _write_cohort(
+        cohort.write_cohort(
             out_dir, frames, clinical, model, config, config_dir, errors, timings, notify, withheld=withheld
         )
     )
@@ -367,16 +377,31 @@ def _run_owned(
     t = time.perf_counter()
     not_produced = outdir.not_produced(outputs, TABLES, clinical is not None, model is not None)
     outputs.update(
-        _write_report(out_dir, outputs, clinical, snapshots, config, versions, errors_df, not_produced)
+        cohort.write_report(
+            out_dir,
+            outputs,
+            clinical,
+            snapshots,
+            config,
+            versions,
+            errors_df,
+            not_produced,
+            workers=workers or config.run.workers or default_workers(len(plan)),
+        )
     )
     timings["report_s"] = time.perf_counter() - t
     if "report" not in outputs:
         not_produced["report.html"] = "the report needs kinetics.csv (see kinetics.csv above)"
-    stale = outdir.remove_stale(out_dir, [*OWNED_FILES, *previous_manifest], outputs.values())
+    # the report's patient pages are files of this run too (manifest, kept from the stale sweep), but not
+    # listed one by one among the outputs
+    from hpd_imaging.report.html import patient_pages
+
+    written = [*outputs.values(), *(patient_pages(out_dir) if "report" in outputs else [])]
+    stale = outdir.remove_stale(out_dir, [*OWNED_FILES, *previous_manifest], written)
 
     n_patients = len(plan) + len(lost)
-    run_info = {
-        "hpd_imaging_run": {
+    run_info = runinfo.run_info(
+        run={
             "study_dir": ids.scrub(str(study_dir)),
             "out_dir": str(out_dir),
             "started_utc": started.isoformat(),
@@ -387,204 +412,34 @@ def _run_owned(
             "workers": workers if workers is not None else config.run.workers,
             "scheduler": scheduler or config.run.scheduler,
         },
-        "versions": versions,
-        "config": config.model_dump(mode="json"),
-        "config_hash": config.config_hash(),
-        "settings_files_sha256": config.settings_files_sha256(),
-        "input_series": json.loads(series.to_json(orient="records")),
-        "patients": {
+        config=config,
+        versions=versions,
+        series=series,
+        patients={
             "n": n_patients,
             "processed": sorted(j.patient_id for j in jobs),
             "resumed": sorted(resumed),
             "failed": sorted(failed),
         },
-        "timings_s": {"stages": timings, "per_patient": patient_timings},
-        "outputs": {k: str(v.relative_to(out_dir)) for k, v in sorted(outputs.items())},
-        "manifest": outdir.manifest(out_dir, outputs.values()),
-        "not_produced": not_produced,
-        "removed_stale": stale,
-    }
+        timings=timings,
+        patient_timings=patient_timings,
+        execution=ran,
+        out_dir=out_dir,
+        outputs=outputs,
+        written=written,
+        not_produced=not_produced,
+        stale=stale,
+    )
     outputs["run"] = atomic.write_json(out_dir / "run.json", run_info)
     return RunSummary(
         out_dir, n_patients, len(failed), len(resumed), outputs, errors_df, timings, sorted(failed)
     )
 
 
-def _write_cohort(
-    out_dir: Path,
-    frames: dict,
-    clinical: pd.DataFrame | None,
-    model: Any,
-    config: PipelineConfig,
-    config_dir: Path | None,
-    errors: list,
-    timings: dict,
-    notify: Progress,
-    *,
-    withheld: set[str] = frozenset(),  # type: ignore[assignment]
-) -> dict[str, Path]:
-    from hpd_imaging.measure import LESIONS_COLUMNS
-
-    notify("stage", "kinetics")
-    outputs: dict[str, Path] = {}
-    lesions = _concat(frames["lesions"], LESIONS_COLUMNS, ["patient_id", "scan_date", "lesion_id"])
-    outputs["lesions_csv"] = atomic.write_csv(out_dir / "lesions.csv", lesions)
-    outputs["lesions_parquet"] = atomic.write_parquet(out_dir / "lesions.parquet", lesions)
-    tracking = _concat(frames["tracking"], None, ["patient_id", "scan_date", "lesion_id"])
-    outputs["tracking"] = atomic.write_csv(out_dir / "tracking.csv", tracking)
-
-    t = time.perf_counter()
-    kinetics = None
-    lesion_roles = lesions  # lesions.csv + the RECIST role per lesion once the course roles are known
-    if clinical is None:
-        errors.append(
-            error_row(
-                "",
-                "kinetics",
-                "clinical.csv",
-                "no clinical.csv (ici_start_date per patient): kinetics and HPD labels skipped",
-                severity="warning",
-            )
-        )
-    elif len(lesions):
-        from hpd_imaging.response import load_response_config, response_tables, run_response
-
-        cfg = load_response_config(resolve_resource(config.response.definitions_file, config_dir))
-        try:
-            # a withheld patient gets no kinetics row at all (its errors.csv rows say why): a row of
-            # "not_evaluable: no baseline scan" would give a false reason for a missing label
-            usable = lesions[~lesions["patient_id"].astype(str).isin(withheld)] if withheld else lesions
-            usable_clinical = (
-                clinical[~clinical["patient_id"].astype(str).isin(withheld)] if withheld else clinical
-            )
-            result = run_response(
-                usable,
-                usable_clinical,
-                cfg,
-                measurements_source="lesions.csv",
-                clinical_source="clinical.csv",
-            )
-        except HpdImagingError as exc:
-            errors.append(error_row("", "kinetics", "lesions.csv", exc))
-        else:
-            kinetics = result.kinetics
-            roles = result.targets[["patient_id", "lesion_id", "role"]]
-            lesion_roles = lesions.merge(roles, on=["patient_id", "lesion_id"], how="left")
-            for name, table in response_tables(result).items():  # the one writer of `kinetics` too
-                outputs[name] = atomic.write_csv(out_dir / f"{name}.csv", table)
-            try:  # best response, lesion kinetics, survival by definition (outcome stage, issue 19)
-                from hpd_imaging.outcome import run_outcome
-                from hpd_imaging.report.outcome import write_outcome
-
-                def bad_dates(pid: str, exc: HpdImagingError) -> None:
-                    errors.append(error_row(pid, "outcome", "clinical.csv", exc))
-
-                outcome = run_outcome(
-                    kinetics, result.response, clinical, lesions, config.outcome, cfg, bad_dates
-                )
-                outputs.update(write_outcome(outcome, kinetics, out_dir))
-            except HpdImagingError as exc:
-                errors.append(error_row("", "outcome", "clinical.csv", exc))
-    timings["kinetics_s"] = time.perf_counter() - t
-
-    notify("stage", "radiomics")
-    t = time.perf_counter()
-    features = _concat(frames["radiomics"], None, ["patient_id", "scan_date", "lesion_id", "region"])
-    patient_features = None
-    if len(features):
-        from hpd_imaging.radiomics.aggregate import aggregate_patient
-
-        outputs["radiomics"] = atomic.write_parquet(out_dir / "radiomics.parquet", features)
-        diag = _concat(
-            frames["radiomics_diagnostics"], None, ["patient_id", "scan_date", "lesion_id", "region"]
-        )
-        outputs["radiomics_diagnostics"] = atomic.write_parquet(
-            out_dir / "radiomics_diagnostics.parquet", diag
-        )
-        # one row per patient (and per extracted timepoint): lesions of the dates radiomics ran on
-        # (radiomics.timepoints "baseline": the baseline exam only)
-        if "scan_date" in features.columns:
-            dates = set(_keys(features))
-            patient_features = aggregate_patient(
-                features, lesion_roles[[k in dates for k in _keys(lesion_roles)]]
-            )
-        else:
-            patient_features = aggregate_patient(features, lesion_roles)
-        outputs["radiomics_patient"] = atomic.write_parquet(
-            out_dir / "radiomics_patient.parquet", patient_features
-        )
-    timings["aggregate_s"] = time.perf_counter() - t
-
-    if model is not None:
-        notify("stage", "model")
-        t = time.perf_counter()
-        from hpd_imaging.model import predict
-
-        if patient_features is None:
-            errors.append(
-                error_row(
-                    "",
-                    "model",
-                    "",
-                    "a model was given but no radiomics features were computed; predictions skipped",
-                )
-            )
-        else:
-            try:
-                preds = predict(model, patient_features, kinetics, clinical=clinical)
-                outputs["predictions"] = atomic.write_csv(out_dir / "predictions.csv", preds)
-            except HpdImagingError as exc:
-                errors.append(error_row("", "model", "radiomics_patient.parquet", exc))
-        timings["model_s"] = time.perf_counter() - t
-    return outputs
-
-
-def _write_report(
-    out_dir: Path,
-    outputs: dict,
-    clinical: pd.DataFrame | None,
-    snapshots: list,
-    config: PipelineConfig,
-    versions: dict[str, str | None],
-    errors: pd.DataFrame | None = None,
-    not_produced: dict[str, str] | None = None,
-) -> dict[str, Path]:
-    if "kinetics" not in outputs:
-        return {}
-    from hpd_imaging.report import write_report
-    from hpd_imaging.report.inputs import ReportInputs
-
-    def read(name: str) -> pd.DataFrame | None:
-        return pd.read_csv(outputs[name], dtype={"patient_id": str}) if name in outputs else None
-
-    concordance = read("concordance")
-    kinetics_columns = pd.read_csv(outputs["kinetics"], nrows=0).columns
-    inputs = ReportInputs(
-        lesions=read("lesions_csv"),
-        kinetics=read("kinetics"),
-        response=read("response"),
-        concordance=concordance
-        if concordance is not None
-        else pd.DataFrame(columns=["definition_a", "definition_b", "jaccard"]),
-        predictions=read("predictions"),
-        clinical=clinical,
-        snapshots=snapshots,
-        provenance={"config_hash": config.config_hash(), **versions},
-        primary_definition=config.model.definition
-        if f"hpd_{config.model.definition}" in kinetics_columns
-        else None,
-    )
-    return {"report": write_report(out_dir, inputs, issues=errors, not_produced=not_produced)}
-
-
 def _input_files(tps: Sequence[Timepoint]) -> list[Path]:
     return [f for tp in tps if tp.ct is not None for f in tp.ct.files] + [
         m.path for tp in tps for m in tp.masks
     ]
-
-
-def _keys(df: pd.DataFrame) -> list[tuple[str, str]]:
-    return list(zip(df["patient_id"].astype(str), df["scan_date"].astype(str), strict=True))
 
 
 def _ici_start(clinical: pd.DataFrame | None, pid: str) -> dt.date | None:
@@ -599,12 +454,3 @@ def _ici_start(clinical: pd.DataFrame | None, pid: str) -> dt.date | None:
 
 def _safe(pid: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in pid) or "_"
-
-
-def _concat(parts: list[pd.DataFrame], columns: Sequence[str] | None, sort: list[str]) -> pd.DataFrame:
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return pd.DataFrame(columns=list(columns) if columns else None)
-    df = pd.concat(parts, ignore_index=True)
-    keys = [c for c in sort if c in df.columns]
-    return df.sort_values(keys, kind="stable").reset_index(drop=True) if keys else df

@@ -1,8 +1,10 @@
-"""Where and how often a run happens must not change its tables: a real Dask scheduler + worker on loopback,
-a run killed with SIGKILL and resumed, and a full recompute (--force) all give the reference run's bytes."""
+"""Where and how often a run happens must not change its tables: a real Dask scheduler + 2 worker processes on
+loopback (started and stopped by the test, as a user runs them), a run killed with SIGKILL and resumed, and a
+full recompute (--force) all give the reference (in-process) run's bytes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -28,9 +30,9 @@ def _wait_for(predicate, timeout_s: float, what: str, proc: subprocess.Popen | N
 
 @pytest.fixture
 def dask_cluster(tmp_path: Path):
-    """`dask scheduler` + `dask worker` (1 process, 1 thread) started on 127.0.0.1 as subprocesses."""
+    """`dask scheduler` (with its dashboard on a free loopback port) + `dask worker` (2 processes of 1 thread)
+    started on 127.0.0.1 as subprocesses; yields the address and the processes (to check they are stopped)."""
     scheduler_file = tmp_path / "scheduler.json"
-    common = ["--no-dashboard"]
     scheduler = subprocess.Popen(
         [
             str(VENV_BIN / "dask"),
@@ -41,14 +43,15 @@ def dask_cluster(tmp_path: Path):
             "0",
             "--scheduler-file",
             str(scheduler_file),
-            *common,
+            "--dashboard-address",
+            "127.0.0.1:0",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     procs = [scheduler]
     try:
-        _wait_for(scheduler_file.exists, 60, "the scheduler file", scheduler)
+        _scheduler_address(scheduler_file, scheduler)
         worker = subprocess.Popen(
             [
                 str(VENV_BIN / "dask"),
@@ -56,21 +59,23 @@ def dask_cluster(tmp_path: Path):
                 "--scheduler-file",
                 str(scheduler_file),
                 "--nworkers",
-                "1",
+                "2",
                 "--nthreads",
                 "1",
-                *common,
+                "--no-dashboard",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the nanny's worker processes are stopped with it
         )
         procs.append(worker)
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = _scheduler_address(scheduler_file, scheduler)
         from dask.distributed import Client
 
         with Client(address, timeout="30s") as client:
-            client.wait_for_workers(1, timeout=120)
-        yield address
+            client.wait_for_workers(2, timeout=120)
+            worker_pids = set(client.run(os.getpid).values())
+        yield address, procs
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -79,24 +84,81 @@ def dask_cluster(tmp_path: Path):
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if len(procs) > 1:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(procs[1].pid, signal.SIGKILL)  # anything of the worker group still alive
+    # stopped, all of them: the scheduler, the `dask worker` nanny and its two worker processes
+    assert all(proc.poll() is not None for proc in procs)
+    _wait_for(lambda: not any(_alive(pid) for pid in worker_pids), 20, "the worker processes to exit")
+
+
+def _scheduler_address(scheduler_file: Path, proc: subprocess.Popen) -> str:
+    """The address in the scheduler file, once the scheduler has finished writing it (the file appears
+    empty first: reading it at once raced with the write)."""
+
+    def address() -> str | None:
+        try:
+            return json.loads(scheduler_file.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    _wait_for(lambda: address() is not None, 60, "the scheduler file", proc)
+    return str(address())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())  # a zombie has exited
 
 
 @pytest.mark.slow
 def test_external_dask_scheduler_gives_the_local_tables(
-    dask_cluster: str, tiny_archive: Path, reference_run: RunSummary, tmp_path: Path
+    dask_cluster: tuple[str, list], tiny_archive: Path, reference_run: RunSummary, tmp_path: Path
 ) -> None:
-    assert dask_cluster.startswith("tcp://127.0.0.1:")
-    summary = run_study(tiny_archive, tmp_path / "out", FAST_CONFIG, scheduler=dask_cluster, dicom_out=True)
+    address, procs = dask_cluster
+    assert address.startswith("tcp://127.0.0.1:")
+    # the two workers are separate processes (not this one, not the scheduler)
+    from dask.distributed import Client
+
+    with Client(address, timeout="30s") as client:
+        worker_pids = set(client.run(os.getpid).values())
+        dashboard = client.dashboard_link
+    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+    assert worker_pids.isdisjoint(p.pid for p in procs)
+
+    out = tmp_path / "out"
+    summary = run_study(tiny_archive, out, FAST_CONFIG, scheduler=address, dicom_out=True)
     assert summary.exit_code == 0, summary.errors.to_string()
-    info = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert info["hpd_imaging_run"]["scheduler"] == dask_cluster
+    info = json.loads((out / "run.json").read_text())
+    assert info["hpd_imaging_run"]["scheduler"] == address
     assert info["patients"]["processed"] == ["SYN001", "SYN002"]
-    ours, reference = table_bytes(tmp_path / "out"), table_bytes(reference_run.out_dir)
+    ours, reference = table_bytes(out), table_bytes(reference_run.out_dir)
     assert sorted(ours) == sorted(reference)
     assert [name for name in ours if ours[name] != reference[name]] == []
-    assert len(list((tmp_path / "out" / "dicom").rglob("*.dcm"))) == len(
+    assert len(list((out / "dicom").rglob("*.dcm"))) == len(
         list((reference_run.out_dir / "dicom").rglob("*.dcm"))
     )
+    # the patients ran in the workers, and run.json says where, with the dashboard and the worker log
+    per_patient = info["resources"]["per_patient"]
+    assert {r["pid"] for r in per_patient.values()} <= worker_pids
+    assert {r["worker"] for r in per_patient.values()} <= set(
+        info["resources"]["workers"][i]["worker"] for i in range(len(info["resources"]["workers"]))
+    )
+    assert all(r["peak_rss_mib"] > 50 for r in info["resources"]["workers"])
+    assert info["dask"] == {
+        "mode": "scheduler", "scheduler": address, "workers": 2, "dashboard": dashboard,
+        "dashboard_missing": None, "worker_log": "logs/dask_workers.log",
+    }  # fmt: skip
+    assert dashboard.startswith("http://127.0.0.1:") and dashboard.endswith("/status")
+    log = (out / "logs" / "dask_workers.log").read_text()
+    for pid in ("SYN001", "SYN002"):  # each patient's hpd_imaging records, tagged with its worker
+        worker = per_patient[pid]["worker"]
+        assert f"[{worker}] [{pid}] " in log, log[:2000]
+    assert "logs/dask_workers.log" in info["manifest"]
 
 
 @pytest.mark.slow
@@ -154,13 +216,13 @@ def test_scheduler_that_loses_every_worker_ends_with_exit_1(tmp_path: Path) -> N
     )  # fmt: skip
     worker = run = None
     try:
-        _wait_for(scheduler_file.exists, 60, "the scheduler file", scheduler)
+        _scheduler_address(scheduler_file, scheduler)
         worker = subprocess.Popen(
             [str(VENV_BIN / "dask"), "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "1",
              "--nthreads", "1", "--no-dashboard"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = _scheduler_address(scheduler_file, scheduler)
         from dask.distributed import Client
 
         with Client(address, timeout="30s") as client:

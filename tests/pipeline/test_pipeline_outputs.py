@@ -24,7 +24,10 @@ EXPECTED = [
     "radiomics_patient.parquet",
     "errors.csv",
     "run.json",
+    "progress.json",
     "report.html",
+    "report_patients/SYN001.html",
+    "report_patients/SYN002.html",
 ]
 
 

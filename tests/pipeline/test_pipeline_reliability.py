@@ -185,7 +185,8 @@ def test_rerun_without_clinical_leaves_no_stale_tables(tiny_archive: Path, tmp_p
     run = json.loads((out / "run.json").read_text())
     assert run["not_produced"]["kinetics.csv"] == "no clinical.csv (ici_start_date per patient)"
     assert "report.html" in run["not_produced"]
-    assert set(run["removed_stale"]) >= {"kinetics.csv", "report.html"}
+    assert set(run["removed_stale"]) >= {"kinetics.csv", "report.html", "report_patients/SYN001.html"}
+    assert not list((out / "report_patients").glob("*.html"))  # no patient page of the earlier report
     # the manifest lists exactly what this run wrote, with the bytes on disk
     for rel, entry in run["manifest"].items():
         assert (out / rel).stat().st_size == entry["bytes"], rel
@@ -291,15 +292,10 @@ def test_identity_faults_and_clinical_dates_are_rows_and_in_the_report(
     assert not lesions["label"].str.contains(r"\+").any()
     kinetics = pd.read_csv(out / "kinetics.csv", dtype=str, keep_default_na=False)
     assert not kinetics.apply(lambda c: c.str.contains("died before the first evaluation")).any().any()
-    # the report shows each warning in its patient's section
-    html = (out / "report.html").read_text()
-    section = html[html.index('id="p-SYN002"') :]
-    section = (
-        section[: section.index('<div class="patient"', 10)]
-        if '<div class="patient"' in section[10:]
-        else section
-    )
-    assert "possible patient-ID split" in section
+    # the report shows each warning on its patient's page, not on the others'
+    section = (out / "report_patients" / "SYN002.html").read_text()
+    assert 'id="p-SYN002"' in section and "possible patient-ID split" in section
+    assert "possible patient-ID split" not in (out / "report.html").read_text()
 
 
 def test_unmeasured_baseline_lesion_is_an_error_row_not_measured_0() -> None:

@@ -1,7 +1,5 @@
-"""Headless Chromium for report tests: found on PATH, else installed once with `apt-get install -y chromium`.
-
-Tests that need it skip with the reason only when installation is impossible (no apt-get, no network, not
-root); they never pretend to pass.
+"""Headless Chromium for report tests, found on PATH (.ci/run installs Debian's `chromium` when it runs as
+root). Tests never install system packages: without a browser the tests that need one skip with the reason.
 """
 
 from __future__ import annotations
@@ -62,21 +60,11 @@ class Chromium:
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Chromium]:
-    """Headless Chromium; installs Debian's `chromium` package when absent (once per session)."""
+    """Headless Chromium from PATH; skips (with the reason) when there is none."""
     binary = _find()
     if binary is None:
-        apt = shutil.which("apt-get")
-        if apt is None:
-            pytest.skip("chromium is not installed and apt-get is not available to install it")
-        try:
-            res = subprocess.run(
-                [apt, "install", "-y", "chromium"], capture_output=True, text=True, timeout=900
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.skip(f"chromium is not installed and `apt-get install -y chromium` failed: {exc}")
-        binary = _find()
-        if binary is None:
-            pytest.skip(
-                f"chromium is not installed and `apt-get install -y chromium` failed: {res.stderr[-500:]}"
-            )
+        pytest.skip(
+            f"no Chromium on PATH (looked for {', '.join(_NAMES)}); .ci/run installs it with "
+            "`apt-get install chromium` when run as root"
+        )
     yield Chromium(binary)

@@ -196,27 +196,91 @@ def test_make_snapshot_maps_axes_into_the_crop() -> None:
         )
 
 
+def _pages(report: Path) -> dict[str, str]:
+    return {
+        p.name: p.read_text(encoding="utf-8") for p in sorted((report.parent / "report_patients").iterdir())
+    }
+
+
+def _img_srcs(html: str) -> list[str]:
+    return re.findall(r'<img [^>]*src="([^"]+)"', html)
+
+
 def test_report_is_self_contained(report: Path, inputs: ReportInputs) -> None:
-    assert [p.name for p in report.parent.iterdir()] == ["report.html"]  # written atomically, no leftovers
+    # written atomically, no leftovers: the cohort page and one page per patient, nothing else
+    assert sorted(p.name for p in report.parent.iterdir()) == ["report.html", "report_patients"]
+    pages = _pages(report)
+    # a plain ID names its page; "P<04>" is no file name: sanitised plus 8 hex digits of its SHA-256
+    assert sorted(pages) == ["P01.html", "P02.html", "P03.html", f"P_04_-{_sha8('P<04>')}.html"]
     html = report.read_text(encoding="utf-8")
-    assert not re.search(r"https?://", html), "report references a network resource"
-    assert "<script" not in html and "<link" not in html and "@import" not in html
-    srcs = re.findall(r'<img [^>]*src="([^"]+)"', html)
-    # spider + waterfall + heatmap + per patient one burden figure and one strip for lesion L1 (all its scans)
-    assert len(srcs) == 3 + 2 * len(PATIENTS)
+    for page in [html, *pages.values()]:
+        assert not re.search(r"https?://", page), "report references a network resource"
+        assert "<script" not in page and "<link" not in page and "@import" not in page
+        assert "P<04>" not in page  # user text is escaped
+    # cohort page: spider + waterfall + heatmap; each patient page: one burden figure and one strip for
+    # lesion L1 (all its scans)
+    srcs = _img_srcs(html)
+    assert len(srcs) == 3
+    for name, page in pages.items():
+        assert len(_img_srcs(page)) == 2, name
+        srcs += _img_srcs(page)
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         img = mpimg.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")
         assert img.shape[0] > 50 and img.shape[1] > 50 and float(np.std(img)) > 0.01
-    for pid in PATIENTS:
-        assert f'id="p-{pid.replace("<", "&lt;").replace(">", "&gt;")}"' in html
-    assert "P<04>" not in html and "reason &lt;c&gt; for P03" in html  # user text is escaped
+    # every patient linked from the label table, with its page holding its section
+    links = re.findall(r'<a href="report_patients/([^"]+)">([^<]+)</a>', html)
+    assert [(name, pid.replace("&lt;", "<").replace("&gt;", ">")) for name, pid in links] == [
+        (name, pid) for pid, name in zip(PATIENTS, sorted(pages), strict=True)
+    ]
+    for pid, name in zip(PATIENTS, sorted(pages), strict=True):
+        escaped = pid.replace("<", "&lt;").replace(">", "&gt;")
+        assert f'id="p-{escaped}"' in pages[name] and '<a href="../report.html#labels">' in pages[name]
+    assert "reason &lt;c&gt; for P03" in pages["P03.html"] and "reason &lt;c&gt; for P03" not in html
     assert ">0.91<" in html and "33.3 %" in html and "66.7 %" in html
     assert '"config_hash": "abc"' in html.replace("&#34;", '"')
+    # pager: P02 links back to P01 and on to P03; the first page has no "previous"
+    assert (
+        '<a href="P01.html">← P01</a>' in pages["P02.html"]
+        and '<a href="P03.html">P03 →</a>' in pages["P02.html"]
+    )
+    assert "←" not in pages["P01.html"]
+
+
+def _sha8(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def test_report_is_deterministic(report: Path, inputs: ReportInputs) -> None:
+    from hpd_imaging.report import render_patient_pages
+
     assert render_report(inputs) == report.read_text(encoding="utf-8")
+    assert dict(render_patient_pages(inputs)) == _pages(report)
+
+
+def test_pages_of_patients_no_longer_in_the_cohort_are_removed(tmp_path: Path) -> None:
+    frames = _cohort()
+    write_report(tmp_path, ReportInputs(**frames))
+    assert (tmp_path / "report_patients" / "P03.html").exists()
+    for name in ("lesions", "kinetics", "response", "predictions", "clinical"):
+        frames[name] = frames[name][frames[name]["patient_id"] != "P03"]
+    write_report(tmp_path, ReportInputs(**frames))
+    assert sorted(p.name for p in (tmp_path / "report_patients").iterdir()) == [
+        "P01.html", "P02.html", f"P_04_-{_sha8('P<04>')}.html",
+    ]  # fmt: skip
+
+
+def test_page_names_are_unique_and_plain() -> None:
+    from hpd_imaging.report import page_names
+
+    names = page_names(["A1", "a1", "B/../x", "C 3", "D-4.x", ".hidden", "é"])
+    assert names["D-4.x"] == "D-4.x.html"  # a plain, unique ID is its own name
+    assert names["A1"] != names["a1"] and names["A1"].startswith("A1-")  # unique without case too
+    assert len(set(names.values())) == len(names)
+    for name in names.values():
+        assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*\.html", name), name
 
 
 def test_report_without_predictions_or_snapshots(tmp_path: Path) -> None:
@@ -225,7 +289,10 @@ def test_report_without_predictions_or_snapshots(tmp_path: Path) -> None:
     path = write_report(tmp_path, ReportInputs(**frames))
     html = path.read_text(encoding="utf-8")
     assert "Model risk" not in html
-    assert len(re.findall(r"<img ", html)) == 3 + len(PATIENTS)
+    assert len(re.findall(r"<img ", html)) == 3
+    pages = _pages(path)
+    assert all("Model risk" not in page for page in pages.values())
+    assert [len(re.findall(r"<img ", page)) for page in pages.values()] == [1] * len(PATIENTS)
 
 
 def test_inputs_are_validated() -> None:
@@ -263,8 +330,19 @@ def test_chromium_renders_report(report: Path, chromium, tmp_path: Path) -> None
     dom = chromium.dump_dom(probe)
     m = re.search(r'<div id="imgcheck">(\d+)/(\d+)</div>', dom)
     assert m is not None, dom[-2000:]
-    expected = 3 + 2 * len(PATIENTS)
-    assert (int(m.group(1)), int(m.group(2))) == (expected, expected)
+    assert (int(m.group(1)), int(m.group(2))) == (3, 3)
+    page = report.parent / "report_patients" / "P01.html"
+    probe = page.with_name("probe.html")
+    probe.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8"
+    )
+    try:
+        dom = chromium.dump_dom(probe)
+    finally:
+        probe.unlink()
+    m = re.search(r'<div id="imgcheck">(\d+)/(\d+)</div>', dom)
+    assert m is not None, dom[-2000:]
+    assert (int(m.group(1)), int(m.group(2))) == (2, 2)
 
 
 def test_report_from_the_response_stage_tables(tmp_path: Path) -> None:
@@ -295,5 +373,6 @@ def test_report_from_the_response_stage_tables(tmp_path: Path) -> None:
         assert summary.loc[col[4:], "n_no_hpd"] == counts.get("no_hpd", 0)
     # P01 grows 44 -> 88 mm between baseline and first evaluation: +100 % in the waterfall
     assert first_eval_change(inputs).set_index("patient_id").loc["P01", "pct"] == pytest.approx(100.0)
-    html = write_report(tmp_path, inputs).read_text(encoding="utf-8")
-    assert len(re.findall(r"<img ", html)) == 3 + len(PATIENTS)
+    path = write_report(tmp_path, inputs)
+    assert len(re.findall(r"<img ", path.read_text(encoding="utf-8"))) == 3
+    assert [len(re.findall(r"<img ", page)) for page in _pages(path).values()] == [1] * len(PATIENTS)
