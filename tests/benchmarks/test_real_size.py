@@ -60,6 +60,21 @@ def test_extrapolation_worked_example() -> None:
     assert any("idle cores" in a for a in e["assumptions"])
 
 
+def test_worker_peaks_prefer_run_json_and_fall_back_to_the_monitor() -> None:
+    from benchmarks.real_size import _peak_source, _worker_peaks
+
+    procs = [("driver", 900.0), ("worker", 700.0), ("worker", 800.0)]
+    monitored = {"processes": [{"kind": k, "peak_rss_mib": v} for k, v in procs]}
+    assert _worker_peaks(monitored) == [800.0, 700.0]
+    assert _peak_source(monitored).startswith("process-tree monitor")
+    workers = [{"pid": 1, "peak_rss_mib": 650.5}, {"pid": 2, "peak_rss_mib": 1200.0}]
+    with_json = {**monitored, "run_json_resources": {"workers": workers}}
+    assert _worker_peaks(with_json) == [1200.0, 650.5]
+    assert _peak_source(with_json) == "run.json resources.workers"
+    # a run.json without the resources block (an older hpd-imaging) falls back to the monitor
+    assert _worker_peaks({**monitored, "run_json_resources": None}) == [800.0, 700.0]
+
+
 def test_ours_config_is_the_default_without_ring_and_loads(tmp_path: Path) -> None:
     from hpd_imaging.settings import load_config
 
@@ -98,6 +113,20 @@ def test_real_size_benchmark_tiny(tmp_path: Path) -> None:
         assert run_["ours"][0]["cpu_s"] > 0
         prof = payload["profile_one_patient"][compression]
         assert len(prof["exams"]) == 3 and prof["radiomics_s"] > 0
+        assert prof["exams"][0]["ct_bytes"] >= 64 * 64 * 24 * 2  # the int16 HU volume at least
+        # what making the archive cost, recorded when it was made (reused later with --data-dir)
+        cost = run_["generation_cost"]
+        assert cost["synth"]["step"] == "synth" and cost["synth"]["wall_s"] > 0 and cost["synth"]["cpu_s"] > 0
+        assert cost["synth"]["peak_rss_mib"] and cost["clone"]["bytes"] > 0
+        assert ("transcode" in cost) == (compression == "jpeg2000")
+        assert run_["archive_bytes"] > cost["synth"]["bytes"]  # 3 patients (links followed) > 2
+        peaks = run_["worker_peak_rss_mib"]
+        assert peaks["ours"] and peaks["plain"] and all(x > 50 for x in peaks["ours"] + peaks["plain"])
+        assert len(run_["ours"][0]["load_avg_before"]) == 3
+    from benchmarks.summary import summary_markdown
+
+    text = summary_markdown([on_disk])
+    assert "| 3 x 3 none | ours |" in text and "| 3 x 3 jpeg2000 | plain |" in text
     # the transcoded archive holds the same voxels as the synthesised one
     import numpy as np
     import pydicom
