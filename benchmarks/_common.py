@@ -129,7 +129,7 @@ def tree_bytes(path: Path) -> int:
     """Bytes of the files under ``path``, following links to patient folders (a clone's originals)."""
     total = 0
     for root, _dirs, files in os.walk(path, followlinks=True):
-        total += sum((Path(root) / f).stat().st_size for f in files)
+        total += sum((Path(root) / f).stat().st_size for f in files if not f.startswith(".bench_"))
     return total
 
 
