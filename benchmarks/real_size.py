@@ -296,6 +296,7 @@ def extrapolate(
     peak_worker_mib: float,
     measured_timepoints: int,
     gib_per_exam: float,
+    serial_cpu_per_patient_s: float = 0.0,
 ) -> dict[str, Any]:
     """200 patients x 4 timepoints on 2 and on 32 cores, from the CPU seconds one measured patient costs.
 
@@ -304,26 +305,33 @@ def extrapolate(
     fixed start-up and report); loading grows with the timepoints (4 / measured) while radiomics stays the
     baseline exam's; the disk delivers the archive at least as fast as it is consumed; a worker's peak
     memory does not grow with the patients it has processed (the end_to_end benchmark shows this).
+    ``serial_cpu_per_patient_s``: the driver's own CPU seconds per patient (index, kinetics, tables, report,
+    Dask start-up), which run before or after the workers' part and so add to the wall time at any number of
+    cores; scaled with the patients (an upper bound: start-up does not grow).
     """
     tp_factor = 4 / measured_timepoints
     cpu4 = cpu_per_patient_s * (load_share * tp_factor + (1 - load_share))
     out: dict[str, Any] = {"cpu_per_patient_4tp_s": round(cpu4, 1)}
     for cores in (2, 32):
-        wall = fixed_wall_s + 200 * cpu4 / cores
+        serial = 200 * serial_cpu_per_patient_s
+        wall = fixed_wall_s + serial + 200 * cpu4 / cores
         data_gib = 200 * 4 * gib_per_exam
         out[f"{cores}_cores"] = {
             "wall_min": round(wall / 60, 1),
             "patients_per_hour": round(200 / wall * 3600, 1),
             "memory_gib": round(cores * peak_worker_mib * (4 / measured_timepoints) / 1024, 1),
-            "disk_mib_per_s_needed": round(data_gib * 1024 / (wall - fixed_wall_s), 1),
+            "disk_mib_per_s_needed": round(data_gib * 1024 / (wall - fixed_wall_s - serial), 1),
         }
     out["assumptions"] = [
-        "idle cores, one Dask worker per core, CPU-bound: wall = fixed + 200 x CPU-s per patient / cores",
-        f"CPU per patient from this run's process-tree CPU seconds / patients (start-up included, so an "
-        f"upper bound); load share {load_share:.2f} of a patient's time scales x{tp_factor:.2f} for 4 "
+        "idle cores, one Dask worker per core, CPU-bound: wall = fixed + 200 x serial driver CPU-s per "
+        "patient + 200 x worker CPU-s per patient / cores",
+        f"worker CPU per patient {cpu_per_patient_s:.1f} s and serial driver CPU per patient "
+        f"{serial_cpu_per_patient_s:.1f} s, from this run's CPU seconds (start-up included, so upper "
+        f"bounds); load share {load_share:.2f} of a patient's time scales x{tp_factor:.2f} for 4 "
         "timepoints, radiomics (baseline exam only) does not",
-        f"fixed part {fixed_wall_s:.0f} s (Dask start-up, archive index, tables, report) as measured here, "
-        "not scaled (the index and tables grow with patients, a few seconds per 100)",
+        f"fixed part {fixed_wall_s:.0f} s: 0 when the driver's CPU was measured (it is in the serial part); "
+        "else the wall seconds not spent in patients (Dask start-up, index, tables, report) as measured "
+        "here, not scaled, and inflated by the machine's load",
         "memory: per-worker peak of this run scaled by 4/3 for a 4th timepoint's CT + masks (held at once "
         "today), times workers",
         f"disk: {gib_per_exam:.2f} GiB per exam read once; the throughput needed is the archive over the "
@@ -489,14 +497,22 @@ def run(opts: BenchOptions) -> dict[str, Any]:
                 f"script's processes {', '.join(f'{x:.0f}' for x in ppeak)} MiB",
             ),
         ]
-        ext = extrapolate(
-            o["cpu_s"] / n_pat,
-            load_share,
-            fixed,
-            max(wpeak or [0.0]),
-            n_tp,
-            exam_bytes / 2**30,
-        )
+        driver_cpu = sum(float(x.get("cpu_s", 0.0)) for x in o["processes"] if x["kind"] == "driver")
+        if driver_cpu > 0:  # load-independent: the driver's own CPU is the serial part, the rest the workers'
+            ext = extrapolate(
+                (o["cpu_s"] - driver_cpu) / n_pat,
+                load_share,
+                0.0,
+                max(wpeak or [0.0]),
+                n_tp,
+                exam_bytes / 2**30,
+                serial_cpu_per_patient_s=driver_cpu / n_pat,
+            )
+        else:  # an older monitor without per-process CPU: the wall-based fixed part
+            ext = extrapolate(
+                o["cpu_s"] / n_pat, load_share, fixed, max(wpeak or [0.0]), n_tp, exam_bytes / 2**30
+            )
+        ext["driver_cpu_s"] = round(driver_cpu, 1)
         for cores in (2, 32):
             e = ext[f"{cores}_cores"]
             figures.append(

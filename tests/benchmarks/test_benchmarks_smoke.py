@@ -141,3 +141,25 @@ def test_mask_load_benchmark_runs_and_same_answer_holds(tiny: BenchOptions) -> N
     runs = payload["big_region"]["runs"]
     assert [r["lift_region_rule"] for r in runs] == [False, True]
     assert all(r["returncode"] == 0 for r in runs)  # small enough to fit the default budget: no error rows
+
+
+def test_process_monitor_splits_cpu_seconds_by_process(tmp_path: Path) -> None:
+    # the driver burns ~0.4 s of CPU itself, the child ~0.8 s: the per-process CPU tells them apart, and the
+    # tree's total (getrusage of reaped children) holds both
+    code = (
+        "import multiprocessing as mp, time\n"
+        "def spin(s):\n    t = time.process_time()\n    while time.process_time() - t < s: pass\n"
+        "def work():\n    spin(0.8); time.sleep(0.3)\n"
+        "if __name__ == '__main__':\n"
+        "    spin(0.4)\n"
+        "    p = mp.get_context('spawn').Process(target=work); p.start(); p.join()\n"
+        "    time.sleep(0.3)\n"
+    )
+    script = tmp_path / "cpu_split.py"
+    script.write_text(code)
+    result = run_monitored([sys.executable, str(script)])
+    driver = next(p for p in result["processes"] if p["kind"] == "driver")
+    worker = next(p for p in result["processes"] if p["kind"] == "worker")
+    assert 0.4 <= driver["cpu_s"] < 0.8 + 0.5  # its spin plus interpreter start-up, never the child's work
+    assert worker["cpu_s"] >= 0.8
+    assert result["cpu_s"] >= driver["cpu_s"] + 0.8

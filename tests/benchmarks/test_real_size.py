@@ -58,6 +58,12 @@ def test_extrapolation_worked_example() -> None:
     # disk: 200 x 4 x 0.1 GiB = 80 GiB over 212.5 s of compute
     assert e["32_cores"]["disk_mib_per_s_needed"] == pytest.approx(80 * 1024 / 212.5, abs=0.1)
     assert any("idle cores" in a for a in e["assumptions"])
+    # a serial driver part of 2 CPU-s per patient adds 400 s at any number of cores: 2 cores 0 + 400 + 3400
+    # = 3800 s = 63.3 min; 32 cores 400 + 212.5 = 612.5 s = 10.2 min; disk over the workers' 212.5 s only
+    s = extrapolate(30.0, 0.4, 0.0, 900.0, 3, 0.1, serial_cpu_per_patient_s=2.0)
+    assert s["2_cores"]["wall_min"] == pytest.approx(63.3)
+    assert s["32_cores"]["wall_min"] == pytest.approx(10.2)
+    assert s["32_cores"]["disk_mib_per_s_needed"] == pytest.approx(80 * 1024 / 212.5, abs=0.1)
 
 
 def test_worker_peaks_prefer_run_json_and_fall_back_to_the_monitor() -> None:
