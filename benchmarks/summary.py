@@ -135,7 +135,7 @@ def _real_size_table(r: dict[str, Any]) -> list[str]:
         "Real size (`hpd-imaging run` vs the plain SimpleITK + highdicom + pyradiomics script on the same "
         "number of workers), per patient means from run.json and the script's own timers:",
         "",
-        "| archive | side | wall s | CPU s | load s | track+measure s | radiomics s | outputs s | "
+        "| archive | side | wall s | CPU s | loading s | track+measure s | radiomics s | outputs s | "
         "peak RSS per worker MiB | load avg (1 min) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
