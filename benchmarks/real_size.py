@@ -353,7 +353,7 @@ def _worker_peaks(r: dict[str, Any]) -> list[float]:
     rows = [w for w in res.get("workers") or [] if w.get("peak_rss_mib") is not None]
     if rows:
         return sorted((float(w["peak_rss_mib"]) for w in rows), reverse=True)
-    return sorted((p["peak_rss_mib"] for p in r["processes"] if p["kind"] == "worker"), reverse=True)
+    return _monitor_worker_peaks(r)
 
 
 def _peak_source(r: dict[str, Any]) -> str:
@@ -362,7 +362,9 @@ def _peak_source(r: dict[str, Any]) -> str:
 
 
 def _monitor_worker_peaks(r: dict[str, Any]) -> list[float]:
-    return sorted((p["peak_rss_mib"] for p in r["processes"] if p["kind"] == "worker"), reverse=True)
+    """Worker processes' peaks; with one worker both sides run in-process, so the driver is the worker."""
+    kinds = ("worker",) if any(p["kind"] == "worker" for p in r["processes"]) else ("driver",)
+    return sorted((p["peak_rss_mib"] for p in r["processes"] if p["kind"] in kinds), reverse=True)
 
 
 def _mean(values: list[float]) -> float:

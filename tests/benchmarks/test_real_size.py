@@ -79,6 +79,8 @@ def test_worker_peaks_prefer_run_json_and_fall_back_to_the_monitor() -> None:
     assert _peak_source(with_json) == "run.json resources.workers"
     # a run.json without the resources block (an older hpd-imaging) falls back to the monitor
     assert _worker_peaks({**monitored, "run_json_resources": None}) == [800.0, 700.0]
+    # --workers 1: hpd-imaging and the plain script run in-process, so the driver holds the patients
+    assert _worker_peaks({"processes": [{"kind": "driver", "peak_rss_mib": 900.0}]}) == [900.0]
 
 
 def test_ours_config_is_the_default_without_ring_and_loads(tmp_path: Path) -> None:
