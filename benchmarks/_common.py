@@ -13,7 +13,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -112,11 +111,47 @@ def synth_archive(name: str, args: Sequence[str], data_dir: Path = DATA_DIR) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [*hpd_imaging_command(), "synth", str(out), *args, "--log-level", "WARNING"]
     log(f"generating {name}: {' '.join(cmd[1:])}")
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    from benchmarks.end_to_end import run_monitored  # here: end_to_end imports this module
+
+    r = run_monitored(cmd, other_is_worker=True)
+    if r["returncode"] != 0:
+        raise RuntimeError(f"hpd-imaging synth exited {r['returncode']}: {r['output_tail']}")
     stamp.write_text(json.dumps(wanted))
-    log(f"generated {name} in {time.perf_counter() - t:.1f} s")
+    write_cost(out, "synth", r["wall_s"], r["cpu_s"], [p["peak_rss_mib"] for p in r["processes"]])
+    log(f"generated {name} in {r['wall_s']:.1f} s")
     return out
+
+
+COST_FILE = ".bench_cost.json"  # next to .bench_synth.json: what making the archive cost (not in the stamp)
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of the files under ``path``, following links to patient folders (a clone's originals)."""
+    total = 0
+    for root, _dirs, files in os.walk(path, followlinks=True):
+        total += sum((Path(root) / f).stat().st_size for f in files if not f.startswith(".bench_"))
+    return total
+
+
+def write_cost(out: Path, step: str, wall_s: float, cpu_s: float, peak_rss_mib: list[float]) -> None:
+    """``out/.bench_cost.json``: wall and CPU seconds, the peak RSS of each process and the bytes on disk."""
+    (out / COST_FILE).write_text(
+        json.dumps(
+            {
+                "step": step,
+                "wall_s": round(wall_s, 1),
+                "cpu_s": round(cpu_s, 1),
+                "peak_rss_mib": sorted((round(x, 1) for x in peak_rss_mib), reverse=True),
+                "bytes": tree_bytes(out),
+                "made": timestamp(),
+            }
+        )
+    )
+
+
+def read_cost(out: Path) -> dict[str, Any] | None:
+    path = out / COST_FILE
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def ct_archive(opts: BenchOptions, compression: str) -> Path:

@@ -116,17 +116,27 @@ def run_monitored(cmd: list[str], *, other_is_worker: bool = False, tail_chars: 
                     if other_is_worker or "spawn_main" in cmdline or "multiprocessing" in cmdline
                     else "other"
                 )
-                entry = peaks[p.pid] = {"kind": kind, "peak_kib": 0}
+                entry = peaks[p.pid] = {"kind": kind, "peak_kib": 0, "cpu_s": 0.0}
             kib = _peak_kib(p.pid)
             if kib is not None:
                 entry["peak_kib"] = max(entry["peak_kib"], kib)
+            try:  # the process's own CPU seconds so far (its last sample before it ends)
+                t = p.cpu_times()
+                entry["cpu_s"] = max(entry["cpu_s"], t.user + t.system)
+            except psutil.Error:
+                pass
         time.sleep(_SAMPLE_S)
     reader.join(timeout=5)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     procs = [
-        {"pid": pid, "kind": e["kind"], "peak_rss_mib": round(e["peak_kib"] / 1024, 1)}
+        {
+            "pid": pid,
+            "kind": e["kind"],
+            "peak_rss_mib": round(e["peak_kib"] / 1024, 1),
+            "cpu_s": round(e["cpu_s"], 2),
+        }
         for pid, e in peaks.items()
         if e["peak_kib"] > 0
     ]

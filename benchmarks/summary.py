@@ -123,6 +123,39 @@ def _context_tables(by_name: dict[str, dict[str, Any]]) -> list[str]:
                 f"{'' if r['worker_peak_rss_mib'] else ' (in-process)'} | "
                 f"{r['largest_patient_image_mib']:.0f} |"
             )
+    if "real_size" in by_name:
+        out += _real_size_table(by_name["real_size"])
+    return out
+
+
+def _real_size_table(r: dict[str, Any]) -> list[str]:
+    """Per compression: ours vs the plain script, stage by stage, with CPU seconds, peak memory and load."""
+    out = [
+        "",
+        "Real size (`hpd-imaging run` vs the plain SimpleITK + highdicom + pyradiomics script on the same "
+        "number of workers), per patient means from run.json and the script's own timers:",
+        "",
+        "| archive | side | wall s | CPU s | loading s | track+measure s | radiomics s | outputs s | "
+        "peak RSS per worker MiB | load avg (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for compression, run in r.get("runs", {}).items():
+        o, p = run["ours"][-1], run["plain"][-1]
+        om, pm = run["ours_per_patient_mean_s"], run["plain_per_patient_mean_s"]
+        peaks = run.get("worker_peak_rss_mib", {})
+        name = f"{run['patients']} x {run['timepoints']} {compression}"
+        load_o = "-".join(f"{x[0]:.1f}" for x in (o.get("load_avg_before"), o.get("load_avg_after")) if x)
+        load_p = "-".join(f"{x[0]:.1f}" for x in (p.get("load_avg_before"), p.get("load_avg_after")) if x)
+        out.append(
+            f"| {name} | ours | {o['wall_s']:.0f} | {o['cpu_s']:.0f} | {om['load_s']:.1f} | "
+            f"{om['track_measure_s']:.1f} | {om['radiomics_s']:.1f} | {om['outputs_s']:.1f} | "
+            f"{', '.join(f'{x:.0f}' for x in peaks.get('ours', []))} | {load_o} |"
+        )
+        out.append(
+            f"| {name} | plain | {p['wall_s']:.0f} | {p['cpu_s']:.0f} | {pm['load_s']:.1f} | - | "
+            f"{pm['radiomics_s']:.1f} | - | {', '.join(f'{x:.0f}' for x in peaks.get('plain', []))} | "
+            f"{load_p} |"
+        )
     return out
 
 

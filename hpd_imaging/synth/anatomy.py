@@ -170,14 +170,25 @@ def draw_anatomy(rng: np.random.Generator, length_mm: float) -> Anatomy:
     )
 
 
+_SLAB_SLICES = 8  # slices per slab in render_anatomy: 8 x 512 x 512 points = ~50 MB of float64 coordinates
+
+
 def scanner_grid(
-    shape: tuple[int, int, int], spacing_mm: tuple[float, float, float], origin_mm: tuple[float, float, float]
+    shape: tuple[int, int, int],
+    spacing_mm: tuple[float, float, float],
+    origin_mm: tuple[float, float, float],
+    k_range: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scanner (LPS) coordinates of the voxel centres of an axis-aligned grid, arrays of ``shape`` [k,j,i]."""
+    """Scanner (LPS) coordinates of the voxel centres of an axis-aligned grid, arrays of ``shape`` [k,j,i].
+
+    ``k_range`` = (k0, k1): only slices k0..k1-1 (the same values as those slices of the whole grid).
+    """
     nk, nj, ni = shape
     x = origin_mm[0] + spacing_mm[0] * np.arange(ni)
     y = origin_mm[1] + spacing_mm[1] * np.arange(nj)
     z = origin_mm[2] + spacing_mm[2] * np.arange(nk)
+    if k_range is not None:
+        z = z[k_range[0] : k_range[1]]
     return np.meshgrid(z, y, x, indexing="ij")[::-1]  # type: ignore[return-value]
 
 
@@ -193,13 +204,26 @@ def render_anatomy(
     Organ boundaries get a Gaussian blur of half a voxel in-plane (a stand-in for the scanner's point-spread
     function); the lesions, whose boundaries matter for measurement, are partial-volumed exactly instead.
     """
-    X, Y, Z = scanner_grid(shape, spacing_mm, origin_mm)
-    pts = np.stack([X, Y, Z], axis=-1).reshape(-1, 3)
-    body = pose.scanner_to_body(pts).astype(np.float32)
-    xb, yb, zb = (body[:, i].reshape(shape) for i in range(3))
-    organs = anatomy.organ_of(xb, yb, zb)
+    organs = np.empty(shape, np.uint8)
+    nk = shape[0]
+    # Slab by slab (why: at 512x512x200 the whole-volume float64 coordinate arrays held ~4.9 GB at once; a
+    # slab of _SLAB_SLICES slices holds ~60 MB). Every step is per voxel, so the organ map is the same as the
+    # whole volume's (tests/synth/test_render_slabs.py compares them bit for bit); the blur runs on the
+    # whole volume as before.
+    for k0 in range(0, nk, _SLAB_SLICES):
+        k1 = min(nk, k0 + _SLAB_SLICES)
+        X, Y, Z = scanner_grid(shape, spacing_mm, origin_mm, k_range=(k0, k1))
+        pts = np.stack([X, Y, Z], axis=-1).reshape(-1, 3)
+        del X, Y, Z
+        body = pose.scanner_to_body(pts).astype(np.float32)
+        del pts
+        slab = (k1 - k0, shape[1], shape[2])
+        xb, yb, zb = (body[:, i].reshape(slab) for i in range(3))
+        organs[k0:k1] = anatomy.organ_of(xb, yb, zb)
+        del body, xb, yb, zb
     hu = anatomy.hu_table()[organs]
-    return ndimage.gaussian_filter(hu, sigma=(0.2, 0.5, 0.5)).astype(np.float32)
+    del organs
+    return ndimage.gaussian_filter(hu, sigma=(0.2, 0.5, 0.5)).astype(np.float32, copy=False)
 
 
 def add_noise(hu: np.ndarray, rng: np.random.Generator, sd_hu: float) -> np.ndarray:

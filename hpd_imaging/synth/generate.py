@@ -283,7 +283,14 @@ def _lesion_entry(les: LesionPlan, tracking_uid: str, measurements: list[dict[st
 
 
 def _worker(args: tuple[Path, SynthSettings, int]) -> dict[str, Any]:
-    return generate_patient(*args)
+    # One BLAS thread per patient (why: the only BLAS call is the (n, 3) @ (3, 3) pose product over every
+    # voxel, which OpenBLAS splits over all cores; on 2 shared cores its threads spun ~25x longer than one
+    # thread computes it, 6 of 11 s of render_anatomy. Each element is the same 3-term dot product on any
+    # number of threads, so the pixels do not change; patients run in parallel processes instead.)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return generate_patient(*args)
 
 
 def generate_archive(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import BENCHMARKS
+from benchmarks import BENCHMARKS, end_to_end
 from benchmarks import _common as bench_common
 from benchmarks._common import BenchOptions, synth_archive
 from benchmarks.end_to_end import patient_image_mib, run_monitored
@@ -81,15 +81,19 @@ def test_synth_archive_is_reused_only_for_the_same_arguments(
 ) -> None:
     calls: list[list[str]] = []
 
-    def fake_run(cmd: list[str], **_: object) -> None:  # stands in for `hpd-imaging synth OUT ARGS`
+    def fake_run(cmd: list[str], **_: object) -> dict:  # stands in for `hpd-imaging synth OUT ARGS`
         calls.append(cmd)
         out = Path(cmd[cmd.index("synth") + 1])
         out.mkdir(parents=True)
         (out / "ground_truth.json").write_text("{}")
+        return {"returncode": 0, "wall_s": 2.0, "cpu_s": 3.0, "processes": [{"peak_rss_mib": 99.0}]}
 
-    monkeypatch.setattr(bench_common.subprocess, "run", fake_run)
+    monkeypatch.setattr(end_to_end, "run_monitored", fake_run)
     args = ["--patients", "1", "--matrix", "32"]
     first = synth_archive("reuse", args, tmp_path)
+    cost = bench_common.read_cost(first)  # what generating it cost, kept beside the archive
+    assert cost is not None and (cost["step"], cost["wall_s"], cost["cpu_s"]) == ("synth", 2.0, 3.0)
+    assert cost["peak_rss_mib"] == [99.0] and cost["bytes"] == 2  # "{}", not the stamps
     assert synth_archive("reuse", args, tmp_path) == first
     assert len(calls) == 1  # same arguments: reused
     synth_archive("reuse", [*args[:-1], "64"], tmp_path)
@@ -98,7 +102,9 @@ def test_synth_archive_is_reused_only_for_the_same_arguments(
 
 
 def test_patient_image_size_counts_ct_and_masks_of_every_timepoint(tiny: BenchOptions) -> None:
-    archive = tiny.data_dir / f"ct_{tiny.ct_matrix}x{tiny.ct_slices}_none"  # made by the ct_load case
+    # the ct_load case's archive (reused when that case ran first; made here when it was deselected, as in
+    # the quick tier `-m "not slow"`, where this test used to fail on a missing folder)
+    archive = bench_common.ct_archive(tiny, "none")
     truth = json.loads((archive / "ground_truth.json").read_text())
     voxels = tiny.ct_slices * tiny.ct_matrix**2
     n_present = sum(m["present"] for les in truth["patients"][0]["lesions"] for m in les["measurements"])
@@ -135,3 +141,25 @@ def test_mask_load_benchmark_runs_and_same_answer_holds(tiny: BenchOptions) -> N
     runs = payload["big_region"]["runs"]
     assert [r["lift_region_rule"] for r in runs] == [False, True]
     assert all(r["returncode"] == 0 for r in runs)  # small enough to fit the default budget: no error rows
+
+
+def test_process_monitor_splits_cpu_seconds_by_process(tmp_path: Path) -> None:
+    # the driver burns ~0.4 s of CPU itself, the child ~0.8 s: the per-process CPU tells them apart, and the
+    # tree's total (getrusage of reaped children) holds both
+    code = (
+        "import multiprocessing as mp, time\n"
+        "def spin(s):\n    t = time.process_time()\n    while time.process_time() - t < s: pass\n"
+        "def work():\n    spin(0.8); time.sleep(0.3)\n"
+        "if __name__ == '__main__':\n"
+        "    spin(0.4)\n"
+        "    p = mp.get_context('spawn').Process(target=work); p.start(); p.join()\n"
+        "    time.sleep(0.3)\n"
+    )
+    script = tmp_path / "cpu_split.py"
+    script.write_text(code)
+    result = run_monitored([sys.executable, str(script)])
+    driver = next(p for p in result["processes"] if p["kind"] == "driver")
+    worker = next(p for p in result["processes"] if p["kind"] == "worker")
+    assert 0.4 <= driver["cpu_s"] < 0.8 + 0.5  # its spin plus interpreter start-up, never the child's work
+    assert worker["cpu_s"] >= 0.8
+    assert result["cpu_s"] >= driver["cpu_s"] + 0.8

@@ -58,6 +58,29 @@ def test_extrapolation_worked_example() -> None:
     # disk: 200 x 4 x 0.1 GiB = 80 GiB over 212.5 s of compute
     assert e["32_cores"]["disk_mib_per_s_needed"] == pytest.approx(80 * 1024 / 212.5, abs=0.1)
     assert any("idle cores" in a for a in e["assumptions"])
+    # a serial driver part of 2 CPU-s per patient adds 400 s at any number of cores: 2 cores 0 + 400 + 3400
+    # = 3800 s = 63.3 min; 32 cores 400 + 212.5 = 612.5 s = 10.2 min; disk over the workers' 212.5 s only
+    s = extrapolate(30.0, 0.4, 0.0, 900.0, 3, 0.1, serial_cpu_per_patient_s=2.0)
+    assert s["2_cores"]["wall_min"] == pytest.approx(63.3)
+    assert s["32_cores"]["wall_min"] == pytest.approx(10.2)
+    assert s["32_cores"]["disk_mib_per_s_needed"] == pytest.approx(80 * 1024 / 212.5, abs=0.1)
+
+
+def test_worker_peaks_prefer_run_json_and_fall_back_to_the_monitor() -> None:
+    from benchmarks.real_size import _peak_source, _worker_peaks
+
+    procs = [("driver", 900.0), ("worker", 700.0), ("worker", 800.0)]
+    monitored = {"processes": [{"kind": k, "peak_rss_mib": v} for k, v in procs]}
+    assert _worker_peaks(monitored) == [800.0, 700.0]
+    assert _peak_source(monitored).startswith("process-tree monitor")
+    workers = [{"pid": 1, "peak_rss_mib": 650.5}, {"pid": 2, "peak_rss_mib": 1200.0}]
+    with_json = {**monitored, "run_json_resources": {"workers": workers}}
+    assert _worker_peaks(with_json) == [1200.0, 650.5]
+    assert _peak_source(with_json) == "run.json resources.workers"
+    # a run.json without the resources block (an older hpd-imaging) falls back to the monitor
+    assert _worker_peaks({**monitored, "run_json_resources": None}) == [800.0, 700.0]
+    # --workers 1: hpd-imaging and the plain script run in-process, so the driver holds the patients
+    assert _worker_peaks({"processes": [{"kind": "driver", "peak_rss_mib": 900.0}]}) == [900.0]
 
 
 def test_ours_config_is_the_default_without_ring_and_loads(tmp_path: Path) -> None:
@@ -98,6 +121,22 @@ def test_real_size_benchmark_tiny(tmp_path: Path) -> None:
         assert run_["ours"][0]["cpu_s"] > 0
         prof = payload["profile_one_patient"][compression]
         assert len(prof["exams"]) == 3 and prof["radiomics_s"] > 0
+        assert prof["exams"][0]["ct_bytes"] >= 64 * 64 * 24 * 2  # the int16 HU volume at least
+        # what making the archive cost, recorded when it was made (reused later with --data-dir)
+        cost = run_["generation_cost"]
+        assert cost["synth"]["step"] == "synth" and cost["synth"]["wall_s"] > 0 and cost["synth"]["cpu_s"] > 0
+        assert cost["synth"]["peak_rss_mib"] and cost["clone"]["bytes"] > 0
+        assert ("transcode" in cost) == (compression == "jpeg2000")
+        assert run_["archive_bytes"] == cost["clone"]["bytes"]  # the archive run is the one the clone made
+        if compression == "none":  # 3 patients (the originals' links followed) > the 2 synthesised
+            assert run_["archive_bytes"] > cost["synth"]["bytes"]
+        peaks = run_["worker_peak_rss_mib"]
+        assert peaks["ours"] and peaks["plain"] and all(x > 50 for x in peaks["ours"] + peaks["plain"])
+        assert len(run_["ours"][0]["load_avg_before"]) == 3
+    from benchmarks.summary import summary_markdown
+
+    text = summary_markdown([on_disk])
+    assert "| 3 x 3 none | ours |" in text and "| 3 x 3 jpeg2000 | plain |" in text
     # the transcoded archive holds the same voxels as the synthesised one
     import numpy as np
     import pydicom
