@@ -74,8 +74,8 @@ class _Extractor(HullExtractor):
     def __init__(self, params: RadiomicsParams, fast_shape: bool = True) -> None:
         super().__init__(params.as_dict(), fast_shape=fast_shape)
 
-    # Set by _prepare_region when it hands pyradiomics a crop: the whole CT (grid reference) and the crop's
-    # first voxel (i, j, k) in it. None: pyradiomics receives the whole CT.
+    # Set by _RegionSource.prepare_region when it hands pyradiomics a crop: the whole CT (grid reference) and
+    # the crop's first voxel (i, j, k) in it. None: pyradiomics receives the whole CT.
     full_image: sitk.Image | None = None
     crop_offset: np.ndarray | None = None
 
@@ -291,52 +291,53 @@ def _mask_on_full_grid(mask: sitk.Image, full: sitk.Image, offset: np.ndarray) -
     return out
 
 
-# one extractor + SimpleITK image per call (set by _init_worker)
-_WORKER_STATE: dict[str, Any] = {}
-
-
-def _init_worker(hu: np.ndarray, geometry: ImageGeometry, params: RadiomicsParams, fast_shape: bool,
-                 crop: bool = True) -> None:
-    image = sitk.GetImageFromArray(hu)
-    geometry.apply_to_sitk(image)
-    margin = _crop_margin_voxels(params, geometry.spacing_mm) if crop else None
-    _WORKER_STATE.update(image=image, geometry=geometry, margin=margin,
-                         extractor=_Extractor(params, fast_shape=fast_shape))
-
-
 _Task = tuple[int, str, np.ndarray, tuple[slice, ...]]
 
 
-def _region_images(crop: np.ndarray, box: tuple[slice, ...],
-                   ) -> tuple[sitk.Image, sitk.Image, np.ndarray | None]:
-    """The image and mask handed to pyradiomics: the region's box + margin (and its offset, i j k), or the
-    whole CT (offset None) when the settings do not allow a crop."""
-    geometry: ImageGeometry = _WORKER_STATE["geometry"]
-    image: sitk.Image = _WORKER_STATE["image"]
-    margin = _WORKER_STATE["margin"]
-    if margin is None:
-        full = np.zeros(geometry.shape, dtype=bool)
-        full[box] = crop
-        return image, _mask_to_sitk(full, geometry), None
-    margin_kji = np.array(margin[::-1])
-    lo = np.maximum(np.array([s.start for s in box]) - margin_kji, 0)
-    hi = np.minimum(np.array([s.stop for s in box]) + margin_kji, geometry.shape)
-    cropped_image = sitk.RegionOfInterest(image, (hi - lo)[::-1].tolist(), lo[::-1].tolist())
-    mask_array = np.zeros(tuple(hi - lo), dtype=np.uint8)
-    mask_array[tuple(slice(int(s.start - a), int(s.stop - a)) for s, a in zip(box, lo, strict=True))] = crop
-    mask = sitk.GetImageFromArray(mask_array)
-    mask.CopyInformation(cropped_image)
-    return cropped_image, mask, lo[::-1].astype(int)
+class _RegionSource:
+    """One call's CT as a SimpleITK image, its crop margin and its extractor: what preparing a region needs.
 
+    An object per call, not module state: inside a Dask worker a patient task secedes while its units run,
+    so the worker starts another patient's task in another thread of the same process, and a module-global
+    state would be overwritten (or cleared) under the first one (seen in the 12-patient real-size run:
+    KeyError 'image' / 'extractor' for every lesion)."""
 
-def _prepare_region(task: _Task) -> Prepared:
-    """pyradiomics' load / resampling / mask check of one (lesion, region), on its crop of the CT."""
-    _index, _region, crop, box = task
-    extractor: _Extractor = _WORKER_STATE["extractor"]
-    image, mask, offset = _region_images(crop, box)
-    extractor.full_image = _WORKER_STATE["image"] if offset is not None else None
-    extractor.crop_offset = offset
-    return prepare(extractor, image, mask, label=1)
+    def __init__(self, hu: np.ndarray, geometry: ImageGeometry, params: RadiomicsParams, fast_shape: bool,
+                 crop: bool = True) -> None:
+        self.image = sitk.GetImageFromArray(hu)
+        geometry.apply_to_sitk(self.image)
+        self.geometry = geometry
+        self.margin = _crop_margin_voxels(params, geometry.spacing_mm) if crop else None
+        self.extractor = _Extractor(params, fast_shape=fast_shape)
+
+    def region_images(self, crop: np.ndarray, box: tuple[slice, ...],
+                      ) -> tuple[sitk.Image, sitk.Image, np.ndarray | None]:
+        """The image and mask handed to pyradiomics: the region's box + margin (and its offset, i j k), or
+        the whole CT (offset None) when the settings do not allow a crop."""
+        geometry, image, margin = self.geometry, self.image, self.margin
+        if margin is None:
+            full = np.zeros(geometry.shape, dtype=bool)
+            full[box] = crop
+            return image, _mask_to_sitk(full, geometry), None
+        margin_kji = np.array(margin[::-1])
+        lo = np.maximum(np.array([s.start for s in box]) - margin_kji, 0)
+        hi = np.minimum(np.array([s.stop for s in box]) + margin_kji, geometry.shape)
+        cropped_image = sitk.RegionOfInterest(image, (hi - lo)[::-1].tolist(), lo[::-1].tolist())
+        mask_array = np.zeros(tuple(hi - lo), dtype=np.uint8)
+        inner = tuple(slice(int(s.start - a), int(s.stop - a)) for s, a in zip(box, lo, strict=True))
+        mask_array[inner] = crop
+        mask = sitk.GetImageFromArray(mask_array)
+        mask.CopyInformation(cropped_image)
+        return cropped_image, mask, lo[::-1].astype(int)
+
+    def prepare_region(self, task: _Task) -> Prepared:
+        """pyradiomics' load / resampling / mask check of one (lesion, region), on its crop of the CT."""
+        _index, _region, crop, box = task
+        image, mask, offset = self.region_images(crop, box)
+        # the extractor is this call's own, so setting its crop context here races with nobody
+        self.extractor.full_image = self.image if offset is not None else None
+        self.extractor.crop_offset = offset
+        return prepare(self.extractor, image, mask, label=1)
 
 
 def extract_lesion_features(
@@ -453,17 +454,12 @@ def extract_lesion_features(
 
     engine = params.engine
     if engine != "mirp":
-        saved = dict(_WORKER_STATE)
-        _init_worker(ct.hu, ct.geometry, params, fast_shape, crop)
-        try:
-            for result in run_regions(
-                tasks, _prepare_region, _WORKER_STATE["extractor"], params.as_dict(), fast_shape=fast_shape,
-                workers=workers, split_min_voxels=split_min_voxels, use_dask=dask, start_method=start_method,
-            ):
-                collect(result)
-        finally:
-            _WORKER_STATE.clear()
-            _WORKER_STATE.update(saved)
+        source = _RegionSource(ct.hu, ct.geometry, params, fast_shape, crop)
+        for result in run_regions(
+            tasks, source.prepare_region, source.extractor, params.as_dict(), fast_shape=fast_shape,
+            workers=workers, split_min_voxels=split_min_voxels, use_dask=dask, start_method=start_method,
+        ):
+            collect(result)
     if engine != "pyradiomics":
         _add_mirp(ct, tasks, params, outputs, failed, progress)
 

@@ -213,3 +213,40 @@ def test_lesions_of_one_patient_run_on_every_dask_worker(ct_and_lesions) -> None
     assert spread.features.equals(local.features) and spread.diagnostics.equals(local.diagnostics)
     assert kept.features.equals(local.features)
     _assert_equal_to_plain(local, ct, masks)
+
+
+def test_two_interleaved_calls_in_threads_keep_their_own_ct(ct_and_lesions) -> None:
+    """Inside a Dask worker a patient task secedes while its units run, and the worker starts the next
+    patient's task in another thread of the same process. Each call must keep its own CT and extractor: with
+    the former module-global state, the second call overwrote the first one's image mid-call and its cleanup
+    emptied it (the 12-patient real-size run: KeyError 'image' / 'extractor' for every lesion). Here the first
+    call stops after its first region until the second call has started (a barrier in the progress callback),
+    then both finish; each equals its own serial result."""
+    import threading
+
+    ct, masks = ct_and_lesions
+    other = CtImage(hu=(ct.hu * 0.5 - 30.0).astype(np.float32), geometry=ct.geometry, source="synthetic")
+    params = params_from_dict({**PARAMS.as_dict(), "imageType": {"Original": {}}}, source="test")
+    cts = (("a", ct), ("b", other))
+    serial = {name: extract_lesion_features(c, masks[:2], params).features for name, c in cts}
+    barrier = threading.Barrier(2, timeout=60)
+    results: dict[str, object] = {}
+
+    def run(name: str, image: CtImage) -> None:
+        def wait_once(done: int, total: int) -> None:
+            if done == 1:
+                barrier.wait()
+
+        results[name] = extract_lesion_features(image, masks[:2], params, progress=wait_once).features
+
+    threads = [threading.Thread(target=run, args=(n, c)) for n, c in cts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for name in ("a", "b"):
+        got = results[name]
+        cols = _feature_columns(serial[name])
+        assert cols and _feature_columns(got) == cols  # type: ignore[arg-type]
+        np.testing.assert_array_equal(got[cols].to_numpy(float), serial[name][cols].to_numpy(float))  # type: ignore[index]
+    assert not np.allclose(serial["a"][cols].to_numpy(float), serial["b"][cols].to_numpy(float))
