@@ -167,14 +167,21 @@ def _on_dask_worker(job: PatientJob) -> dict:
 
 
 class _ListHandler(logging.Handler):
-    """Collects a task's hpd_imaging log records (INFO and up) as lines for OUT/logs/dask_workers.log."""
+    """Collects a task's hpd_imaging log records (INFO and up) as lines for OUT/logs/dask_workers.log.
+
+    Only the records of the thread that runs the task: while a patient task secedes (its radiomics units run
+    as tasks of their own), the worker may run the next patient in another thread of the same process, and
+    both tasks' handlers hang on the same logger."""
 
     def __init__(self, lines: list[str]) -> None:
         super().__init__(logging.INFO)
         self.lines = lines
+        self.thread = threading.get_ident()
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread:
+            return
         try:
             self.lines.append(self.format(record))
         except Exception:  # noqa: BLE001 - never fail a patient over a log line

@@ -173,3 +173,26 @@ def test_local_cluster_cost_dashboard_and_worker_logs(
     assert not any(m in console.err + console.out for m in markers)  # never printed on the console
     progress = json.loads((out / PROGRESS_FILE).read_text())
     assert progress["workers"] == 2 and progress["patients"]["done"] == 2
+
+
+def test_a_patient_task_log_keeps_only_its_own_thread() -> None:
+    """Two patient tasks can share a Dask worker process (one seceded while its radiomics units run): each
+    task's log collects the records of its own thread, not its neighbour's."""
+    import logging
+    import threading
+
+    from hpd_imaging.pipeline.execute import _ListHandler
+
+    lines: list[str] = []
+    handler = _ListHandler(lines)
+    log = logging.getLogger("hpd_imaging.test_thread_log")
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    try:
+        log.info("patient A: mine")
+        other = threading.Thread(target=lambda: log.info("patient B: not mine"))
+        other.start()
+        other.join()
+    finally:
+        log.removeHandler(handler)
+    assert len(lines) == 1 and lines[0].endswith("patient A: mine")
