@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -45,7 +46,20 @@ logging.getLogger("radiomics.glcm").addFilter(_DropNotice())
 @contextlib.contextmanager
 def quiet_pykwalify() -> Iterator[None]:
     """pykwalify logs every schema error at ERROR before raising; we report the exception ourselves instead.
-    (A NullHandler is also what pyradiomics needs to find there when the root logger has no handler.)"""
+    (A NullHandler is also what pyradiomics needs to find there when the root logger has no handler.)
+
+    One thread at a time: building an extractor validates the parameters with pykwalify, whose YAML parser
+    (ruamel) is not thread-safe (two extractors built at once in one process failed with "ParserError while
+    parsing a flow sequence" in paramSchema.yaml), and this block swaps process-wide logger and warning state.
+    Two builds at once happen in a Dask worker that runs a seceded patient task next to the next patient's."""
+    with _BUILD_LOCK:
+        yield from _quiet_pykwalify_unlocked()
+
+
+_BUILD_LOCK = threading.RLock()  # re-entrant: a validation may build inside another
+
+
+def _quiet_pykwalify_unlocked() -> Iterator[None]:
     log = pykwalify.core.log
     null = logging.NullHandler()
     saved = (log.propagate, log.disabled)

@@ -250,3 +250,31 @@ def test_two_interleaved_calls_in_threads_keep_their_own_ct(ct_and_lesions) -> N
         assert cols and _feature_columns(got) == cols  # type: ignore[arg-type]
         np.testing.assert_array_equal(got[cols].to_numpy(float), serial[name][cols].to_numpy(float))  # type: ignore[index]
     assert not np.allclose(serial["a"][cols].to_numpy(float), serial["b"][cols].to_numpy(float))
+
+
+def test_extractors_built_at_once_in_threads() -> None:
+    """pyradiomics validates parameters with pykwalify, whose YAML parser is not thread-safe: extractors built
+    at the same time in threads of one process (two patient tasks in one Dask worker) failed with a
+    ParserError on pyradiomics' own schema. Building them is serialised; every build succeeds."""
+    import threading
+
+    from hpd_imaging.radiomics._extractor import HullExtractor
+
+    start = threading.Barrier(8, timeout=60)
+    errors: list[BaseException] = []
+    built: list[object] = []
+
+    def build() -> None:
+        start.wait()
+        try:
+            for _ in range(3):
+                built.append(HullExtractor(PARAMS.as_dict()))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and len(built) == 24
