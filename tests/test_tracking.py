@@ -235,6 +235,52 @@ def test_declared_tracking_uids_win(phantom):
     assert frag[0].is_fragmented
 
 
+def _declared(phantom, uid_of) -> list[ExamMasks]:
+    """The phantom's masks with their true lesion id declared, and the Tracking UID ``uid_of(n, name)``."""
+    exams, truths = phantom
+    return [
+        exam._replace(
+            masks=[
+                LesionMask(
+                    m.mask,
+                    m.geometry,
+                    m.label,
+                    m.source,
+                    tracking_uid=uid_of(n, truth[i]),
+                    lesion_id=truth[i],
+                )
+                for i, m in enumerate(exam.masks)
+            ]
+        )
+        for n, (exam, truth) in enumerate(zip(exams, truths, strict=True))
+    ]
+
+
+def test_a_lesion_id_without_uid_joins_the_uid_another_file_declares(phantom):
+    """Baseline SEG with Tracking UIDs, follow-ups (e.g. NIfTI + masks.csv) with the lesion ids only: one
+    lesion per id carrying the baseline's UID (keyed apart, each id was two lesions: new + disappeared)."""
+    uids = {name: f"2.25.{900 + n}" for n, name in enumerate(SCENARIO)}
+    exams = _declared(phantom, lambda n, name: uids[name] if n == 0 else None)
+    course = track_lesions("P1", exams, TrackingSettings(register_images=False))
+    assert sorted(les.lesion_id for les in course.lesions) == sorted(SCENARIO)
+    assert {les.lesion_id: les.tracking_uid for les in course.lesions if les.lesion_id != "newcomer"} == {
+        k: v for k, v in uids.items() if k != "newcomer"
+    }
+    assert not any(les.is_new for les in course.lesions if les.lesion_id != "newcomer")
+
+
+def test_a_lesion_id_declared_with_two_tracking_uids_is_refused(phantom):
+    """Tools that write new UIDs on every export: which UID is the lesion cannot be known -> refused."""
+    number = {name: n for n, name in enumerate(SCENARIO)}
+    exams = _declared(phantom, lambda n, name: f"2.25.{n if name == 'grower' else 0}{number[name]}")
+    with pytest.raises(MaskError, match=r"'grower' is declared with 3 different Tracking UIDs: 2\.25\.00 \("):
+        track_lesions("P1", exams, TrackingSettings(register_images=False))
+    # the same masks tracked by position instead (the way out the message names)
+    by_position = TrackingSettings(use_declared_identity=False, max_match_distance_mm=15.0)
+    course = track_lesions("P1", exams, by_position)
+    assert len(course.lesions) == 7
+
+
 def test_mask_off_its_ct_grid_is_refused(phantom):
     exams, _ = phantom
     m = exams[1].masks[0]

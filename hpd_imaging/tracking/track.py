@@ -153,11 +153,43 @@ def _covered(part: np.ndarray, container: np.ndarray) -> float:
 # --------------------------------------------------------------------------------------------------
 
 
-def _declared_key(mask: LesionMask, settings: TrackingSettings) -> tuple[str | None, str]:
+def _declared_uids(patient_id: str, exams: Sequence[ExamMasks], settings: TrackingSettings) -> dict[str, str]:
+    """The one Tracking UID each declared lesion id (TrackingIdentifier / masks.csv) stands for.
+
+    A lesion id that comes with a Tracking UID in one file and without one in another (a SEG at baseline, a
+    NIfTI + masks.csv at follow-up) is the same declared lesion, so the UID-less masks are keyed by that UID:
+    keyed apart, they would become two lesions under one id (a "new" lesion and a "disappeared" one). A lesion
+    id declared with two different UIDs contradicts itself (some tools write new UIDs on every export); which
+    one is right cannot be known, so it is refused, never guessed.
+    """
+    if not settings.use_declared_identity:
+        return {}
+    seen: dict[str, dict[str, list[str]]] = {}
+    for exam in exams:
+        for m in exam.masks:
+            if m.lesion_id and m.tracking_uid:
+                where = f"{exam.scan_date} {m.source_path or m.label}"
+                seen.setdefault(m.lesion_id, {}).setdefault(m.tracking_uid, []).append(where)
+    for lesion_id, uids in seen.items():
+        if len(uids) > 1:
+            listed = "; ".join(f"{uid} ({', '.join(where)})" for uid, where in sorted(uids.items()))
+            raise MaskError(
+                f"patient {patient_id}: lesion id {lesion_id!r} is declared with {len(uids)} different "
+                f"Tracking UIDs: {listed}; expected one UID per tracked lesion. Fix the UIDs, or set "
+                "tracking.use_declared_identity: false to track these masks by position"
+            )
+    return {lesion_id: next(iter(uids)) for lesion_id, uids in seen.items()}
+
+
+def _declared_key(
+    mask: LesionMask, settings: TrackingSettings, uid_of_id: dict[str, str] | None = None
+) -> tuple[str | None, str]:
     if not settings.use_declared_identity:
         return None, ""
     if mask.tracking_uid:
         return f"uid:{mask.tracking_uid}", "tracking_uid"
+    if mask.lesion_id and uid_of_id and mask.lesion_id in uid_of_id:
+        return f"uid:{uid_of_id[mask.lesion_id]}", "manifest"
     if mask.lesion_id:
         return f"id:{mask.lesion_id}", "manifest"
     if settings.label_identity == "trust" and mask.label:
@@ -278,7 +310,8 @@ def track_lesions(
         ref_n = dates.index(baseline_date)
     reference = exams[ref_n].ct
     baseline_date = exams[ref_n].scan_date
-    keyed = [[_declared_key(m, settings) for m in e.masks] for e in exams]
+    uid_of_id = _declared_uids(patient_id, exams, settings)
+    keyed = [[_declared_key(m, settings, uid_of_id) for m in e.masks] for e in exams]
     need_position = any(k is None for ks in keyed for k, _ in ks)
 
     tracks: list[_Track] = []
@@ -541,7 +574,9 @@ def _match_exam(
         lesion_id = m.lesion_id if (m.lesion_id and settings.use_declared_identity) else next_id()
         tr = _Track(
             lesion_id=lesion_id,
-            tracking_uid=m.tracking_uid or _tracking_uid(patient_id, lesion_id),
+            # the declared UID, also for a UID-less mask whose lesion id another file gives a UID
+            tracking_uid=m.tracking_uid
+            or (o.key[4:] if o.key and o.key.startswith("uid:") else _tracking_uid(patient_id, lesion_id)),
             key=o.key,
             organ=m.organ,
             is_lymph_node=m.is_lymph_node,
