@@ -329,8 +329,9 @@ class _RegionSource:
         if self.lazy_ct is None:
             cropped_image = sitk.RegionOfInterest(image, (hi - lo)[::-1].tolist(), lo[::-1].tolist())
         else:  # what RegionOfInterest gives: the crop's voxels, origin = the grid point of its first voxel
-            box_kji = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-            cropped_image = sitk.GetImageFromArray(np.ascontiguousarray(self.lazy_ct.voxels(box_kji)))
+            (k0, j0, i0), (k1, j1, i1) = lo.tolist(), hi.tolist()
+            voxels = self.lazy_ct.voxels((slice(k0, k1), slice(j0, j1), slice(i0, i1)))
+            cropped_image = sitk.GetImageFromArray(np.ascontiguousarray(voxels))
             cropped_image.SetSpacing(image.GetSpacing())
             cropped_image.SetDirection(image.GetDirection())
             cropped_image.SetOrigin(image.TransformIndexToPhysicalPoint(lo[::-1].tolist()))
