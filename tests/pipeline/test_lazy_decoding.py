@@ -84,38 +84,69 @@ def test_exams_read_only_by_snapshots_decode_only_the_snapshot_slices(
     assert sum(len(v) for v in decoded.values()) < len(job.timepoints) * n_slices
 
 
-def test_a_slice_failing_only_on_decode_is_a_snapshot_row_naming_it_and_the_patient_is_kept(
-    j2k_archive: Path, tmp_path: Path
+def _damage(archive: Path, copy: Path, ct_files: list[Path], k: int) -> Path:
+    """A copy of ``archive`` whose stack slice ``k`` of this CT fails only when decoded (SOC + SIZ intact,
+    so the load-time check passes; the tile data is cut short)."""
+    shutil.copytree(archive, copy)
+    ct = load_ct(ct_files, lazy=True)
+    bad = copy / Path(ct.provenance["source_files"][k]).relative_to(archive)
+    ds = pydicom.dcmread(bad)
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([frame[: len(frame) // 8]])
+    ds.save_as(bad, enforce_file_format=True)
+    return bad
+
+
+@pytest.mark.parametrize("stage", ["snapshot", "radiomics"])
+def test_a_slice_failing_only_on_decode_is_a_row_of_the_stage_that_read_it_and_the_patient_is_kept(
+    j2k_archive: Path, tmp_path: Path, stage: str
 ) -> None:
     good = _job(j2k_archive, tmp_path / "good")
     assert process_patient(good)["ok"]
     snaps = load_snapshots(tmp_path / "good" / "snapshots.npz")
     base = _radiomics_exam(good)
-    snap = next(s for s in snaps if s.scan_date != base)
-    tp = next(t for t in good.timepoints if t.scan_date == snap.scan_date)
+    if stage == "snapshot":  # a follow-up's snapshot slice: read by the snapshot alone
+        snap = next(s for s in snaps if s.scan_date != base)
+        date, k = snap.scan_date, snap.slice_index
+    else:  # a baseline slice next to a lesion (inside its radiomics crop) that no snapshot shows
+        shown = {s.slice_index for s in snaps if s.scan_date == base}
+        date, k = (
+            base,
+            next(
+                s.slice_index + d
+                for s in snaps
+                if s.scan_date == base
+                for d in (1, -1, 2, -2)
+                if s.slice_index + d not in shown
+            ),
+        )
+    tp = next(t for t in good.timepoints if t.scan_date == date)
     assert tp.ct is not None
-    ct = load_ct(list(tp.ct.files), lazy=True)
-    bad = Path(ct.provenance["source_files"][snap.slice_index])
-    # damage a copy of the archive: the module's archive stays intact
-    copy = tmp_path / "archive"
-    shutil.copytree(j2k_archive, copy)
-    bad = copy / bad.relative_to(j2k_archive)
-    ds = pydicom.dcmread(bad)
-    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
-    ds.PixelData = encapsulate([frame[: len(frame) // 8]])  # SOC + SIZ intact: passes the load-time check
-    ds.save_as(bad, enforce_file_format=True)
+    bad = _damage(j2k_archive, tmp_path / "archive", list(tp.ct.files), k)
 
-    status = process_patient(_job(copy, tmp_path / "bad"))
+    status = process_patient(_job(tmp_path / "archive", tmp_path / "bad"))
     rows = [r for r in status["errors"] if r["severity"] == "error"]
-    assert [r["stage"] for r in rows] == ["snapshot"], rows
-    assert rows[0]["file"] == str(bad) and "cannot decode pixel data" in rows[0]["message"]
-    assert status["ok"]  # measurements, tracking and radiomics kept
-    lesions = pd.read_parquet(tmp_path / "bad" / "lesions.parquet")
-    expected = pd.read_parquet(tmp_path / "good" / "lesions.parquet")
-    pd.testing.assert_frame_equal(lesions, expected)
-    assert len(load_snapshots(tmp_path / "bad" / "snapshots.npz")) == len(snaps) - sum(
-        1 for s in snaps if s.scan_date == snap.scan_date and s.slice_index == snap.slice_index
+    assert rows and {r["stage"] for r in rows} == {stage}, rows
+    assert all(f"{bad}: cannot decode pixel data" in r["message"] for r in rows)
+    if stage == "snapshot":
+        assert [r["file"] for r in rows] == [str(bad)]
+    else:  # a row per lesion whose crop holds the slice (file: the CT series; the message names the slice)
+        assert all(r["file"] == str(bad.parent) and r["message"].startswith("lesion ") for r in rows)
+    assert status["ok"]  # measurements and tracking kept (and the other stage's outputs)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "bad" / "lesions.parquet"),
+        pd.read_parquet(tmp_path / "good" / "lesions.parquet"),
     )
+    kept = load_snapshots(tmp_path / "bad" / "snapshots.npz")
+    if stage == "snapshot":
+        assert len(kept) == len(snaps) - sum(1 for s in snaps if (s.scan_date, s.slice_index) == (date, k))
+    else:
+        assert len(kept) == len(snaps)
+        good_ids = set(pd.read_parquet(tmp_path / "good" / "radiomics.parquet")["lesion_id"])
+        bad_path = tmp_path / "bad" / "radiomics.parquet"
+        bad_table = pd.read_parquet(bad_path) if bad_path.exists() else pd.DataFrame()
+        bad_ids = set(bad_table["lesion_id"]) if "lesion_id" in bad_table else set()
+        assert bad_ids == good_ids - {r["message"].split(":")[0].removeprefix("lesion ") for r in rows}
 
 
 @pytest.mark.parametrize("resampled", [True, False], ids=["resampled", "original-grid"])
