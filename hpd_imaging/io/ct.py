@@ -9,6 +9,10 @@ JPEG lossless / JPEG-LS / RLE: pydicom 3 + pylibjpeg plugins on a process pool),
 :func:`pydicom.pixels.apply_modality_lut` does, in slice order and a few slices ahead at most
 (:mod:`hpd_imaging.io._pixeldecode`).
 
+With ``lazy=True`` (the pipeline, issue 21) a regular single-frame series keeps every header and geometry
+check but decodes its slices only when a stage reads them (:mod:`hpd_imaging.io._lazyct`); the conversion to
+HU is the same code (:mod:`hpd_imaging.io._hu`).
+
 Irregular stacks (gaps, uneven spacing, gantry tilt) are refused unless ``LoaderSettings.irregular_geometry``
 is ``"resample"``; then they are resampled onto a regular orthogonal grid, recorded in
 ``CtImage.provenance``.
