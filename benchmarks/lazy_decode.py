@@ -40,7 +40,7 @@ def _job(archive: Path, patient: str | None, out: Path) -> PatientJob:
     scanned = scan_archive(archive)
     pid = patient or sorted(scanned.patients)[0]
     config = load_config(REPO / "pipelines" / "default.yaml")
-    radiomics = config.radiomics.model_copy(update={"params_file": "radiomics_ct_original.yaml"})
+    radiomics = config.radiomics.model_copy(update={"params_file": Path("radiomics_ct_original.yaml")})
     config = config.model_copy(update={"radiomics": radiomics})
     return PatientJob(pid, assign_roles(scanned.timepoints[pid], None), config, out, REPO / "pipelines")
 
@@ -70,7 +70,7 @@ def _run(job: PatientJob, eager: bool, out: Path) -> dict[str, Any]:
     finally:
         hio.load_ct = real_load  # type: ignore[assignment]
         _lazyct.LazySeriesVoxels._decode = real_decode  # type: ignore[method-assign]
-    assert status["ok"], status["errors"]
+    assert status["ok"] and not status["errors"], status["errors"]
     return {"wall_s": wall, **status["timings_s"], "slices_decoded": decoded[0]}
 
 
