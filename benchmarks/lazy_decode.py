@@ -13,12 +13,16 @@ radiomics, snapshots), the slices decoded, and whether the tables are equal (``i
 CT's digest is of its stored input). Ratios are eager / lazy from the same run.
 
     uv run python -m benchmarks.lazy_decode ARCHIVE [--patient SYN001] [--repeats 3]
+
+``--only eager|lazy`` runs one candidate in this process and adds its peak RSS (``ru_maxrss``: the whole
+process, interpreter and libraries included; run each candidate in its own process to compare).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import tempfile
 import time
@@ -86,7 +90,15 @@ def main() -> None:
     parser.add_argument("archive", type=Path)
     parser.add_argument("--patient")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=["eager", "lazy"])
     args = parser.parse_args()
+    if args.only:
+        with tempfile.TemporaryDirectory() as tmp:
+            job = _job(args.archive, args.patient, Path(tmp) / "x")
+            result = _run(job, args.only == "eager", Path(tmp) / args.only)
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+        print(json.dumps({"candidate": args.only, **result, "peak_rss_mib": peak_mib}, indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         job = _job(args.archive, args.patient, Path(tmp) / "x")
         runs: dict[str, list[dict[str, Any]]] = {"eager": [], "lazy": []}
