@@ -145,7 +145,10 @@ class LazySeriesVoxels:
     Decoded slices live in one array of the whole shape allocated with ``np.empty``: the operating system
     commits a page only when it is first written, so undecoded slices cost address space, not memory, and
     :meth:`whole` returns that array itself (no copy). If a decoded slice leaves the int16 range the array is
-    widened to float32 as the eager loader widens its volume (from then on every slice is held).
+    widened to float32 as the eager loader widens its volume (from then on every slice is held). The one
+    difference from an eager load: slices read before that (or when the out-of-range slice is never read)
+    come as int16 where the eager volume would be float32 (same HU values; pyradiomics resamples an int16
+    image to int16). HU beyond +-32767 are not CT values (they come from damaged or mis-rescaled data).
 
     Thread-safe: one lock per series; a thread asking for slices another thread is decoding waits and then
     finds them decoded (each slice is decoded once, however many threads ask).
