@@ -30,7 +30,7 @@ from hpd_imaging.domain.course import (
     TrackingMatch,
 )
 from hpd_imaging.domain.geometry import ImageGeometry, MaskRef, SeriesRef, Timepoint
-from hpd_imaging.domain.images import CtImage, LesionMask, tight_box
+from hpd_imaging.domain.images import CtImage, LesionMask, VoxelSource, tight_box
 
 __all__ = [
     "TimepointRole",
@@ -43,6 +43,7 @@ __all__ = [
     "MaskRef",
     "Timepoint",
     "CtImage",
+    "VoxelSource",
     "tight_box",
     "LesionMask",
     "Lesion",

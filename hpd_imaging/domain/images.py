@@ -4,7 +4,7 @@ grid."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,23 +20,135 @@ if TYPE_CHECKING:  # SimpleITK is heavy; import it only where a conversion is as
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)
-class CtImage:
-    """CT voxels in Hounsfield units on a regular LPS grid."""
+@runtime_checkable
+class VoxelSource(Protocol):
+    """Where a lazy :class:`CtImage` gets its voxels: decodes slices on demand and keeps them once decoded.
 
-    hu: np.ndarray  # [k, j, i], float32 or int16, HU after the modality LUT
+    Implemented by the loaders (``hpd_imaging.io._lazyct``); the domain only states the contract so that it
+    imports no reader. Every method must be safe to call from several threads at once (radiomics and
+    snapshots of one patient may run in threads of one Dask worker).
+    """
+
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    def slab(self, k0: int, k1: int) -> np.ndarray:
+        """Slices ``k0:k1`` in HU (decoding the ones not decoded yet)."""
+        ...
+
+    def whole(self) -> np.ndarray:
+        """Every slice in HU (decodes what is missing, once)."""
+        ...
+
+    @property
+    def decoded_nbytes(self) -> int:
+        """Bytes of decoded voxels held now (not the declared volume)."""
+        ...
+
+    def input_sha256(self) -> str:
+        """A digest of what identifies the input without decoding it (see the implementation)."""
+        ...
+
+
+@dataclass(frozen=True, eq=False, init=False)
+class CtImage:
+    """CT voxels in Hounsfield units on a regular LPS grid.
+
+    Built with ``hu=`` (every voxel in memory: eager) or, by the CT loader, with ``lazy=`` a
+    :class:`VoxelSource` that decodes slices when they are first asked for (issue 21: a follow-up exam whose
+    voxels only feed one snapshot slice per lesion need not be decoded whole). Readers that need every voxel
+    use :attr:`hu` (a lazy CT then decodes what is missing, once); readers of a few slices use :meth:`slab` /
+    :meth:`voxels`, which decode only those. Values are the same either way.
+    """
+
     geometry: ImageGeometry
     frame_of_reference_uid: str = ""
     series_instance_uid: str = ""
     source: str = ""  # path or description, for error messages and provenance
     provenance: dict[str, Any] = field(default_factory=dict)  # e.g. {"resampled": "gantry tilt 18.5 deg"}
+    lazy: VoxelSource | None = None  # a lazy CT's voxel source; None: every voxel is in ``_eager``
+    _eager: np.ndarray | None = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        if self.hu.ndim != 3 or tuple(self.hu.shape) != self.geometry.shape:
+    def __init__(
+        self,
+        hu: np.ndarray | None = None,
+        geometry: ImageGeometry | None = None,
+        frame_of_reference_uid: str = "",
+        series_instance_uid: str = "",
+        source: str = "",
+        provenance: dict[str, Any] | None = None,
+        *,
+        lazy: VoxelSource | None = None,
+    ) -> None:
+        where = source or "CT"
+        if geometry is None:
+            raise GeometryError(f"{where}: expected the CT's grid (geometry), got None")
+        if (hu is None) == (lazy is None):
             raise GeometryError(
-                f"{self.source or 'CT'}: expected voxel array of shape {self.geometry.shape}, "
-                f"got {tuple(self.hu.shape)}"
+                f"{where}: expected either the voxels (hu) or a lazy voxel source, got "
+                f"{'both' if hu is not None else 'neither'}"
             )
+        shape = tuple(hu.shape) if hu is not None else tuple(lazy.shape)  # type: ignore[union-attr]
+        if len(shape) != 3 or shape != geometry.shape:
+            raise GeometryError(f"{where}: expected voxel array of shape {geometry.shape}, got {shape}")
+        for name, value in dict(
+            geometry=geometry,
+            frame_of_reference_uid=frame_of_reference_uid,
+            series_instance_uid=series_instance_uid,
+            source=source,
+            provenance={} if provenance is None else provenance,
+            lazy=lazy,
+            _eager=hu,
+        ).items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def hu(self) -> np.ndarray:
+        """Every voxel, ``[k, j, i]``, float32 or int16, HU after the modality LUT (a lazy CT decodes what is
+        missing, once, and keeps it)."""
+        if self._eager is not None:
+            return self._eager
+        assert self.lazy is not None
+        return self.lazy.whole()
+
+    @property
+    def is_lazy(self) -> bool:
+        return self.lazy is not None
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The voxels' type (of a lazy CT: int16 until a decoded slice leaves the int16 range)."""
+        return self._eager.dtype if self._eager is not None else self.lazy.dtype  # type: ignore[union-attr]
+
+    def slab(self, k0: int, k1: int) -> np.ndarray:
+        """Slices ``k0:k1`` (clipped to the grid, as a slice of an array is); a lazy CT decodes only those."""
+        k0, k1, _ = slice(k0, k1).indices(self.geometry.shape[0])
+        if self._eager is not None:
+            return self._eager[k0:k1]
+        assert self.lazy is not None
+        return self.lazy.slab(k0, max(k0, k1))
+
+    def voxels(self, box: tuple[slice, slice, slice]) -> np.ndarray:
+        """``hu[box]`` for a box of unit-step slices; a lazy CT decodes only the box's slices."""
+        if self._eager is not None:
+            return self._eager[box]
+        k = box[0].indices(self.geometry.shape[0])
+        return self.slab(k[0], k[1])[:, box[1], box[2]]
+
+    @property
+    def decoded_nbytes(self) -> int:
+        """Bytes of voxels held in memory: an eager CT's array (0 for a zero-stride placeholder, see
+        ``pipeline.memory.without_voxels``), a lazy CT's decoded slices only."""
+        if self._eager is not None:
+            return 0 if 0 in self._eager.strides else int(self._eager.nbytes)
+        return int(self.lazy.decoded_nbytes)  # type: ignore[union-attr]
+
+    def input_sha256(self) -> str | None:
+        """A lazy CT's digest of its stored input (no decoding); None for an eager CT (hash :attr:`hu`)."""
+        return None if self.lazy is None else self.lazy.input_sha256()
 
     def to_sitk(self) -> sitk.Image:
         import SimpleITK as sitk

@@ -9,6 +9,10 @@ JPEG lossless / JPEG-LS / RLE: pydicom 3 + pylibjpeg plugins on a process pool),
 :func:`pydicom.pixels.apply_modality_lut` does, in slice order and a few slices ahead at most
 (:mod:`hpd_imaging.io._pixeldecode`).
 
+With ``lazy=True`` (the pipeline, issue 21) a regular single-frame series keeps every header and geometry
+check but decodes its slices only when a stage reads them (:mod:`hpd_imaging.io._lazyct`); the conversion to
+HU is the same code (:mod:`hpd_imaging.io._hu`).
+
 Irregular stacks (gaps, uneven spacing, gantry tilt) are refused unless ``LoaderSettings.irregular_geometry``
 is ``"resample"``; then they are resampled onto a regular orthogonal grid, recorded in
 ``CtImage.provenance``.
@@ -35,6 +39,8 @@ from hpd_imaging.domain import CtImage, ImageGeometry
 from hpd_imaging.errors import DicomReadError, GeometryError, InputLimitError
 from hpd_imaging.io._dicomread import BoundedReader, read_dicom
 from hpd_imaging.io._geometry import PlaneHeader, StackGeometry, analyse_stack, regular_direction
+from hpd_imaging.io._hu import decode_error, hu_dtype, store_slice, store_stored
+from hpd_imaging.io._lazyct import LazySeriesVoxels, check_stored_pixels, identity_text
 from hpd_imaging.io._limits import check_dicom_pixel_size, check_image_header
 from hpd_imaging.io._pixeldecode import iter_stored, plan_decode
 from hpd_imaging.io._resample import resample_stack, target_grid
@@ -71,12 +77,19 @@ def load_ct(
     settings: LoaderSettings = DEFAULT_LOADER_SETTINGS,
     *,
     progress: Progress | None = None,
+    lazy: bool = False,
 ) -> CtImage:
     """Read one CT volume in HU on a regular LPS grid.
 
     ``source`` is a folder holding one DICOM series (non-DICOM files are skipped), an explicit list of slice
     files, one Enhanced (multi-frame) CT file, or a NIfTI/NRRD image. Raises :class:`GeometryError` for
     irregular stacks (unless resampling is enabled), :class:`DicomReadError` for unreadable input.
+
+    ``lazy=True`` (the pipeline's choice, issue 21): a regular single-frame DICOM series is returned with
+    its headers and geometry checked as always but its slices decoded only when first read
+    (:class:`~hpd_imaging.io._lazyct.LazySeriesVoxels`; cheap stored-data checks at load time, decode
+    errors later, naming the file). Enhanced CT, NIfTI/NRRD and resampled (irregular) stacks are read eagerly
+    either way. ``progress`` is called per decoded slice of an eager load only.
     """
     if not isinstance(source, str | Path) and len(source) == 1 and is_image_file(Path(source[0])):
         source = source[0]  # an archive timepoint whose CT is one NIfTI/NRRD file (images.csv)
@@ -100,7 +113,7 @@ def load_ct(
     datasets = _read_headers(files, label, settings)
     if len(datasets) == 1 and int(datasets[0][1].get("NumberOfFrames", 1) or 1) > 1:  # checked in the headers
         return _load_enhanced(datasets[0][0], datasets[0][1], settings, label)
-    return _load_series(datasets, settings, label, progress)
+    return _load_series(datasets, settings, label, progress, lazy=lazy)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -201,34 +214,6 @@ def _plane_header(path: Path, ds: Dataset) -> PlaneHeader:
     )
 
 
-def _hu_dtype(rescales: Sequence[tuple[float, float]]) -> np.dtype:
-    """int16 when every slope/intercept is integral (HU are integers), float32 otherwise.
-
-    The int16 choice is optimistic: :func:`_store_slice` widens the volume to float32 once if a decoded slice
-    leaves the int16 range (e.g. unsigned 16-bit data with a large value); typical CT stays at 2 bytes/voxel.
-    """
-    for slope, intercept in rescales:
-        if slope != round(slope) or intercept != round(intercept):
-            return np.dtype(np.float32)
-    return np.dtype(np.int16)
-
-
-_INT16 = np.iinfo(np.int16)
-
-
-def _store_slice(hu: np.ndarray, k: int, values: np.ndarray, label: str) -> np.ndarray:
-    """Write one slice of HU into the preallocated volume; widen int16 -> float32 once if needed."""
-    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-        raise DicomReadError(
-            f"{label}: slice {k}: expected finite HU values, got NaN or infinity", path=label
-        )
-    if hu.dtype == np.int16 and values.size and (values.min() < _INT16.min or values.max() > _INT16.max):
-        log.info("%s: HU values beyond the int16 range; storing the volume as float32", label)
-        hu = hu.astype(np.float32)
-    hu[k] = values
-    return hu
-
-
 def _rescale_of(ds: Dataset, where: str = "") -> tuple[float, float]:
     slope = ds.get("RescaleSlope", 1.0)
     intercept = ds.get("RescaleIntercept", 0.0)
@@ -264,7 +249,12 @@ def _check_size(shape: tuple[int, ...], settings: LoaderSettings, label: str) ->
 
 
 def _load_series(
-    headers: list[tuple[Path, Dataset]], settings: LoaderSettings, label: str, progress: Progress | None
+    headers: list[tuple[Path, Dataset]],
+    settings: LoaderSettings,
+    label: str,
+    progress: Progress | None,
+    *,
+    lazy: bool = False,
 ) -> CtImage:
     planes = [_plane_header(p, ds) for p, ds in headers]
     first = headers[0][1]
@@ -287,9 +277,11 @@ def _load_series(
         )
     rescales = [_rescale_of(ds, str(p)) for p, ds in ordered]
     has_lut = any("ModalityLUTSequence" in ds for _, ds in ordered)
-    dtype = np.dtype(np.float32) if has_lut else _hu_dtype(rescales)
+    dtype = np.dtype(np.float32) if has_lut else hu_dtype(rescales)
     shape = (len(ordered), stack.rows, stack.columns)
     _check_size(shape, settings, label)
+    if lazy and stack.is_regular:
+        return _lazy_series(ordered, rescales, dtype, stack, settings, label, first)
     hu = np.empty(shape, dtype=dtype)  # allocated once, filled slice by slice
     # JPEG 2000 decodes on threads (imagecodecs releases the GIL), other compressed syntaxes on processes,
     # in order and at most a few slices ahead; uncompressed slices are read into one reused buffer: see
@@ -301,8 +293,16 @@ def _load_series(
         hu = _fill_series(hu, ordered, stored_slices, stack, rescales, progress)
     finally:
         stored_slices.close()  # cancels slices still queued when a slice failed
-    sops = tuple(str(ds.get("SOPInstanceUID", "") or "") for _, ds in ordered)
-    provenance: dict[str, Any] = {
+    provenance = _series_provenance(ordered, stack)
+    return _finish(hu, stack, settings, label, first, provenance, _sops(ordered))
+
+
+def _sops(ordered: Sequence[tuple[Path, Dataset]]) -> tuple[str, ...]:
+    return tuple(str(ds.get("SOPInstanceUID", "") or "") for _, ds in ordered)
+
+
+def _series_provenance(ordered: Sequence[tuple[Path, Dataset]], stack: StackGeometry) -> dict[str, Any]:
+    return {
         "reader": f"pydicom {pydicom.__version__}",
         "n_files": len(ordered),
         "source_files": tuple(str(p) for p, _ in ordered),
@@ -316,7 +316,44 @@ def _load_series(
         "slice_positions_mm": tuple(float(x) for x in stack.positions_mm),
         "gantry_tilt_deg": stack.tilt_deg,
     }
-    return _finish(hu, stack, settings, label, first, provenance, sops)
+
+
+def _lazy_series(
+    ordered: list[tuple[Path, Dataset]],
+    rescales: list[tuple[float, float]],
+    dtype: np.dtype,
+    stack: StackGeometry,
+    settings: LoaderSettings,
+    label: str,
+    first: Dataset,
+) -> CtImage:
+    """A regular series as a CT whose slices decode on demand (see :mod:`hpd_imaging.io._lazyct`)."""
+    for path, ds in ordered:  # what can be found without decoding: truncation, a codestream that lies
+        check_stored_pixels(path, ds)
+    geometry = _regular_geometry(stack, (len(ordered), stack.rows, stack.columns), label)
+    voxels = LazySeriesVoxels(
+        ordered,
+        rescales,
+        dtype,
+        (stack.rows, stack.columns),
+        workers=settings.decode_workers,
+        parallel_min_slices=settings.parallel_decode_min_slices,
+        identity=identity_text(
+            geometry.shape, geometry.spacing_mm, geometry.origin_mm, geometry.direction, dtype, rescales
+        ),
+        label=label,
+    )
+    provenance = _series_provenance(ordered, stack)
+    provenance["sop_instance_uids"] = _sops(ordered)
+    provenance["decoding"] = "on demand (lazy)"
+    return CtImage(
+        geometry=geometry,
+        frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "") or ""),
+        series_instance_uid=str(first.get("SeriesInstanceUID", "") or ""),
+        source=label,
+        provenance=provenance,
+        lazy=voxels,
+    )
 
 
 def _fill_series(
@@ -332,56 +369,11 @@ def _fill_series(
         try:
             stored = next(stored_slices)
         except Exception as exc:  # decoder plugins raise many types; report the file and the syntax
-            raise _decode_error(path, ds, "pixel data", exc) from exc
-        if stored.shape != (stack.rows, stack.columns):
-            raise DicomReadError(
-                f"{path}: expected a {stack.rows}x{stack.columns} single-frame image, got pixel "
-                f"array {stored.shape}",
-                path=str(path),
-            )
-        if "ModalityLUTSequence" in ds or stored.dtype.kind not in "iu":
-            try:
-                values = apply_modality_lut(stored, ds)
-            except Exception as exc:
-                raise _decode_error(path, ds, "pixel data", exc) from exc
-            hu = _store_slice(hu, k, values, str(path))
-        else:
-            # pydicom's apply_modality_lut rescales only when both attributes are present
-            rescaled = "RescaleSlope" in ds and "RescaleIntercept" in ds
-            hu = _store_rescaled(hu, k, stored, rescales[k] if rescaled else (1.0, 0.0), str(path))
+            raise decode_error(path, ds, "pixel data", exc) from exc
+        hu = store_stored(hu, k, stored, path, ds, rescales[k], (stack.rows, stack.columns))
         if progress is not None:
             progress(k + 1, len(ordered))
     return hu
-
-
-def _store_rescaled(
-    hu: np.ndarray, k: int, stored: np.ndarray, rescale: tuple[float, float], label: str
-) -> np.ndarray:
-    """``stored * slope + intercept`` into slice ``k``: the values of pydicom's ``apply_modality_lut``.
-
-    Why not that function: it makes a float64 copy of every slice (8 bytes/voxel) and ``_store_slice`` then
-    scans it twice; for the usual CT (integer stored values, slope 1, integral intercept, int16 volume) the
-    range of the result follows from the stored minimum and maximum, and one integer add writes the slice
-    in place. Other slopes go through one float64 slice of scratch, as pydicom computes them.
-    """
-    slope, intercept = rescale
-    if hu.dtype == np.int16 and slope == 1.0 and abs(intercept) < 2**31 and stored.size:
-        lo, hi = int(stored.min()) + int(intercept), int(stored.max()) + int(intercept)
-        if _INT16.min <= lo and hi <= _INT16.max:
-            np.add(stored, np.int32(intercept), out=hu[k], casting="unsafe")  # exact: int32 arithmetic
-            return hu
-    values = np.multiply(stored, slope, dtype=np.float64)
-    values += intercept
-    return _store_slice(hu, k, values, label)
-
-
-def _decode_error(path: Path, ds: Dataset, what: str, exc: Exception) -> DicomReadError:
-    """The error for pixels that fail to decode: names the file, what failed and the transfer syntax."""
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    return DicomReadError(
-        f"{path}: cannot decode {what} (transfer syntax {getattr(syntax, 'name', syntax)}): {exc}",
-        path=str(path),
-    )
 
 
 def _single_slice_spacing(thickness: Any, label: str, n_planes: int) -> float:
@@ -413,6 +405,18 @@ def _refuse_if_irregular(stack: StackGeometry, settings: LoaderSettings, label: 
     log.warning("%s: irregular slice geometry, resampling onto a regular grid: %s", label, stack.describe())
 
 
+def _regular_geometry(stack: StackGeometry, shape: tuple[int, ...], label: str) -> ImageGeometry:
+    try:
+        return ImageGeometry(
+            shape=shape,  # type: ignore[arg-type]
+            spacing_mm=(stack.pixel_spacing_mm[0], stack.pixel_spacing_mm[1], stack.slice_spacing_mm),
+            origin_mm=tuple(float(x) for x in stack.first_position),  # type: ignore[arg-type]
+            direction=regular_direction(stack),
+        )
+    except GeometryError as exc:
+        raise GeometryError(f"{label}: {exc}", path=label) from exc
+
+
 def _finish(
     hu: np.ndarray,
     stack: StackGeometry,
@@ -423,15 +427,7 @@ def _finish(
     sops: tuple[str, ...],
 ) -> CtImage:
     if stack.is_regular:
-        try:
-            geometry = ImageGeometry(
-                shape=hu.shape,
-                spacing_mm=(stack.pixel_spacing_mm[0], stack.pixel_spacing_mm[1], stack.slice_spacing_mm),
-                origin_mm=tuple(float(x) for x in stack.first_position),  # type: ignore[arg-type]
-                direction=regular_direction(stack),
-            )
-        except GeometryError as exc:
-            raise GeometryError(f"{label}: {exc}", path=label) from exc
+        geometry = _regular_geometry(stack, hu.shape, label)
         provenance["sop_instance_uids"] = sops
     else:
         geometry, spacing_k = target_grid(stack, settings.resample_max_slice_factor)
@@ -531,13 +527,13 @@ def _load_enhanced(path: Path, ds: Dataset, settings: LoaderSettings, label: str
     _refuse_if_irregular(stack, settings, str(path))
     shape = (n_frames, stack.rows, stack.columns)
     _check_size(shape, settings, str(path))
-    hu = np.empty(shape, dtype=_hu_dtype(rescales))
+    hu = np.empty(shape, dtype=hu_dtype(rescales))
     for k, f in enumerate(stack.order):
         try:
             with BoundedReader(path) as fp:
                 stored = decode_pixels(fp, index=f)  # one frame at a time
         except Exception as exc:  # decoder plugins raise many types; report the file, frame and syntax
-            raise _decode_error(path, ds, f"frame {f + 1}", exc) from exc
+            raise decode_error(path, ds, f"frame {f + 1}", exc) from exc
         if stored.shape != (stack.rows, stack.columns):
             raise DicomReadError(
                 f"{path}: frame {f + 1}: expected a {stack.rows}x{stack.columns} frame, got {stored.shape}",
@@ -545,7 +541,7 @@ def _load_enhanced(path: Path, ds: Dataset, settings: LoaderSettings, label: str
             )
         lut = Dataset()
         lut.RescaleSlope, lut.RescaleIntercept = rescales[f]
-        hu = _store_slice(hu, k, apply_modality_lut(stored, lut), str(path))
+        hu = store_slice(hu, k, apply_modality_lut(stored, lut), str(path))
     provenance: dict[str, Any] = {
         "reader": f"pydicom {pydicom.__version__} (Enhanced CT, per-frame functional groups)",
         "n_files": 1,

@@ -3,8 +3,11 @@
 Checked *before* the allocation it bounds, from headers and shapes, so that a series or a region that would
 not fit is an error row (file, rule, value) instead of a worker killed by the operating system:
 
-* loading an exam: the CT volumes already held plus the new one (rows x columns x slices x 2 bytes, int16 as
-  integer rescaling gives; a float32 CT is counted at its real size once decoded) plus the mask crops;
+* loading an exam: the CT voxels already decoded plus the new CT whole (rows x columns x slices x 2 bytes,
+  int16 as integer rescaling gives; a float32 CT is counted at its real size), should it have to be decoded
+  whole, plus the mask crops. The pipeline loads CTs lazily (issue 21): a CT holds only the slices decoded so
+  far, so what is *held* counts decoded voxels, not declared ones;
+* registration (tracking without declared identity) decodes every exam's CT whole: all of them, before;
 * radiomics of a region: what is held, pyradiomics' whole-CT working copy (a SimpleITK image of the CT), the
   body mask and its labels when rings are asked for, and the region's own arrays
   (:func:`radiomics_region_bytes`).
@@ -15,7 +18,6 @@ come on top of the budget. A need equal to the budget runs; one byte more does n
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -53,22 +55,35 @@ def ct_estimate_bytes(ref: SeriesRef) -> int:
 
 
 def held_bytes(exams: Iterable[Any]) -> int:
-    """What the loaded exams hold: each CT's voxels (none once released) and its masks' crops."""
+    """What the loaded exams hold: each CT's *decoded* voxels (a lazy CT's decoded slices, none once
+    released) and its masks' crops."""
     return sum(voxel_bytes(e.ct) + sum(int(m.crop.nbytes) for m in e.masks) for e in exams)
 
 
 def voxel_bytes(ct: CtImage) -> int:
-    """Bytes a CT's voxels occupy: 0 after :func:`without_voxels` (a zero-stride view)."""
-    return 0 if 0 in ct.hu.strides else int(ct.hu.nbytes)
+    """Bytes a CT's voxels occupy now: an eager CT's array (0 after :func:`without_voxels`), a lazy CT's
+    decoded slices (``CtImage.decoded_nbytes``)."""
+    return ct.decoded_nbytes
+
+
+def whole_bytes(ct: CtImage) -> int:
+    """Bytes of the CT's voxels once every slice is decoded, from its grid and type (decodes nothing)."""
+    return math.prod(ct.geometry.shape) * ct.dtype.itemsize
 
 
 def without_voxels(ct: CtImage) -> CtImage:
     """The CT with its voxels released: same grid, UIDs, source and provenance; ``hu`` a read-only zero-stride
     view of one zero (no memory), for stages that need only the grid (DICOM SEG/SR outputs, geometry checks).
-    The provenance says so, so that a reader of ``hu`` can tell."""
-    empty = np.broadcast_to(np.zeros((), dtype=ct.hu.dtype), ct.hu.shape)
-    return dataclasses.replace(
-        ct, hu=empty, provenance={**ct.provenance, "voxels": "released after tracking (memory budget)"}
+    The provenance says so, so that a reader of ``hu`` can tell. A lazy CT's decoded slices are dropped with
+    its voxel source (nothing is decoded here)."""
+    empty = np.broadcast_to(np.zeros((), dtype=ct.dtype), ct.geometry.shape)
+    return CtImage(
+        hu=empty,
+        geometry=ct.geometry,
+        frame_of_reference_uid=ct.frame_of_reference_uid,
+        series_instance_uid=ct.series_instance_uid,
+        source=ct.source,
+        provenance={**ct.provenance, "voxels": "released after tracking (memory budget)"},
     )
 
 

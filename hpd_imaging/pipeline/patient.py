@@ -3,11 +3,14 @@
 A worker receives a :class:`PatientJob` (paths and settings, never pixel arrays) and returns a small status
 dict; the tables are stored under ``job.result_dir``, so a remote worker sends back kilobytes, not images.
 
-Memory: one patient's images at a time per worker process (every timepoint's CT as int16/float32, a
-512x512x300 CT is ~160 MB as int16, plus each lesion mask as its bounding-box crop), plus pyradiomics' working
-copies of the baseline lesion regions; ``loader.memory_budget_mib`` bounds it (pipeline/memory.py: an exam or
-a radiomics region that would pass it is an error row). Size ``--workers`` so that workers x (budget +
-~0.4 GiB) fits in memory.
+Memory: one patient's images at a time per worker process. CTs are loaded lazily (issue 21: headers and
+geometry checked, slices decoded when first read): with declared lesion identity a follow-up exam decodes only
+its snapshot slices (one per lesion) and the baseline only the slices of its radiomics crops, so in the
+common case about one timepoint's volume is in memory; registration, the body mask of peritumoral rings and
+MIRP decode a CT whole (a 512x512x300 CT is ~160 MB as int16). Masks are bounding-box crops; pyradiomics'
+working copies of the baseline lesion regions come on top. ``loader.memory_budget_mib`` bounds it
+(pipeline/memory.py: an exam, a registration or a radiomics region that would pass it is an error row). Size
+``--workers`` so that workers x (budget + ~0.4 GiB) fits in memory.
 
 Resume: ``done.json`` is written last, atomically; a result folder without it is an unfinished attempt.
 """
@@ -18,6 +21,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import math
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -39,6 +43,7 @@ from hpd_imaging.pipeline.memory import (
     ct_estimate_bytes,
     held_bytes,
     radiomics_region_bytes,
+    whole_bytes,
     without_voxels,
 )
 from hpd_imaging.pipeline.ruler_exams import check_ruler_identities as _check_ruler_identities
@@ -188,11 +193,12 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
                 f"{len(exams)} exam(s) already loaded",
                 folder,
             )
-            ct = load_ct(list(series.files), cfg.loader)
+            # lazily (issue 21): every header and geometry check now, slices decoded when a stage reads them
+            ct = load_ct(list(series.files), cfg.loader, lazy=True)
             check_budget(  # a float32 CT is twice the estimate: count it at its real size
-                held_bytes(exams) + int(ct.hu.nbytes),
+                held_bytes(exams) + whole_bytes(ct),
                 cfg.loader.memory_budget_mib,
-                f"exam {tp.scan_date}: its CT ({ct.hu.dtype}, {ct.hu.nbytes / 2**20:.1f} MiB) with the "
+                f"exam {tp.scan_date}: its CT ({ct.dtype}, {whole_bytes(ct) / 2**20:.1f} MiB) with the "
                 f"{len(exams)} exam(s) already loaded",
                 folder,
             )
@@ -258,13 +264,20 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
 
     t1 = time.perf_counter()
     try:
+        if _registration_runs(exams, cfg.tracking):  # registration decodes every exam's CT whole
+            check_budget(
+                sum(whole_bytes(e.ct) + sum(int(m.crop.nbytes) for m in e.masks) for e in exams),
+                cfg.loader.memory_budget_mib,
+                f"registration (lesions without declared identity) of {len(exams)} exams: every CT decoded",
+                str(exams[0].ct.source),
+            )
         course = track_lesions(pid, exams, cfg.tracking, measure_settings=cfg.measure)
         # RECIST roles set once on the course (the rule the kinetics stage applies to lesions.csv), so that
         # every reader of this course (snapshots, DICOM SR) sees the same targets
         response_cfg = load_response_config(resolve_resource(cfg.response.definitions_file, job.config_dir))
         course = assign_lesion_roles(course, response_cfg)
     except Exception as exc:  # noqa: BLE001
-        errors.append(error_row(pid, "tracking", None, exc))
+        errors.append(error_row(pid, "tracking", _path_of(exc), exc))  # e.g. a slice that fails to decode
         return _finish(job, errors, timings, ok=False)
     lesions = lesions_table([course])
     tracking = tracking_table([course])
@@ -307,7 +320,7 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
             features, diagnostics, radiomics_errors = _radiomics(job, exams, base_exam, label_to_id)
             errors.extend(radiomics_errors)
         except Exception as exc:  # noqa: BLE001 - keep the measurements when radiomics fails
-            errors.append(error_row(pid, "radiomics", base_exam.ct.source, exc))
+            errors.append(error_row(pid, "radiomics", _path_of(exc) or base_exam.ct.source, exc))
     timings["radiomics_s"] = time.perf_counter() - t2
 
     errors.extend(snapshot_errors)  # after the radiomics rows, as before the snapshots moved up
@@ -362,6 +375,21 @@ def _load_exam_masks(
     return masks, n_failed
 
 
+def _path_of(exc: BaseException) -> str | None:
+    """The file an error names (``HpdImagingError.path``: e.g. the CT slice that failed to decode)."""
+    return getattr(exc, "path", None) if isinstance(exc, HpdImagingError) else None
+
+
+def _registration_runs(exams: list, settings: Any) -> bool:
+    """Whether tracking will register images (and so decode every CT whole): the rule of
+    :func:`hpd_imaging.tracking.track_lesions`, some mask without declared identity and registration on."""
+    from hpd_imaging.tracking.track import _declared_key
+
+    if not settings.register_images or len(exams) < 2:
+        return False
+    return any(_declared_key(m, settings)[0] is None for e in exams for m in e.masks)
+
+
 def _label_to_lesion_id(course: Any) -> dict[tuple[dt.date, str], str]:
     """(scan date, mask label) -> lesion_id, from the tracker's evidence."""
     return {
@@ -384,10 +412,13 @@ def _radiomics(job: PatientJob, exams: list, base_exam: Any, label_to_id: dict) 
     budget_mib = job.config.loader.memory_budget_mib
     for exam in chosen:
         masks = []
-        # held during extraction: every loaded exam, pyradiomics' SimpleITK copy of this CT, the body mask
-        held = held_bytes(exams) + int(exam.ct.hu.nbytes)
+        # held during extraction: the other exams' decoded voxels, this CT decoded (a lazy CT decodes only its
+        # crops' slices: counted whole, as an upper bound), pyradiomics' SimpleITK copy of it (of a lazy CT a
+        # 1-byte grid reference plus the crops: counted as the copy), the body mask
+        held = held_bytes([e for e in exams if e is not exam]) + 2 * whole_bytes(exam.ct)
+        held += sum(int(m.crop.nbytes) for m in exam.masks)
         if cfg.ring_widths_mm:
-            held += BODY_MASK_BYTES_PER_VOXEL * int(exam.ct.hu.size)
+            held += BODY_MASK_BYTES_PER_VOXEL * math.prod(exam.ct.geometry.shape)
         for m in exam.masks:
             if (exam.scan_date, m.label) not in label_to_id:
                 continue
@@ -477,7 +508,8 @@ def _snapshots(job: PatientJob, exams: list, course: Any, label_to_id: dict, err
                     )
                 )
             except Exception as exc:  # noqa: BLE001 - a missing picture must not lose the numbers
-                errors.append(error_row(job.patient_id, "snapshot", mask.source_path, exc))
+                # a CT slice that fails to decode names its file; other failures are the mask's
+                errors.append(error_row(job.patient_id, "snapshot", _path_of(exc) or mask.source_path, exc))
     return out
 
 

@@ -302,12 +302,16 @@ class _RegionSource:
     state would be overwritten (or cleared) under the first one (seen in the 12-patient real-size run:
     KeyError 'image' / 'extractor' for every lesion)."""
 
-    def __init__(self, hu: np.ndarray, geometry: ImageGeometry, params: RadiomicsParams, fast_shape: bool,
+    def __init__(self, ct: CtImage, geometry: ImageGeometry, params: RadiomicsParams, fast_shape: bool,
                  crop: bool = True) -> None:
-        self.image = sitk.GetImageFromArray(hu)
-        geometry.apply_to_sitk(self.image)
         self.geometry = geometry
         self.margin = _crop_margin_voxels(params, geometry.spacing_mm) if crop else None
+        # a lazy CT (issue 21) decodes only the crops' slices: the whole-grid image is then a 1-byte reference
+        # for the grid (size, origin, spacing, direction: all the crop path reads of it), not a copy of voxels
+        self.lazy_ct = ct if ct.is_lazy and self.margin is not None else None
+        self.image = (sitk.Image(list(geometry.shape[::-1]), sitk.sitkUInt8) if self.lazy_ct is not None
+                      else sitk.GetImageFromArray(ct.hu))
+        geometry.apply_to_sitk(self.image)
         self.extractor = _Extractor(params, fast_shape=fast_shape)
 
     def region_images(self, crop: np.ndarray, box: tuple[slice, ...],
@@ -322,7 +326,15 @@ class _RegionSource:
         margin_kji = np.array(margin[::-1])
         lo = np.maximum(np.array([s.start for s in box]) - margin_kji, 0)
         hi = np.minimum(np.array([s.stop for s in box]) + margin_kji, geometry.shape)
-        cropped_image = sitk.RegionOfInterest(image, (hi - lo)[::-1].tolist(), lo[::-1].tolist())
+        if self.lazy_ct is None:
+            cropped_image = sitk.RegionOfInterest(image, (hi - lo)[::-1].tolist(), lo[::-1].tolist())
+        else:  # what RegionOfInterest gives: the crop's voxels, origin = the grid point of its first voxel
+            (k0, j0, i0), (k1, j1, i1) = lo.tolist(), hi.tolist()
+            voxels = self.lazy_ct.voxels((slice(k0, k1), slice(j0, j1), slice(i0, i1)))
+            cropped_image = sitk.GetImageFromArray(np.ascontiguousarray(voxels))
+            cropped_image.SetSpacing(image.GetSpacing())
+            cropped_image.SetDirection(image.GetDirection())
+            cropped_image.SetOrigin(image.TransformIndexToPhysicalPoint(lo[::-1].tolist()))
         mask_array = np.zeros(tuple(hi - lo), dtype=np.uint8)
         inner = tuple(slice(int(s.start - a), int(s.stop - a)) for s, a in zip(box, lo, strict=True))
         mask_array[inner] = crop
@@ -387,7 +399,9 @@ def extract_lesion_features(
     resampling: the same resampled mask, image values equal to floating-point round-off, bit-identical on the
     real-size benchmark; tested to 1e-9 relative with the benchmark's 0.703125 x 0.703125 x 1.2 mm ties in
     ``tests/radiomics/test_radiomics_crop_resample_ties.py``); the provenance
-    ``image_sha256`` / ``mask_sha256`` are still those of the whole CT and the whole-CT region mask. What does
+    ``image_sha256`` / ``mask_sha256`` are still those of the whole CT (of a lazily loaded DICOM series: its
+    stored input, ``CtImage.input_sha256``, so that no slice is decoded for it) and the whole-CT region mask.
+    A lazy CT decodes only the slices of the crops. What does
     change is pyradiomics' description of its input in the diagnostics table:
     ``diagnostics_Image-original_{Hash,Size,Minimum,Maximum,Mean}``, ``diagnostics_Mask-original_{Hash,Size,
     BoundingBox,CenterOfMassIndex}`` (and ``diagnostics_Image-original_Origin`` where the crop does not start
@@ -454,7 +468,7 @@ def extract_lesion_features(
 
     engine = params.engine
     if engine != "mirp":
-        source = _RegionSource(ct.hu, ct.geometry, params, fast_shape, crop)
+        source = _RegionSource(ct, ct.geometry, params, fast_shape, crop)
         for result in run_regions(
             tasks, source.prepare_region, source.extractor, params.as_dict(), fast_shape=fast_shape,
             workers=workers, split_min_voxels=split_min_voxels, use_dask=dask, start_method=start_method,
@@ -463,7 +477,8 @@ def extract_lesion_features(
     if engine != "pyradiomics":
         _add_mirp(ct, tasks, params, outputs, failed, progress)
 
-    image_hash = _sha256_array(ct.hu, ct.geometry)
+    # a lazy CT's digest of its stored input (no decoding: CtImage.input_sha256), else of its voxels
+    image_hash = ct.input_sha256() or _sha256_array(ct.hu, ct.geometry)
     feature_rows: list[dict[str, Any]] = []
     diag_rows: list[dict[str, Any]] = []
     for i, region, _crop, _box in tasks:

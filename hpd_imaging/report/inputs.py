@@ -333,7 +333,8 @@ def make_snapshot(
         patient_id=patient_id or measurement.patient_id,
         lesion_id=measurement.lesion_id,
         scan_date=measurement.scan_date or dt.date.min,
-        hu=np.asarray(ct.hu[k, r0:r1, c0:c1], dtype=np.float32),
+        # only the key slice's window: a lazily loaded CT decodes this one slice (issue 21)
+        hu=np.asarray(ct.voxels((slice(k, k + 1), slice(r0, r1), slice(c0, c1)))[0], dtype=np.float32),
         mask=_window(mask, k, r0, r1, c0, c1),
         pixel_spacing_mm=(sy, sx),
         long_axis_xy=to_xy(measurement.long_axis_endpoints_mm),
