@@ -319,8 +319,9 @@ def _pool(workers: int, start_method: str, params: dict[str, Any], fast_shape: b
     """This process's pool of ``workers`` processes, started on first use and then kept (until
     :func:`shutdown_pools` or the end of the process): a call on a warm pool pays no process start (fork
     server start with pyradiomics' imports: 1.4 CPU-s once; each child: fork, extractor) and the children
-    keep their extractors. Idle, each child holds ~150 MiB (pyradiomics, SimpleITK, scipy). Thread-safe: the
-    calls of two threads share it (``submit`` is thread-safe; a child runs one unit at a time)."""
+    keep their extractors. Idle, each child holds 115-130 MiB RSS (pyradiomics, SimpleITK, scipy; STS_001's
+    wavelet unit peaks at 300 MiB). Thread-safe: the calls of two threads share it (``submit`` is
+    thread-safe; a child runs one unit at a time)."""
     key = (workers, start_method)
     with _POOLS_LOCK:
         pool = _POOLS.get(key)
