@@ -108,18 +108,61 @@ def test_units_of_radiomics_ct_yaml() -> None:
     sigmas = [u.image_types[0][1]["sigma"] for u in split if u.image_types and u.image_types[0][0] == "LoG"]
     assert sigmas == [[1.0], [2.0], [3.0], [4.0], [5.0]]
     wavelet = [u.keep for u in split if u.image_types and u.image_types[0][0] == "Wavelet"]
-    assert wavelet == [(0, 1, 2, 3), (4, 5, 6, 7)]  # 7 detail sub-bands + LLL in 2 groups
-    assert len(split) == 1 + 1 + 5 + 2
+    # 2 places: the 8 sub-bands (7 details + LLL) in one unit (8 x 0.99 + 0.6 = 8.52) beside the rest (shape
+    # 0.4 + Original 0.99 + 5 LoG x 1.29 = 7.84): makespan 8.52; two groups (4.56 each) give 8.56 and
+    # compute the transform twice
+    assert wavelet == [tuple(range(8))]
+    assert len(split) == 1 + 1 + 5 + 1
+    # 16 places: one sub-band per unit (1.59 each: the longest unit, nothing to gain from fewer)
     assert [u.keep for u in parallel.units_of(extractor, True, slots=16)
             if u.image_types and u.image_types[0][0] == "Wavelet"] == [(n,) for n in range(8)]
-    # the longest-first order starts with the wavelet groups and ends with the shape unit
-    order = parallel.largest_first(split)
-    assert [split[n].keep for n in order[:2]] == [(0, 1, 2, 3), (4, 5, 6, 7)] and order[-1] == 0
+    # the longest-first order starts with the wavelet unit, then the LoG sigmas, and ends with the shape unit
+    order = parallel.largest_first(split, parallel._class_cost(extractor))
+    assert split[order[0]].keep == tuple(range(8)) and order[-1] == 0
+    assert [split[n].image_types[0][0] for n in order[1:6]] == ["LoG"] * 5
+
+
+def test_lpt_schedule_on_grahams_example() -> None:
+    """Jobs 3, 3, 2, 2, 2 on 2 places: longest first gives 3+2+2 | 3+2 = 7 (the best is 6: 3+3 | 2+2+2),
+    Graham's 4/3 - 1/(3m) bound reached; in submission order 3 | 3 | then 2, 2, 2 as places free."""
+    plan, span = parallel.lpt_schedule([2, 3, 2, 3, 2], 2)
+    assert span == 7
+    assert plan == [[1, 0, 4], [3, 2]]
+    assert parallel.lpt_schedule([2, 3, 2, 3, 2], 1)[1] == 12
+    assert parallel.lpt_schedule([], 2) == ([[], []], 0.0)
+
+
+def test_wavelet_groups_by_predicted_schedule() -> None:
+    # alone on 2 places: 8 sub-bands (cost 1 each, transform 0.5 per group): 1 group 8.5, 2 groups 4.5,
+    # 3 groups (3.5, 3.5, 2.5) 6.0, 4 groups (2.5 each) 5.0 -> 2
+    assert parallel.wavelet_groups(8, [], 1.0, 0.5, 2) == 2
+    # beside a unit of 8.5: one group gives 8.5 | 8.5, two give 8.5 | 9.0 -> 1
+    assert parallel.wavelet_groups(8, [8.5], 1.0, 0.5, 2) == 1
+    # one place: never split (every group repeats the transform)
+    assert parallel.wavelet_groups(8, [1.0], 1.0, 0.5, 1) == 1
+    # 8 places: one sub-band each
+    assert parallel.wavelet_groups(8, [], 1.0, 0.5, 8) == 8
+
+
+def test_unit_cost_model() -> None:
+    log = parallel.Unit(False, (("LoG", {"sigma": [2.0]}),))
+    assert parallel.unit_cost(log) == pytest.approx(0.3 + 1.0)
+    wavelet = parallel.Unit(False, (("Wavelet", {}),), keep=(0, 1, 2))
+    assert parallel.unit_cost(wavelet, classes=0.5) == pytest.approx(0.6 + 3 * 0.5)
+    assert parallel.unit_cost(parallel.Unit(False, (("Wavelet", {}),))) == pytest.approx(0.6 + 8)
+    assert parallel.unit_cost(parallel.Unit(True, ())) == pytest.approx(0.4)
+    both = parallel.Unit(True, (("Original", {}), ("LoG", {"sigma": [1.0, 2.0]})))
+    assert parallel.unit_cost(both) == pytest.approx(0.4 + 1.0 + 2 * (0.3 + 1.0))
+    # every class of radiomics_ct.yaml: 0.99 of an image; shape only: nothing per image
+    assert parallel._class_cost(_Extractor(load_params(REPO_PIPELINES / "radiomics_ct.yaml"))) == (
+        pytest.approx(0.99))
+    shape_only = params_from_dict({"featureClass": {"shape": None}}, source="t")
+    assert parallel._class_cost(_Extractor(shape_only)) == 0
 
 
 def test_split_threshold_both_ways() -> None:
     extractor = _Extractor(PARAMS)
-    # shape, Original, 2 LoG sigmas, 2 wavelet groups
+    # shape, Original, 2 LoG sigmas, 2 wavelet groups (4.56 each beside 3.97: makespan 6.84; one group: 8.52)
     assert len(parallel.plan_units(extractor, 5000, 5000, True, 2)) == 1 + 1 + 2 + 2
     assert len(parallel.plan_units(extractor, 4999, 5000, True, 2)) == 1
     assert len(parallel.plan_units(extractor, 10**6, 5000, False, 2)) == 1  # in this process: never split
@@ -168,6 +211,7 @@ def test_daemonic_process_runs_here_instead_of_a_pool(ct_and_lesions, monkeypatc
     def no_pool(*args, **kwargs):
         raise AssertionError("a daemonic process started a pool")
 
+    parallel.shutdown_pools()  # a pool kept from an earlier test would not be started again
     monkeypatch.setattr(parallel, "ProcessPoolExecutor", no_pool)
     monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)
     here = extract_lesion_features(ct, masks[2:], params, ring_widths_mm=[3], workers=2, split_min_voxels=1)
