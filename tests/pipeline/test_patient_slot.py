@@ -38,11 +38,15 @@ def _assert_one_patient_at_a_time(by_pid: dict[int, list[tuple[float, float, str
     for pid, spans in by_pid.items():
         spans.sort()
         for (_, end, first), (start, _, second) in zip(spans, spans[1:], strict=False):
-            assert start >= end, f"worker process {pid}: {second} started at {start} while {first} ran to {end}"
+            assert start >= end, (
+                f"worker process {pid}: {second} started at {start} while {first} ran to {end}"
+            )
 
 
 @pytest.mark.slow
-def test_local_cluster_runs_one_patient_per_worker_process(four_patients: tuple[Path, Path], tmp_path: Path) -> None:
+def test_local_cluster_runs_one_patient_per_worker_process(
+    four_patients: tuple[Path, Path], tmp_path: Path
+) -> None:
     """Our LocalCluster: the ``patient`` worker resource keeps a second patient task from starting in a worker
     whose patient has seceded; every patient ran on a worker, tables byte-identical to the 1-process run."""
     archive, reference = four_patients
@@ -59,7 +63,7 @@ def test_local_cluster_runs_one_patient_per_worker_process(four_patients: tuple[
 def test_external_workers_without_the_resource_wait_for_the_slot(
     four_patients: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """A cluster whose one worker offers no ``patient`` resource (as an external ``dask worker`` started without
+    """A cluster whose one worker offers no ``patient`` resource (an external ``dask worker`` started without
     --resources): the scheduler does start the next patient while the first is seceded, and that task waits
     for the process's patient slot (seceded, so the first patient's units still run): it does not load while
     the first patient's images are there, and the run ends with the 1-process tables."""
