@@ -13,6 +13,7 @@ import datetime as dt
 import gc
 import json
 import logging
+import multiprocessing
 import os
 import time
 from collections import defaultdict
@@ -140,6 +141,10 @@ def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[str, int, int]]:
                     yield entry.path, st.st_size, st.st_mtime_ns
             except OSError as exc:  # dangling link, permission denied
                 logger.warning("%s: cannot stat: %s", entry.path, exc)
+
+
+#: headers to read before a pool of reader processes pays for its start-up (~1 ms per header in one process)
+POOL_MIN_FILES = 1000
 
 
 def _read_one(path: str) -> dict[str, Any]:  # module level: picklable for the pool
@@ -394,8 +399,11 @@ def _load_records(
     if progress:
         progress(n_cached, total)
     jobs = [p for p, _, _ in to_read]
-    if settings.workers > 1 and len(jobs) > 256:
-        with ProcessPoolExecutor(max_workers=settings.workers) as pool:
+    if settings.workers > 1 and len(jobs) >= POOL_MIN_FILES:
+        # spawn, not fork: the caller may run threads (progress display, a Dask client) that fork would copy
+        # mid-lock; a spawned reader imports pydicom once (~0.5 s, in parallel), ~1 ms per header after that
+        n_procs = min(settings.workers, -(-len(jobs) // (POOL_MIN_FILES // 2)))
+        with ProcessPoolExecutor(n_procs, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(_read_one, jobs, chunksize=64))
     else:
         results = []

@@ -222,7 +222,9 @@ def _run_owned(
     # the header cache stores source patient IDs: a pseudonymised run does not keep one under OUT
     use_cache = config.archive.use_cache and not pseudonymize
     archive = scan_archive(
-        study_dir, cache_dir=out_dir / WORK_DIR if use_cache else None, settings=config.archive
+        study_dir,
+        cache_dir=out_dir / WORK_DIR if use_cache else None,
+        settings=_index_settings(config, workers, scheduler),
     )
     issue_patients = {i.patient_id for i in archive.issues if i.patient_id}
     ids = PatientIds(set(archive.patients) | issue_patients, key)
@@ -434,6 +436,17 @@ def _run_owned(
     return RunSummary(
         out_dir, n_patients, len(failed), len(resumed), outputs, errors_df, timings, sorted(failed)
     )
+
+
+def _index_settings(config: PipelineConfig, workers: int | None, scheduler: str | None) -> Any:
+    """The archive settings of the index: headers read by as many processes as the run has workers on this
+    machine (``archive.workers`` when set explicitly). A cold index of a real cohort is thousands of headers
+    at ~1 ms each, serial work in the driver that bounds a large cluster; the records do not depend on the
+    number of readers. With an external scheduler the driver's machine is not the workers': its cores."""
+    if "workers" in config.archive.model_fields_set:
+        return config.archive
+    n = (workers if workers is not None else config.run.workers) if scheduler is None else None
+    return config.archive.model_copy(update={"workers": max(1, n or default_workers(1 << 30))})
 
 
 def _input_files(tps: Sequence[Timepoint]) -> list[Path]:
