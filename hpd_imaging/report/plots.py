@@ -160,8 +160,19 @@ def lesion_strip(snapshots: Sequence[LesionSnapshot]) -> bytes:
     """One lesion at each of its scans: HU crop (lung-soft tissue window), outline, long and short axis."""
     snaps = sorted(snapshots, key=lambda s: s.scan_date)
     n = len(snaps)
-    fig = Figure(figsize=(max(2.3 * n, 5.0), 3.0))
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    width_in, height_in = max(2.3 * n, 5.0), 3.0
+    fig = Figure(figsize=(width_in, height_in))
+    # fixed margins (inches) where tight_layout measured every title: room for the suptitle and the two-line
+    # titles above, the legend below; the images keep their aspect inside their boxes either way
+    side_in, gap_in = 0.1, 0.2
+    margins = {
+        "left": side_in / width_in,
+        "right": 1 - side_in / width_in,
+        "bottom": 0.3 / height_in,
+        "top": 1 - 0.55 / height_in,
+        "wspace": gap_in / ((width_in - 2 * side_in - (n - 1) * gap_in) / n),
+    }
+    axes = fig.subplots(1, n, squeeze=False, gridspec_kw=margins)[0]
     for ax, snap in zip(axes, snaps, strict=True):
         rs, cs = snap.pixel_spacing_mm
         h, w = snap.hu.shape
@@ -185,7 +196,6 @@ def lesion_strip(snapshots: Sequence[LesionSnapshot]) -> bytes:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"{snaps[0].patient_id} / {snaps[0].lesion_id}", fontsize=8)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.legend(
         handles=[
             Line2D([], [], color="#e74c3c", lw=1.6, marker="o", ms=2.5, label="long axis (RECIST)"),
