@@ -41,7 +41,13 @@ from hpd_imaging.domain import Timepoint
 from hpd_imaging.errors import ConfigError, HpdImagingError
 from hpd_imaging.pipeline import cohort, identity, outdir, runinfo
 from hpd_imaging.pipeline.cluster import LOG_DIR
-from hpd_imaging.pipeline.execute import SCANNED_FILE, default_workers, execute, verified_resume
+from hpd_imaging.pipeline.execute import (
+    SCANNED_FILE,
+    STARTED_FILE,
+    default_workers,
+    execute,
+    verified_resume,
+)
 from hpd_imaging.pipeline.patient import (
     ERROR_COLUMNS,
     PatientJob,
@@ -289,6 +295,9 @@ def _run_owned(
             resumed.append(pid)
             continue
         (result_dir / "done.json").unlink(missing_ok=True)
+        # an earlier run's start time would make the driver's time limit count from then (a task that waits
+        # for its worker's patient slot has not written its own yet)
+        (result_dir / STARTED_FILE).unlink(missing_ok=True)
         scanned = file_records(_input_files(tps), content=False)
         atomic.write_json(
             result_dir / SCANNED_FILE, [[r.get("size"), r.get("mtime_ns")] for r in scanned.values()]

@@ -18,8 +18,9 @@ def test_pool_of_header_readers_gives_the_serial_archive(
     sample_dicom: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     serial = scan_archive(sample_dicom, settings=ArchiveSettings(workers=1))
-    # 787 files: below the run's threshold, so lower it to make the pool read them (in 2 processes)
-    monkeypatch.setattr(scan_module, "POOL_MIN_FILES", 100)
+    # 787 files: below the run's thresholds, so lower them to make a pool of 2 processes read them
+    monkeypatch.setattr(scan_module, "HEADERS_PER_READER", 100)
+    monkeypatch.setattr(scan_module, "MIN_READERS", 2)
     pooled = scan_archive(sample_dicom, settings=ArchiveSettings(workers=2))
     assert pooled.scan_stats["n_read"] == serial.scan_stats["n_read"] > 700
     pd_equal = pooled.series_table().equals(serial.series_table())
@@ -36,8 +37,8 @@ def test_pool_of_header_readers_gives_the_serial_archive(
 def test_the_pool_starts_only_for_large_cold_archives(
     sample_dicom: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Below POOL_MIN_FILES headers (or with one worker) no process is started: its ~0.5 s start-up would
-    cost more than the reads."""
+    """No pool below MIN_READERS readers of HEADERS_PER_READER headers each (its start-up would cost more
+    than the reads); above, one reader per HEADERS_PER_READER headers, at most ``workers``."""
     started: list[int] = []
 
     class NoPool:
@@ -46,10 +47,14 @@ def test_the_pool_starts_only_for_large_cold_archives(
             raise AssertionError("a pool was started")
 
     monkeypatch.setattr(scan_module, "ProcessPoolExecutor", NoPool)
-    assert scan_module.POOL_MIN_FILES > 787
-    archive = scan_archive(sample_dicom, settings=ArchiveSettings(workers=8))
+    archive = scan_archive(sample_dicom, settings=ArchiveSettings(workers=8))  # 787 // 500 = 1 reader
     assert archive.scan_stats["n_read"] > 700 and started == []
-    monkeypatch.setattr(scan_module, "POOL_MIN_FILES", 700)
+    monkeypatch.setattr(scan_module, "HEADERS_PER_READER", 200)  # 787 // 200 = 3 readers: still below 4
+    scan_archive(sample_dicom, settings=ArchiveSettings(workers=8))
+    assert started == []
+    monkeypatch.setattr(scan_module, "HEADERS_PER_READER", 150)  # 5 readers
     with pytest.raises(AssertionError, match="a pool was started"):
         scan_archive(sample_dicom, settings=ArchiveSettings(workers=8))
-    assert started == [3]  # one reader per POOL_MIN_FILES / 2 headers (787 / 350, rounded up), at most 8
+    with pytest.raises(AssertionError, match="a pool was started"):
+        scan_archive(sample_dicom, settings=ArchiveSettings(workers=4))
+    assert started == [5, 4]  # at most ``workers``
