@@ -2,8 +2,8 @@
 
 matplotlib runs on the non-interactive Agg backend through the object-oriented API (``Figure`` +
 ``FigureCanvasAgg``): no pyplot global state, nothing to leak between figures, safe in worker processes.
-Each figure is closed (released) right after it is rendered. PNG metadata is stripped so the bytes depend only
-on the data (reruns give identical reports).
+A figure is dropped right after it is rendered (nothing registers it: the garbage collector frees it). PNG
+metadata is stripped so the bytes depend only on the data (reruns give identical reports).
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def _png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    fig.clear()
+    # no fig.clear(): nothing registers the figure (no pyplot), the garbage collector frees it once dropped,
+    # and clearing every axes first cost a sixth of a patient page's figure time
     return buf.getvalue()
 
 
