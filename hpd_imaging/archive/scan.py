@@ -13,6 +13,7 @@ import datetime as dt
 import gc
 import json
 import logging
+import multiprocessing
 import os
 import time
 from collections import defaultdict
@@ -140,6 +141,24 @@ def _walk(root: Path, skip: set[Path]) -> Iterator[tuple[str, int, int]]:
                     yield entry.path, st.st_size, st.st_mtime_ns
             except OSError as exc:  # dangling link, permission denied
                 logger.warning("%s: cannot stat: %s", entry.path, exc)
+
+
+#: A pool of header readers: one process per HEADERS_PER_READER headers to read, and only from MIN_READERS
+#: processes. Measured on a shared 2-core machine (4,828 headers of 512x512 CT slices): one process 4.3-4.6 s,
+#: 2 forkserver readers 5.4 s, 2 spawned readers 10.3 s: a reader pays ~2 s to import pandas/pydicom (once, in
+#: the fork server) and 2 readers on 2 busy cores win nothing. From 4 readers (cores to spare: a 32-core
+#: machine running 32 workers) the ~1 ms per header divides and the import is paid once.
+HEADERS_PER_READER = 500
+MIN_READERS = 4
+
+
+def _reader_context() -> Any:
+    """forkserver, not fork: the caller may run threads (progress display, a Dask client) that fork would
+    copy mid-lock; not spawn: each spawned reader would import pandas and pydicom again (~2 s each). The
+    fork server imports this module once; its children start in milliseconds."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["hpd_imaging.archive.scan"])
+    return context
 
 
 def _read_one(path: str) -> dict[str, Any]:  # module level: picklable for the pool
@@ -394,8 +413,9 @@ def _load_records(
     if progress:
         progress(n_cached, total)
     jobs = [p for p, _, _ in to_read]
-    if settings.workers > 1 and len(jobs) > 256:
-        with ProcessPoolExecutor(max_workers=settings.workers) as pool:
+    n_readers = min(settings.workers, len(jobs) // HEADERS_PER_READER)
+    if n_readers >= MIN_READERS:
+        with ProcessPoolExecutor(n_readers, mp_context=_reader_context()) as pool:
             results = list(pool.map(_read_one, jobs, chunksize=64))
     else:
         results = []

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 LOG_DIR = "logs"
 WORKER_LOG = "dask_workers.log"
+#: the Dask worker resource a patient task holds from start to end (seceded or not): a worker that offers one
+#: runs one patient at a time (``dask worker --resources patient=1`` on an external cluster)
+PATIENT_RESOURCE = "patient"
 NO_BOKEH = "bokeh is not installed (pip install 'hpd-imaging[dashboard]')"
 
 
@@ -47,6 +50,9 @@ def connect(scheduler: str | None, n_workers: int, log_dir: Path | None) -> tupl
                 n_workers=n_workers,
                 threads_per_worker=1,
                 processes=True,
+                # one patient's images per worker process, also while a patient task is seceded: a seceded
+                # task keeps its resources (distributed releases them when the task ends), units need none
+                resources={PATIENT_RESOURCE: 1},
                 dashboard_address=dashboard,
                 silence_logs=logging.WARNING,
             )

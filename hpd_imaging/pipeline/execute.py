@@ -13,6 +13,7 @@ cluster that cannot start is an :class:`~hpd_imaging.errors.EnvironmentFaultErro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,13 +49,50 @@ class PatientTimeout(BaseException):  # noqa: N818 - BaseException: `except Exce
     """Raised by SIGALRM in an in-process patient that runs past its time limit."""
 
 
+#: one patient's images per worker process at a time (issue 21): held by a patient task on a Dask worker from
+#: before it loads anything until it returns, also while it is seceded (waiting for its radiomics units)
+_PATIENT_SLOT = threading.Lock()
+
+
+@contextlib.contextmanager
+def _patient_slot() -> Iterator[float]:
+    """Hold this worker process's patient slot; yields the seconds waited for it.
+
+    While a patient task waits for its radiomics units it has seceded from the worker's thread pool, and the
+    worker may start the next patient task in another thread: without the slot both patients' images would
+    be in one process and ``loader.memory_budget_mib`` would hold for neither. The next task waits here,
+    seceded itself, so it keeps no thread slot that the first patient's units need (no deadlock), and rejoins
+    the pool once it has the slot. On our LocalCluster the ``patient`` worker resource (see
+    :data:`cluster.PATIENT_RESOURCE`) already keeps a second patient task from starting; this lock is what
+    holds on an external cluster whose workers offer no such resource."""
+    if _PATIENT_SLOT.acquire(blocking=False):
+        waited_s = 0.0
+    else:
+        from distributed import rejoin, secede
+
+        t0 = time.perf_counter()
+        secede()
+        try:
+            _PATIENT_SLOT.acquire()
+        finally:
+            rejoin()  # blocks until the worker's pool has a free thread for this task again
+        waited_s = time.perf_counter() - t0
+        logger.info(
+            "waited %.1f s for this worker's patient slot (another patient's images were loaded)", waited_s
+        )
+    try:
+        yield waited_s
+    finally:
+        _PATIENT_SLOT.release()
+
+
 def run_job(job: PatientJob) -> dict[str, Any]:
     """One patient, guarded: inputs hashed before reading, checked unchanged after, ``done.json`` withdrawn
     when they changed (a result must describe the bytes it was computed from, see study._verified_resume)."""
     rd = job.result_dir
     rd.mkdir(parents=True, exist_ok=True)
-    wall0, cpu0 = time.perf_counter(), _cpu_s()
-    atomic.write_json(rd / STARTED_FILE, {"started_unix_s": time.time(), "pid": os.getpid()})
+    wall0, cpu0, started_unix_s = time.perf_counter(), _cpu_s(), time.time()
+    atomic.write_json(rd / STARTED_FILE, {"started_unix_s": started_unix_s, "pid": os.getpid()})
     files = [f for tp in job.timepoints if tp.ct is not None for f in tp.ct.files] + [
         m.path for tp in job.timepoints for m in tp.masks
     ]
@@ -83,7 +121,7 @@ def run_job(job: PatientJob) -> dict[str, Any]:
         )
         status = {**status, "ok": False, "errors": [*status.get("errors", []), row]}
         atomic.write_json(rd / "errors.json", status["errors"])
-    res = _resources(time.perf_counter() - wall0, _cpu_s() - cpu0)
+    res = _resources(time.perf_counter() - wall0, _cpu_s() - cpu0, started_unix_s)
     logger.info(
         "patient %s %s in %.1f s (%.1f CPU s) on %s; process peak RSS %.0f MiB",
         job.patient_id,
@@ -112,13 +150,14 @@ def _proc_status_kib(field_name: str) -> int | None:
     return None
 
 
-def _resources(wall_s: float, cpu_s: float) -> dict[str, Any]:
+def _resources(wall_s: float, cpu_s: float, started_unix_s: float | None = None) -> dict[str, Any]:
     """What this patient cost the process that ran it (run.json ``resources``, issue 21).
 
     ``peak_rss_mib`` is the process's kernel high-water mark of resident memory (``VmHWM``; where /proc is
     absent, ``getrusage`` ``ru_maxrss``) read after the patient: the worker's peak so far, this patient
     included. It is not reset between patients (resetting it would hide the peak from outside monitors), so
-    a worker's peak is the largest value over its patients.
+    a worker's peak is the largest value over its patients. ``started_unix_s``/``ended_unix_s``: when the
+    patient's work began and ended in that process (two patients of one worker process never overlap).
     """
     hwm_kib = _proc_status_kib("VmHWM")
     if hwm_kib is None:
@@ -132,6 +171,8 @@ def _resources(wall_s: float, cpu_s: float) -> dict[str, Any]:
         "cpu_s": round(cpu_s, 3),
         "peak_rss_mib": round(hwm_kib / 1024, 1),
         "rss_mib": None if rss_kib is None else round(rss_kib / 1024, 1),
+        "started_unix_s": None if started_unix_s is None else round(started_unix_s, 3),
+        "ended_unix_s": round(time.time(), 3),
     }
 
 
@@ -159,10 +200,12 @@ def _on_dask_worker(job: PatientJob) -> dict:
     if package.getEffectiveLevel() > logging.INFO:
         package.setLevel(logging.INFO)
     try:
-        status = run_job(job)
+        with _patient_slot() as waited_s:
+            status = run_job(job)
     finally:
         package.removeHandler(handler)
         package.setLevel(level)
+    status["resources"]["slot_wait_s"] = round(waited_s, 3)
     return {**status, "log": records}
 
 
@@ -331,9 +374,14 @@ def _run_on_cluster(
     from dask.distributed import wait
 
     futures: dict[Any, PatientJob] = {}
+    restrictions = _patient_resources(client)
     for job in jobs:
         future = client.submit(
-            _on_dask_worker, job, key=f"patient-{job.patient_id}-{job.result_dir.name}", pure=False
+            _on_dask_worker,
+            job,
+            key=f"patient-{job.patient_id}-{job.result_dir.name}",
+            pure=False,
+            resources=restrictions,
         )
         futures[future] = job
         notify("patient_start", job.patient_id)
@@ -375,6 +423,28 @@ def _run_on_cluster(
                 pending.clear()
         else:
             no_workers_since = None
+
+
+def _patient_resources(client: Any) -> dict[str, float] | None:
+    """``{"patient": 1}`` when every worker offers the ``patient`` resource (our LocalCluster; an external
+    cluster started with ``dask worker --resources patient=1``): the scheduler then never starts a second
+    patient on a worker while one is there, seceded or not. Otherwise None: a task restricted to a resource
+    no worker has would never run; the per-process slot (:func:`_patient_slot`) still keeps one patient's
+    images per worker process, but seceded tasks wait on the worker instead of in the scheduler's queue."""
+    try:
+        workers = client.scheduler_info().get("workers", {})
+    except Exception:  # noqa: BLE001 - no restriction: the slot still holds
+        return None
+    offered = [(w.get("resources") or {}).get(cluster.PATIENT_RESOURCE, 0) for w in workers.values()]
+    if offered and all(n >= 1 for n in offered):
+        return {cluster.PATIENT_RESOURCE: 1}
+    logger.info(
+        "the Dask workers offer no '%s' resource (start them with --resources %s=1): a worker may queue "
+        "patient tasks that wait for its one patient slot",
+        cluster.PATIENT_RESOURCE,
+        cluster.PATIENT_RESOURCE,
+    )
+    return None
 
 
 def _collect(future: Any, job: PatientJob) -> dict[str, Any]:

@@ -41,7 +41,13 @@ from hpd_imaging.domain import Timepoint
 from hpd_imaging.errors import ConfigError, HpdImagingError
 from hpd_imaging.pipeline import cohort, identity, outdir, runinfo
 from hpd_imaging.pipeline.cluster import LOG_DIR
-from hpd_imaging.pipeline.execute import SCANNED_FILE, default_workers, execute, verified_resume
+from hpd_imaging.pipeline.execute import (
+    SCANNED_FILE,
+    STARTED_FILE,
+    default_workers,
+    execute,
+    verified_resume,
+)
 from hpd_imaging.pipeline.patient import (
     ERROR_COLUMNS,
     PatientJob,
@@ -222,7 +228,9 @@ def _run_owned(
     # the header cache stores source patient IDs: a pseudonymised run does not keep one under OUT
     use_cache = config.archive.use_cache and not pseudonymize
     archive = scan_archive(
-        study_dir, cache_dir=out_dir / WORK_DIR if use_cache else None, settings=config.archive
+        study_dir,
+        cache_dir=out_dir / WORK_DIR if use_cache else None,
+        settings=_index_settings(config, workers, scheduler),
     )
     issue_patients = {i.patient_id for i in archive.issues if i.patient_id}
     ids = PatientIds(set(archive.patients) | issue_patients, key)
@@ -287,6 +295,9 @@ def _run_owned(
             resumed.append(pid)
             continue
         (result_dir / "done.json").unlink(missing_ok=True)
+        # an earlier run's start time would make the driver's time limit count from then (a task that waits
+        # for its worker's patient slot has not written its own yet)
+        (result_dir / STARTED_FILE).unlink(missing_ok=True)
         scanned = file_records(_input_files(tps), content=False)
         atomic.write_json(
             result_dir / SCANNED_FILE, [[r.get("size"), r.get("mtime_ns")] for r in scanned.values()]
@@ -434,6 +445,17 @@ def _run_owned(
     return RunSummary(
         out_dir, n_patients, len(failed), len(resumed), outputs, errors_df, timings, sorted(failed)
     )
+
+
+def _index_settings(config: PipelineConfig, workers: int | None, scheduler: str | None) -> Any:
+    """The archive settings of the index: headers read by as many processes as the run has workers on this
+    machine (``archive.workers`` when set explicitly). A cold index of a real cohort is thousands of headers
+    at ~1 ms each, serial work in the driver that bounds a large cluster; the records do not depend on the
+    number of readers. With an external scheduler the driver's machine is not the workers': its cores."""
+    if "workers" in config.archive.model_fields_set:
+        return config.archive
+    n = (workers if workers is not None else config.run.workers) if scheduler is None else None
+    return config.archive.model_copy(update={"workers": max(1, n or default_workers(1 << 30))})
 
 
 def _input_files(tps: Sequence[Timepoint]) -> list[Path]:
