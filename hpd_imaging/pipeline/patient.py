@@ -114,6 +114,30 @@ def _baseline(tps: list[Timepoint]) -> Timepoint:
     return tps[0]
 
 
+def unique_labels(masks: list[LesionMask]) -> list[LesionMask]:
+    """The exam's masks, each label made unique within the exam.
+
+    Later stages find a lesion's mask by (scan date, label) (radiomics rows, snapshots, SEG/SR), and real
+    exports repeat labels: SEG segments all called "Tumor", a label map's ``1`` beside an RTSTRUCT ROI named
+    ``1``. Two masks under one label would give one lesion the other's features and picture. A repeated label
+    is written ``<label> #<n> (<file name>)``, n counting its occurrences in mask order (the order of
+    the files and of the segments in them, so the same input gives the same names); unique labels are kept.
+    """
+    counts: dict[str, int] = {}
+    for m in masks:
+        counts[m.label] = counts.get(m.label, 0) + 1
+    seen: dict[str, int] = {}
+    out = []
+    for m in masks:
+        if counts[m.label] < 2:
+            out.append(m)
+            continue
+        seen[m.label] = seen.get(m.label, 0) + 1
+        name = Path(m.source_path).name if m.source_path else m.source.value
+        out.append(dataclasses.replace(m, label=f"{m.label} #{seen[m.label]} ({name})"))
+    return out
+
+
 def duplicate_masks(
     masks: list[LesionMask], threshold: float = DUPLICATE_DICE
 ) -> list[tuple[int, int, float]]:
@@ -211,6 +235,7 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
             failed_load = True
             continue
         masks, n_failed = _load_exam_masks(pid, tp, ct, cfg.loader, errors)
+        masks = unique_labels(masks)
         if tp.masks and n_failed == len(tp.masks):
             failed_load = True  # not one segmentation of this exam could be read: nothing to measure
         if not tp.masks:

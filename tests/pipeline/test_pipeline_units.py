@@ -65,3 +65,39 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> 
         atomic.write_with(target, boom)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+
+
+def test_repeated_labels_of_one_exam_become_unique_and_keep_their_own_lesion() -> None:
+    """Two SEG segments both called "Tumor" and a label map's "1" beside an ROI named "1": each mask keeps its
+    own lesion through tracking (keyed by label, the repeats mapped one lesion's features onto the other)."""
+    import datetime as dt
+
+    from hpd_imaging.domain import CtImage
+    from hpd_imaging.pipeline.patient import _label_to_lesion_id, unique_labels
+    from hpd_imaging.settings.tracking import TrackingSettings
+    from hpd_imaging.tracking import ExamMasks, track_lesions
+
+    masks = [
+        _mask((slice(1, 3), slice(1, 4), slice(1, 4)), "a/seg.dcm", "Tumor"),
+        _mask((slice(5, 8), slice(12, 16), slice(12, 16)), "a/seg.dcm", "Tumor"),
+        _mask((slice(2, 6), slice(5, 10), slice(5, 10)), "b/labels.nii.gz", "1", MaskSource.LABELMAP),
+        _mask((slice(2, 6), slice(14, 18), slice(2, 6)), "c/RS.dcm", "1", MaskSource.RTSTRUCT),
+        _mask((slice(7, 9), slice(1, 3), slice(15, 18)), "c/RS.dcm", "GTV", MaskSource.RTSTRUCT),
+    ]
+    named = unique_labels(masks)
+    assert [m.label for m in named] == [
+        "Tumor #1 (seg.dcm)",
+        "Tumor #2 (seg.dcm)",
+        "1 #1 (labels.nii.gz)",
+        "1 #2 (RS.dcm)",
+        "GTV",
+    ]
+    assert all(a.crop is b.crop for a, b in zip(masks, named, strict=True))  # only the names change
+    ct = CtImage(hu=np.zeros(GEOMETRY.shape, dtype=np.int16), geometry=GEOMETRY)
+    date = dt.date(2024, 1, 1)
+    settings = TrackingSettings(register_images=False)
+    course = track_lesions("P1", [ExamMasks(date, ct, named, None)], settings)
+    ids = _label_to_lesion_id(course)
+    assert len(ids) == 5 and len(set(ids.values())) == 5
+    # without unique labels, 5 masks give 5 lesions but only 3 (date, label) keys: lost attributions
+    assert len(_label_to_lesion_id(track_lesions("P1", [ExamMasks(date, ct, masks, None)], settings))) == 3
