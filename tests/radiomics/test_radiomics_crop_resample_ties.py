@@ -16,7 +16,7 @@ import pytest
 from hpd_imaging.domain import CtImage, ImageGeometry, LesionMask, MaskSource
 from hpd_imaging.radiomics.extract import extract_lesion_features, params_from_dict
 
-SPACING = (0.703125, 0.703125, 1.200000000000001)  # (i, j, k) mm, as the benchmark's loader gives it
+SPACING = (0.703125, 0.703125, 1.200000000000001)  # (i, j, k) mm: the loader's value when found (now 1.2)
 ORIGIN = (-179.6484, -179.6484, 0.6)
 SHAPE = (105, 240, 190)  # (k, j, i)
 PARAMS = params_from_dict(
