@@ -5,7 +5,7 @@ types and error messages are the same."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
 
 from hpd_imaging.errors import DicomReadError
+from hpd_imaging.io._pixeldecode import iter_stored, plan_decode
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +101,43 @@ def store_stored(
     # pydicom's apply_modality_lut rescales only when both attributes are present
     rescaled = "RescaleSlope" in ds and "RescaleIntercept" in ds
     return _store_rescaled(hu, k, stored, rescale if rescaled else (1.0, 0.0), str(path))
+
+
+def decode_slices(
+    hu: np.ndarray,
+    slices: Sequence[int],
+    items: Sequence[tuple[Path, Dataset]],
+    rescales: Sequence[tuple[float, float]],
+    rows_columns: tuple[int, int],
+    *,
+    workers: int | None,
+    min_slices: int,
+    label: str,
+    on_slice: Callable[[int, np.ndarray], None] | None = None,
+    logger: logging.Logger = log,
+) -> np.ndarray:
+    """Decode the stack's slices ``slices`` (indices into ``items``, in that order) into ``hu``; returns
+    ``hu`` (a new float32 array if it had to widen). ``on_slice(k, hu)`` runs after each slice is stored;
+    the decode plan is logged (debug) on the caller's ``logger``.
+
+    JPEG 2000 decodes on threads (imagecodecs releases the GIL), other compressed syntaxes on processes, in
+    order and at most a few slices ahead; uncompressed slices are read into one reused buffer (see
+    :mod:`hpd_imaging.io._pixeldecode`). A slice that fails raises :class:`DicomReadError` naming its file;
+    the slices before it stay stored.
+    """
+    subset = [items[k] for k in slices]
+    plan = plan_decode(subset, workers, min_slices)
+    logger.debug("%s: decoding %d of %d slices %s", label, len(subset), len(items), plan.describe())
+    stored_slices = iter_stored(subset, plan)
+    try:
+        for k, (path, ds) in zip(slices, subset, strict=True):
+            try:
+                stored = next(stored_slices)
+            except Exception as exc:  # decoder plugins raise many types; report the file and the syntax
+                raise decode_error(path, ds, "pixel data", exc) from exc
+            hu = store_stored(hu, k, stored, path, ds, rescales[k], rows_columns)
+            if on_slice is not None:
+                on_slice(k, hu)
+    finally:
+        stored_slices.close()  # cancels slices still queued when a slice failed
+    return hu

@@ -6,7 +6,7 @@ exam's voxels feed only one snapshot slice per lesion, and radiomics reads only 
 lesion; decoding JPEG 2000 was the largest part of a patient's load (benchmarks/README.md). The loader
 (:func:`hpd_imaging.io.ct.load_ct` with ``lazy=True``) still reads and checks every header and the stack
 geometry at load time; :class:`LazySeriesVoxels` then holds the checked headers and decodes slices through the
-same code as the eager path (:mod:`hpd_imaging.io._pixeldecode`, :func:`hpd_imaging.io._hu.store_stored`), so
+same code as the eager path (:func:`hpd_imaging.io._hu.decode_slices`), so
 values, types and error messages are those of an eager load.
 
 What is still found at load time without decoding (:func:`check_stored_pixels`): a slice whose file ends
@@ -31,8 +31,8 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from hpd_imaging.errors import DicomReadError
-from hpd_imaging.io._hu import decode_error, store_stored
-from hpd_imaging.io._pixeldecode import is_compressed, is_j2k, iter_stored, plan_decode
+from hpd_imaging.io._hu import decode_slices
+from hpd_imaging.io._pixeldecode import is_compressed, is_j2k
 
 log = logging.getLogger(__name__)
 
@@ -211,27 +211,25 @@ class LazySeriesVoxels:
         :class:`DicomReadError` naming its file, the slices before it stay decoded."""
         if not missing:
             return
-        subset = [self._items[k] for k in missing]
-        plan = plan_decode(subset, self._workers, self._min_slices)
-        log.debug(
-            "%s: decoding %d of %d slices %s", self._label, len(missing), len(self._items), plan.describe()
+
+        def stored(k: int, hu: np.ndarray) -> None:
+            self._all_resident |= hu.dtype != self._array.dtype  # widened: astype touched every page
+            self._array = hu
+            self._done[k] = True
+            self.n_decoded += 1
+
+        decode_slices(
+            self._array,
+            missing,
+            self._items,
+            self._rescales,
+            self._rows_columns,
+            workers=self._workers,
+            min_slices=self._min_slices,
+            label=self._label,
+            on_slice=stored,
+            logger=log,
         )
-        stored_slices = iter_stored(subset, plan)
-        try:
-            for k, (path, ds) in zip(missing, subset, strict=True):
-                try:
-                    stored = next(stored_slices)
-                except Exception as exc:  # decoder plugins raise many types; report the file and the syntax
-                    raise decode_error(path, ds, "pixel data", exc) from exc
-                before = self._array.dtype
-                self._array = store_stored(
-                    self._array, k, stored, path, ds, self._rescales[k], self._rows_columns
-                )
-                self._all_resident |= self._array.dtype != before
-                self._done[k] = True
-                self.n_decoded += 1
-        finally:
-            stored_slices.close()  # cancels slices still queued when a slice failed
 
     def input_sha256(self) -> str:
         """sha256 of what identifies this image without decoding it: the grid, HU type and per-slice rescale

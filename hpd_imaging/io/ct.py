@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,9 @@ from hpd_imaging.domain import CtImage, ImageGeometry
 from hpd_imaging.errors import DicomReadError, GeometryError, InputLimitError
 from hpd_imaging.io._dicomread import BoundedReader, read_dicom
 from hpd_imaging.io._geometry import PlaneHeader, StackGeometry, analyse_stack, regular_direction
-from hpd_imaging.io._hu import decode_error, hu_dtype, store_slice, store_stored
+from hpd_imaging.io._hu import decode_error, decode_slices, hu_dtype, store_slice
 from hpd_imaging.io._lazyct import LazySeriesVoxels, check_stored_pixels, identity_text
 from hpd_imaging.io._limits import check_dicom_pixel_size, check_image_header
-from hpd_imaging.io._pixeldecode import iter_stored, plan_decode
 from hpd_imaging.io._resample import resample_stack, target_grid
 from hpd_imaging.settings.io import DEFAULT_LOADER_SETTINGS, LoaderSettings
 
@@ -282,17 +281,19 @@ def _load_series(
     _check_size(shape, settings, label)
     if lazy and stack.is_regular:
         return _lazy_series(ordered, rescales, dtype, stack, settings, label, first)
-    hu = np.empty(shape, dtype=dtype)  # allocated once, filled slice by slice
-    # JPEG 2000 decodes on threads (imagecodecs releases the GIL), other compressed syntaxes on processes,
-    # in order and at most a few slices ahead; uncompressed slices are read into one reused buffer: see
-    # hpd_imaging.io._pixeldecode
-    plan = plan_decode(ordered, settings.decode_workers, settings.parallel_decode_min_slices)
-    log.debug("%s: decoding %d slices %s", label, len(ordered), plan.describe())
-    stored_slices = iter_stored(ordered, plan)
-    try:
-        hu = _fill_series(hu, ordered, stored_slices, stack, rescales, progress)
-    finally:
-        stored_slices.close()  # cancels slices still queued when a slice failed
+    n = len(ordered)
+    hu = decode_slices(
+        np.empty(shape, dtype=dtype),  # allocated once, filled slice by slice
+        range(n),
+        ordered,
+        rescales,
+        (stack.rows, stack.columns),
+        workers=settings.decode_workers,
+        min_slices=settings.parallel_decode_min_slices,
+        label=label,
+        on_slice=None if progress is None else lambda k, _: progress(k + 1, n),
+        logger=log,
+    )
     provenance = _series_provenance(ordered, stack)
     return _finish(hu, stack, settings, label, first, provenance, _sops(ordered))
 
@@ -354,26 +355,6 @@ def _lazy_series(
         provenance=provenance,
         lazy=voxels,
     )
-
-
-def _fill_series(
-    hu: np.ndarray,
-    ordered: Sequence[tuple[Path, Dataset]],
-    stored_slices: Iterator[np.ndarray],
-    stack: StackGeometry,
-    rescales: Sequence[tuple[float, float]],
-    progress: Progress | None,
-) -> np.ndarray:
-    """Write each slice's HU into ``hu`` in stack order; returns ``hu`` (new if widened to float32)."""
-    for k, (path, ds) in enumerate(ordered):
-        try:
-            stored = next(stored_slices)
-        except Exception as exc:  # decoder plugins raise many types; report the file and the syntax
-            raise decode_error(path, ds, "pixel data", exc) from exc
-        hu = store_stored(hu, k, stored, path, ds, rescales[k], (stack.rows, stack.columns))
-        if progress is not None:
-            progress(k + 1, len(ordered))
-    return hu
 
 
 def _single_slice_spacing(thickness: Any, label: str, n_planes: int) -> float:
