@@ -54,16 +54,15 @@ def ct_estimate_bytes(ref: SeriesRef) -> int:
     return int(ref.rows) * int(ref.columns) * int(ref.n_slices) * CT_BYTES_PER_VOXEL
 
 
+def masks_bytes(masks: Iterable[LesionMask]) -> int:
+    """Bytes of the masks' bounding-box crops."""
+    return sum(int(m.crop.nbytes) for m in masks)
+
+
 def held_bytes(exams: Iterable[Any]) -> int:
-    """What the loaded exams hold: each CT's *decoded* voxels (a lazy CT's decoded slices, none once
-    released) and its masks' crops."""
-    return sum(voxel_bytes(e.ct) + sum(int(m.crop.nbytes) for m in e.masks) for e in exams)
-
-
-def voxel_bytes(ct: CtImage) -> int:
-    """Bytes a CT's voxels occupy now: an eager CT's array (0 after :func:`without_voxels`), a lazy CT's
-    decoded slices (``CtImage.decoded_nbytes``)."""
-    return ct.decoded_nbytes
+    """What the loaded exams hold: each CT's *decoded* voxels (``CtImage.decoded_nbytes``: an eager CT's
+    array, 0 after :func:`without_voxels`, a lazy CT's decoded slices) and its masks' crops."""
+    return sum(e.ct.decoded_nbytes + masks_bytes(e.masks) for e in exams)
 
 
 def whole_bytes(ct: CtImage) -> int:
@@ -127,7 +126,3 @@ def check_budget(need_bytes: int, budget_mib: float | None, what: str, path: str
         f"loader.memory_budget_mib={budget_mib:g} (raise it where the machine has the memory)",
         path=path,
     )
-
-
-def masks_bytes(masks: Iterable[LesionMask]) -> int:
-    return sum(int(m.crop.nbytes) for m in masks)

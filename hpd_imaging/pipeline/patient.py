@@ -42,6 +42,8 @@ from hpd_imaging.pipeline.memory import (
     check_budget,
     ct_estimate_bytes,
     held_bytes,
+    masks_bytes,
+    mib,
     radiomics_region_bytes,
     whole_bytes,
     without_voxels,
@@ -179,7 +181,7 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
     """
     from hpd_imaging.io import load_ct
     from hpd_imaging.measure import lesions_table
-    from hpd_imaging.tracking import ExamMasks, track_lesions, tracking_table
+    from hpd_imaging.tracking import ExamMasks, registration_needed, track_lesions, tracking_table
 
     pid = job.patient_id
     cfg = job.config
@@ -222,7 +224,7 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
             check_budget(  # a float32 CT is twice the estimate: count it at its real size
                 held_bytes(exams) + whole_bytes(ct),
                 cfg.loader.memory_budget_mib,
-                f"exam {tp.scan_date}: its CT ({ct.dtype}, {whole_bytes(ct) / 2**20:.1f} MiB) with the "
+                f"exam {tp.scan_date}: its CT ({ct.dtype}, {mib(whole_bytes(ct)):.1f} MiB) with the "
                 f"{len(exams)} exam(s) already loaded",
                 folder,
             )
@@ -289,9 +291,9 @@ def process_patient(job: PatientJob) -> dict[str, Any]:
 
     t1 = time.perf_counter()
     try:
-        if _registration_runs(exams, cfg.tracking):  # registration decodes every exam's CT whole
+        if registration_needed(exams, cfg.tracking):  # registration decodes every exam's CT whole
             check_budget(
-                sum(whole_bytes(e.ct) + sum(int(m.crop.nbytes) for m in e.masks) for e in exams),
+                sum(whole_bytes(e.ct) + masks_bytes(e.masks) for e in exams),
                 cfg.loader.memory_budget_mib,
                 f"registration (lesions without declared identity) of {len(exams)} exams: every CT decoded",
                 str(exams[0].ct.source),
@@ -405,16 +407,6 @@ def _path_of(exc: BaseException) -> str | None:
     return getattr(exc, "path", None) if isinstance(exc, HpdImagingError) else None
 
 
-def _registration_runs(exams: list, settings: Any) -> bool:
-    """Whether tracking will register images (and so decode every CT whole): the rule of
-    :func:`hpd_imaging.tracking.track_lesions`, some mask without declared identity and registration on."""
-    from hpd_imaging.tracking.track import _declared_key
-
-    if not settings.register_images or len(exams) < 2:
-        return False
-    return any(_declared_key(m, settings)[0] is None for e in exams for m in e.masks)
-
-
 def _label_to_lesion_id(course: Any) -> dict[tuple[dt.date, str], str]:
     """(scan date, mask label) -> lesion_id, from the tracker's evidence."""
     return {
@@ -441,7 +433,7 @@ def _radiomics(job: PatientJob, exams: list, base_exam: Any, label_to_id: dict) 
         # crops' slices: counted whole, as an upper bound), pyradiomics' SimpleITK copy of it (of a lazy CT a
         # 1-byte grid reference plus the crops: counted as the copy), the body mask
         held = held_bytes([e for e in exams if e is not exam]) + 2 * whole_bytes(exam.ct)
-        held += sum(int(m.crop.nbytes) for m in exam.masks)
+        held += masks_bytes(exam.masks)
         if cfg.ring_widths_mm:
             held += BODY_MASK_BYTES_PER_VOXEL * math.prod(exam.ct.geometry.shape)
         for m in exam.masks:

@@ -9,13 +9,14 @@ Public API::
 """
 
 from hpd_imaging.tracking.registration import IDENTITY, Registration, register_to_reference
-from hpd_imaging.tracking.track import ExamMasks, track_lesions, tracking_table
+from hpd_imaging.tracking.track import ExamMasks, registration_needed, track_lesions, tracking_table
 
 __all__ = [
     "IDENTITY",
     "ExamMasks",
     "Registration",
     "register_to_reference",
+    "registration_needed",
     "track_lesions",
     "tracking_table",
 ]

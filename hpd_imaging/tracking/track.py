@@ -197,6 +197,18 @@ def _declared_key(
     return None, ""
 
 
+def _any_undeclared(exams: Sequence[ExamMasks], settings: TrackingSettings) -> bool:
+    """Some mask without a declared identity: its lesion must be matched by position."""
+    return any(_declared_key(m, settings)[0] is None for e in exams for m in e.masks)
+
+
+def registration_needed(exams: Sequence[ExamMasks], settings: TrackingSettings | None = None) -> bool:
+    """Whether :func:`track_lesions` registers images, and so reads every exam's CT voxels: registration on,
+    more than one exam, and some mask matched by position (no declared identity)."""
+    settings = settings or TrackingSettings()
+    return settings.register_images and len(exams) > 1 and _any_undeclared(exams, settings)
+
+
 def _tracking_uid(patient_id: str, lesion_id: str) -> str:
     """Deterministic UID for a lesion without a declared one (same patient and id -> same UID)."""
     from pydicom.uid import generate_uid
@@ -312,7 +324,7 @@ def track_lesions(
     baseline_date = exams[ref_n].scan_date
     uid_of_id = _declared_uids(patient_id, exams, settings)
     keyed = [[_declared_key(m, settings, uid_of_id) for m in e.masks] for e in exams]
-    need_position = any(k is None for ks in keyed for k, _ in ks)
+    need_position = _any_undeclared(exams, settings)
 
     tracks: list[_Track] = []
     decisions: list[TrackingMatch] = []
