@@ -35,6 +35,7 @@ from benchmarks._common import (
     timestamp,
     write_result,
 )
+from benchmarks.real_data import real_synth_args
 
 NAME = "mask_load"
 
@@ -42,22 +43,7 @@ NAME = "mask_load"
 def mask_archive(opts: BenchOptions) -> Path:
     """One patient, 2 exams of ``real_matrix`` x ``real_slices`` (synth's 240 mm scan) with SEG masks."""
     return synth_archive(
-        f"mask_{opts.real_matrix}x{opts.real_slices}",
-        [
-            "--patients",
-            "1",
-            "--followups",
-            "1",
-            "--matrix",
-            str(opts.real_matrix),
-            "--slice-thickness-mm",
-            f"{240.0 / opts.real_slices:g}",
-            "--compression",
-            "none",
-            "--seed",
-            "21",
-        ],
-        opts.data_dir,
+        f"mask_{opts.real_matrix}x{opts.real_slices}", real_synth_args(opts, 1), opts.data_dir
     )
 
 

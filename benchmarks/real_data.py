@@ -41,6 +41,26 @@ def generation_cost(opts: BenchOptions, compression: str) -> dict[str, Any]:
     return {k: read_cost(v) for k, v in steps.items()}
 
 
+def real_synth_args(opts: BenchOptions, patients: int) -> list[str]:
+    """``hpd-imaging synth`` arguments of the real-size exams: ``patients`` x (baseline + 1 follow-up) of
+    ``real_matrix`` x ``real_slices`` over synth's 240 mm scan, uncompressed, seed 21 (the order is part of
+    the archive's cache key, .bench_synth.json)."""
+    return [
+        "--patients",
+        str(patients),
+        "--followups",
+        "1",
+        "--matrix",
+        str(opts.real_matrix),
+        "--slice-thickness-mm",
+        f"{240.0 / opts.real_slices:g}",
+        "--compression",
+        "none",
+        "--seed",
+        "21",
+    ]
+
+
 def real_archive(opts: BenchOptions, compression: str) -> Path:
     """The real-size archive of one compression: ``real_patients`` patients, the same voxels for both.
 
@@ -54,24 +74,7 @@ def real_archive(opts: BenchOptions, compression: str) -> Path:
     """
     src_name, name = archive_names(opts, compression)
     src = synth_archive(
-        f"{src_name}_none",
-        [
-            "--patients",
-            str(opts.real_distinct),
-            "--followups",
-            "1",
-            "--matrix",
-            str(opts.real_matrix),
-            "--slice-thickness-mm",
-            f"{240.0 / opts.real_slices:g}",
-            "--compression",
-            "none",
-            "--seed",
-            "21",
-            "--workers",
-            "2",
-        ],
-        opts.data_dir,
+        f"{src_name}_none", [*real_synth_args(opts, opts.real_distinct), "--workers", "2"], opts.data_dir
     )
     if compression != "none":
         src = transcode_archive(src, src.with_name(src.name.removesuffix("_none") + f"_{compression}"))
