@@ -231,7 +231,7 @@ def _predicted_makespan(ct: Any, mask: Any, params: Any, workers: int) -> dict[s
     from hpd_imaging.radiomics import parallel
     from hpd_imaging.radiomics.extract import _RegionSource
 
-    source = _RegionSource(ct, ct.geometry, params, True, True)
+    source = _RegionSource(ct, params, True, True)
     box = tuple(slice(o, o + n) for o, n in zip(mask.offset, mask.crop.shape, strict=True))
     t = time.process_time()
     prepared = source.prepare_region((0, "lesion", mask.crop, box))

@@ -302,9 +302,8 @@ class _RegionSource:
     state would be overwritten (or cleared) under the first one (seen in the 12-patient real-size run:
     KeyError 'image' / 'extractor' for every lesion)."""
 
-    def __init__(self, ct: CtImage, geometry: ImageGeometry, params: RadiomicsParams, fast_shape: bool,
-                 crop: bool = True) -> None:
-        self.geometry = geometry
+    def __init__(self, ct: CtImage, params: RadiomicsParams, fast_shape: bool, crop: bool = True) -> None:
+        self.geometry = geometry = ct.geometry
         self.margin = _crop_margin_voxels(params, geometry.spacing_mm) if crop else None
         # a lazy CT (issue 21) decodes only the crops' slices: the whole-grid image is then a 1-byte reference
         # for the grid (size, origin, spacing, direction: all the crop path reads of it), not a copy of voxels
@@ -468,7 +467,7 @@ def extract_lesion_features(
 
     engine = params.engine
     if engine != "mirp":
-        source = _RegionSource(ct, ct.geometry, params, fast_shape, crop)
+        source = _RegionSource(ct, params, fast_shape, crop)
         for result in run_regions(
             tasks, source.prepare_region, source.extractor, params.as_dict(), fast_shape=fast_shape,
             workers=workers, split_min_voxels=split_min_voxels, use_dask=dask, start_method=start_method,
